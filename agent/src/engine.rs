@@ -1,0 +1,202 @@
+//! The one wasmtime [`Engine`]: its configuration (pooling allocator with an
+//! on-demand fallback, epoch interruption), the epoch ticker thread, and the
+//! on-disk cache of compiled components.
+//!
+//! The cache is keyed by the plugin's sha256 and the engine's precompile
+//! compatibility hash, so a changed wasmtime or changed settings never load
+//! stale code. Cached artifacts are native code that wasmtime trusts; the
+//! cache directory is created `0700` and only the agent writes it.
+
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits;
+
+/// How instances get their memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Pre-reserved slots reused across runs (fast instantiation).
+    Pooling,
+    /// Fresh mappings per instance (used when the pool's address-space
+    /// reservation is refused, e.g. under a tight `ulimit -v`).
+    OnDemand,
+}
+
+/// The engine plus what keeps it ticking.
+pub struct WardenEngine {
+    engine: Engine,
+    allocation: Allocation,
+    compat_hash: String,
+    ticker: Arc<AtomicBool>,
+}
+
+impl WardenEngine {
+    /// Creates the engine, trying the pooling allocator first, and starts
+    /// the epoch ticker.
+    pub fn new() -> Result<Self> {
+        let (engine, allocation) = match Engine::new(&Self::config(Allocation::Pooling)) {
+            Ok(engine) => (engine, Allocation::Pooling),
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+                let engine = Engine::new(&Self::config(Allocation::OnDemand))
+                    .map_err(anyhow::Error::from)
+                    .context("creating the wasmtime engine")?;
+                (engine, Allocation::OnDemand)
+            }
+        };
+        let compat_hash = {
+            let mut h = Sha256Hasher(Sha256::new());
+            std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+            hex::encode(&h.0.finalize()[..12])
+        };
+        let ticker = Arc::new(AtomicBool::new(true));
+        let weak = engine.weak();
+        let running = ticker.clone();
+        std::thread::Builder::new()
+            .name("warden-epoch".into())
+            .spawn(move || {
+                while running.load(Ordering::Relaxed) {
+                    std::thread::sleep(limits::EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .context("starting the epoch ticker")?;
+        Ok(WardenEngine {
+            engine,
+            allocation,
+            compat_hash,
+            ticker,
+        })
+    }
+
+    fn config(allocation: Allocation) -> Config {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        if allocation == Allocation::Pooling {
+            let n = limits::MAX_CONCURRENT_INSTANCES;
+            let mut pool = PoolingAllocationConfig::default();
+            pool.total_component_instances(n)
+                .total_core_instances(n * 8)
+                .total_memories(n)
+                .total_tables(n * 8)
+                .total_stacks(n)
+                .max_core_instances_per_component(32)
+                .max_memories_per_component(2)
+                .max_tables_per_component(16)
+                .max_memory_size(limits::MAX_MEMORY as usize)
+                .linear_memory_keep_resident(1 << 20)
+                .table_keep_resident(1 << 16);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        config
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Which allocator is in use.
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
+    }
+
+    /// Epoch ticks that make up `d` (at least one).
+    pub fn ticks(d: Duration) -> u64 {
+        (d.as_nanos() / limits::EPOCH_TICK.as_nanos()).max(1) as u64 + 1
+    }
+
+    /// Compiles `bytes`, or loads the compiled code from `cache_dir` when
+    /// present. Returns the component and whether it came from the cache.
+    pub fn load_component(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        cache_dir: Option<&Path>,
+    ) -> Result<(Component, bool)> {
+        let cached = cache_dir.map(|d| self.cache_path(d, sha256));
+        if let Some(path) = cached.as_deref().filter(|p| p.is_file()) {
+            // SAFETY: the file was written by `Component::serialize` of this
+            // engine configuration (the name carries the compatibility
+            // hash) into a directory only the agent writes.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(component) => return Ok((component, true)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(anyhow::Error::from)?;
+        if let Some(path) = cached {
+            if let Err(e) = write_cache(&path, &component) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write compiled-code cache");
+            }
+        }
+        Ok((component, false))
+    }
+
+    fn cache_path(&self, dir: &Path, sha256: &str) -> PathBuf {
+        dir.join(format!("{sha256}-{}.cwasm", self.compat_hash))
+    }
+}
+
+impl Drop for WardenEngine {
+    fn drop(&mut self) {
+        self.ticker.store(false, Ordering::Relaxed);
+    }
+}
+
+fn write_cache(path: &Path, component: &Component) -> Result<()> {
+    let dir = path.parent().context("cache path has no parent")?;
+    create_private_dir(dir)?;
+    let bytes = component.serialize().map_err(anyhow::Error::from)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+/// Creates `dir` (and parents) readable and writable by the agent only.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Feeds `Hash` output into sha256 so the compatibility hash is stable
+/// across processes.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        let d = self.0.clone().finalize();
+        u64::from_le_bytes(d[..8].try_into().unwrap_or([0; 8]))
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}

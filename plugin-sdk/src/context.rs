@@ -1,0 +1,71 @@
+//! The context of one run: the check's typed config and the capabilities
+//! the check grants.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::http::Http;
+use crate::state::State;
+
+/// Reads the environment variables the check allows.
+pub trait Env {
+    /// The variable's value, or `None` when unset or not granted.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment (in the component, only what the check grants).
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Everything one run of a check gets.
+pub struct Context<C> {
+    /// Name of the check.
+    pub check: String,
+    /// The check's configuration.
+    pub config: C,
+    /// When this run was due.
+    pub scheduled: SystemTime,
+    /// 1 for the first attempt, 2 for the first retry, ...
+    pub attempt: u32,
+    /// When the agent stops the run.
+    pub deadline: SystemTime,
+    pub(crate) http: Http,
+    pub(crate) state: State,
+    pub(crate) env: Arc<dyn Env>,
+}
+
+impl<C> Context<C> {
+    /// The HTTP client (requests are limited to the check's `allow.hosts`).
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// The check's persistent state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// An environment variable from the check's `allow.env`.
+    pub fn env(&self, name: &str) -> Option<String> {
+        self.env.var(name)
+    }
+
+    /// Time left before the deadline (zero once it has passed).
+    pub fn remaining(&self) -> Duration {
+        self.deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    }
+}

@@ -1,0 +1,179 @@
+//! The Warden plugin SDK: write a sandboxed Warden plugin in a few lines of
+//! Rust.
+//!
+//! A plugin is a type implementing [`Plugin`]: it names itself
+//! ([`Plugin::info`]), declares a typed configuration (serde + a JSON Schema
+//! derived with `schemars`), optionally validates it, and runs once per
+//! scheduled check, returning a [`Report`]. [`export!`] turns the type into
+//! the component exports of the `warden:plugin/plugin` world.
+//!
+//! Inside [`Plugin::run`] the [`Context`] gives the plugin everything the
+//! check grants it and nothing more:
+//!
+//! - [`Context::http`]: a blocking HTTP client over `wasi:http`
+//!   ([`http::Http`]), with [`jsonrpc::JsonRpc`] on top for JSON-RPC 2.0;
+//! - [`Context::state`]: typed key/value state kept by the agent per check;
+//! - [`Context::env`]: the environment variables the check allows;
+//! - logging through [`info!`], [`warn!`], [`error!`], [`debug!`].
+//!
+//! The HTTP, state, environment and log backends are traits. In the wasm
+//! build they talk to the host; in native `cargo test` builds a plugin's
+//! logic runs against test doubles from [`testing`], so plugin authors unit
+//! test without building a component.
+//!
+//! # Example
+//!
+//! ```
+//! use warden_plugin_sdk::prelude::*;
+//!
+//! /// The check's `config` table.
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Config {
+//!     /// URL to probe.
+//!     url: String,
+//!     /// Status code that counts as healthy.
+//!     #[serde(default = "default_status")]
+//!     expect_status: u16,
+//! }
+//! fn default_status() -> u16 { 200 }
+//!
+//! struct Up;
+//!
+//! impl Plugin for Up {
+//!     type Config = Config;
+//!
+//!     fn info() -> PluginInfo {
+//!         PluginInfo::new("up", "0.1.0")
+//!             .description("Checks that a URL answers with the expected status.")
+//!             .default_schedule("@every 30s")
+//!             .capability(Capability::Http)
+//!     }
+//!
+//!     fn validate(config: &Config) -> Result<(), String> {
+//!         if !config.url.starts_with("http") {
+//!             return Err(format!("url: expected http(s)://..., got {:?}", config.url));
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
+//!         let resp = ctx.http().get(&ctx.config.url).send()?;
+//!         let status = if resp.status == ctx.config.expect_status {
+//!             Status::Ok
+//!         } else {
+//!             Status::Critical
+//!         };
+//!         Ok(Report::new(status, format!("{} answered {}", ctx.config.url, resp.status))
+//!             .metric(Metric::new("probe_http_status_code", resp.status as f64))
+//!             .metric(Metric::new("probe_duration_seconds", resp.elapsed.as_secs_f64()).unit("seconds")))
+//!     }
+//! }
+//!
+//! warden_plugin_sdk::export!(Up);
+//!
+//! // Native unit test of the same logic, no component needed:
+//! use warden_plugin_sdk::testing::{MockHttp, TestContext};
+//! let http = MockHttp::new().route("GET", "http://svc/health", |_| MockHttp::reply(503, "down"));
+//! let mut ctx = TestContext::new(Config { url: "http://svc/health".into(), expect_status: 200 })
+//!     .http(http)
+//!     .build();
+//! let report = Up::run(&mut ctx).unwrap();
+//! assert_eq!(report.status, Status::Critical);
+//! ```
+
+mod context;
+mod error;
+pub mod http;
+mod info;
+pub mod jsonrpc;
+pub mod log;
+mod report;
+pub mod state;
+pub mod testing;
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod guest;
+
+pub use context::{Context, Env};
+pub use error::Error;
+pub use info::{Capability, PluginInfo};
+pub use report::{Finding, Metric, Output, Report, Severity, Status};
+
+/// Everything a plugin usually needs, in one `use`.
+pub mod prelude {
+    pub use crate::http::{Http, HttpError, Request, Response};
+    pub use crate::jsonrpc::{JsonRpc, JsonRpcError};
+    pub use crate::{
+        Capability, Context, Error, Finding, Metric, Output, Plugin, PluginInfo, Report, Severity,
+        Status,
+    };
+    pub use crate::{debug, error, info, warn};
+    pub use schemars::JsonSchema;
+    pub use serde::{Deserialize, Serialize};
+    pub use serde_json::{Value, json};
+}
+
+#[doc(hidden)]
+pub use schemars as __schemars;
+#[doc(hidden)]
+pub use serde_json as __serde_json;
+
+/// A Warden plugin. Implement it on a unit struct and pass that struct to
+/// [`export!`].
+pub trait Plugin {
+    /// The check's `config` table, deserialized. Unknown fields should be
+    /// refused (`#[serde(deny_unknown_fields)]`) so typos surface in
+    /// `warden validate`.
+    type Config: serde::de::DeserializeOwned + schemars::JsonSchema;
+
+    /// Name, version, description, default schedule and capabilities.
+    fn info() -> PluginInfo;
+
+    /// Checks that go beyond what the types express. The message should
+    /// name the field (`endpoints[2].url: ...`).
+    fn validate(config: &Self::Config) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
+
+    /// Run the check once. An `Err` becomes status `unknown` with the error
+    /// as its reason.
+    fn run(ctx: &mut Context<Self::Config>) -> Result<Report, Error>;
+}
+
+/// Parses a check's JSON config into `P::Config` and runs `P::validate`.
+/// Errors name the JSON path of the offending field.
+pub fn parse_config<P: Plugin>(json: &str) -> Result<P::Config, String> {
+    let de = &mut serde_json::Deserializer::from_str(json);
+    let config: P::Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            format!("config: {}", e.inner())
+        } else {
+            format!("config.{path}: {}", e.inner())
+        }
+    })?;
+    P::validate(&config)?;
+    Ok(config)
+}
+
+/// The JSON Schema of `P::Config`, as `describe` reports it.
+pub fn config_schema<P: Plugin>() -> String {
+    let schema = schemars::schema_for!(P::Config);
+    serde_json::to_string(&schema).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Exports a [`Plugin`] implementation as the component's
+/// `warden:plugin/plugin` exports. Outside wasm32 it expands to nothing, so
+/// the same crate builds natively for unit tests.
+#[macro_export]
+macro_rules! export {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            type __WardenGuest = $crate::guest::Adapter<$plugin>;
+            $crate::__export_plugin_impl!(__WardenGuest with_types_in $crate::guest::bindings);
+        };
+    };
+}

@@ -1,0 +1,207 @@
+//! Test doubles for running plugin logic natively with `cargo test`:
+//! [`MockHttp`] (routes to closures), [`MemoryState`], and [`TestContext`]
+//! to assemble a [`Context`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::context::{Context, Env};
+use crate::http::{Http, HttpError, Request, Response, Transport};
+use crate::state::{State, StateBackend};
+
+type Handler = Box<dyn Fn(&Request) -> Result<Response, HttpError> + Send + Sync>;
+
+/// An HTTP double: requests are matched by method and URL (exact, or a
+/// prefix ending in `*`) and answered by a closure. Unmatched requests are
+/// denied, like an ungranted host in the agent. Every request is recorded.
+#[derive(Default)]
+pub struct MockHttp {
+    routes: Vec<(String, String, Handler)>,
+    requests: Mutex<Vec<Request>>,
+}
+
+impl MockHttp {
+    /// No routes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answers `method url` with `handler`.
+    pub fn route(
+        mut self,
+        method: &str,
+        url: &str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        self.routes.push((
+            method.to_ascii_uppercase(),
+            url.to_string(),
+            Box::new(move |r| Ok(handler(r))),
+        ));
+        self
+    }
+
+    /// Answers `method url` with an error (timeouts, refusals...).
+    pub fn fail(mut self, method: &str, url: &str, error: HttpError) -> Self {
+        self.routes.push((
+            method.to_ascii_uppercase(),
+            url.to_string(),
+            Box::new(move |_| Err(error.clone())),
+        ));
+        self
+    }
+
+    /// A response with a status and body.
+    pub fn reply(status: u16, body: impl Into<Vec<u8>>) -> Response {
+        Response::new(status, body)
+    }
+
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Transport for MockHttp {
+    fn send(&self, request: &Request) -> Result<Response, HttpError> {
+        if let Ok(mut log) = self.requests.lock() {
+            log.push(request.clone());
+        }
+        let found = self.routes.iter().find(|(m, u, _)| {
+            m.eq_ignore_ascii_case(&request.method)
+                && match u.strip_suffix('*') {
+                    Some(prefix) => request.url.starts_with(prefix),
+                    None => *u == request.url,
+                }
+        });
+        match found {
+            Some((_, _, handler)) => handler(request),
+            None => Err(HttpError::Denied {
+                url: request.url.clone(),
+                reason: "no MockHttp route".into(),
+            }),
+        }
+    }
+}
+
+impl Transport for Arc<MockHttp> {
+    fn send(&self, request: &Request) -> Result<Response, HttpError> {
+        self.as_ref().send(request)
+    }
+}
+
+/// State kept in memory.
+#[derive(Default)]
+pub struct MemoryState {
+    values: Mutex<HashMap<String, String>>,
+}
+
+impl MemoryState {
+    /// Empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of all values.
+    pub fn snapshot(&self) -> HashMap<String, String> {
+        self.values.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl StateBackend for MemoryState {
+    fn get(&self, key: &str) -> Option<String> {
+        self.values.lock().ok()?.get(key).cloned()
+    }
+    fn set(&self, key: &str, value: &str) -> Result<(), String> {
+        self.values
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+    fn delete(&self, key: &str) {
+        if let Ok(mut v) = self.values.lock() {
+            v.remove(key);
+        }
+    }
+}
+
+/// Builds a [`Context`] for a native test. Reuse the same
+/// `Arc<MemoryState>` across builds to test behaviour over several runs.
+pub struct TestContext<C> {
+    config: C,
+    check: String,
+    attempt: u32,
+    now: SystemTime,
+    timeout: Duration,
+    http: Arc<dyn Transport>,
+    state: Arc<dyn StateBackend>,
+    env: HashMap<String, String>,
+}
+
+impl<C> TestContext<C> {
+    /// A context with `config`, no HTTP routes, empty state and no env.
+    pub fn new(config: C) -> Self {
+        TestContext {
+            config,
+            check: "test".into(),
+            attempt: 1,
+            now: SystemTime::now(),
+            timeout: Duration::from_secs(10),
+            http: Arc::new(MockHttp::new()),
+            state: Arc::new(MemoryState::new()),
+            env: HashMap::new(),
+        }
+    }
+
+    /// Uses this HTTP double.
+    pub fn http(mut self, http: impl Transport + 'static) -> Self {
+        self.http = Arc::new(http);
+        self
+    }
+
+    /// Uses this shared state.
+    pub fn state(mut self, state: Arc<MemoryState>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// Grants an environment variable.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// Names the check.
+    pub fn check(mut self, name: &str) -> Self {
+        self.check = name.into();
+        self
+    }
+
+    /// Sets the scheduled time (the deadline follows by the timeout).
+    pub fn at(mut self, now: SystemTime) -> Self {
+        self.now = now;
+        self
+    }
+
+    /// Sets the attempt number.
+    pub fn attempt(mut self, attempt: u32) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    /// The context.
+    pub fn build(self) -> Context<C> {
+        Context {
+            check: self.check,
+            config: self.config,
+            scheduled: self.now,
+            attempt: self.attempt,
+            deadline: self.now + self.timeout,
+            http: Http::new(self.http),
+            state: State::new(self.state),
+            env: Arc::new(self.env) as Arc<dyn Env>,
+        }
+    }
+}

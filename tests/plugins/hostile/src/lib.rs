@@ -1,0 +1,121 @@
+//! `hostile`: a plugin that misbehaves in the way its config asks, so the
+//! end-to-end tests can prove that each breach ends the run as `unknown`
+//! with a distinct reason and leaves the agent undisturbed.
+
+use warden_plugin_sdk::prelude::*;
+
+/// What to do.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `ok`, `loop`, `sleep`, `alloc`, `panic`, `big-report`, `long-summary`,
+    /// `http`, `read`, `list`, `env`, `flood`, `exit`, `error`, `state`.
+    pub mode: String,
+    /// URL for `http`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Path for `read` and `list`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Variable for `env`.
+    #[serde(default)]
+    pub var: Option<String>,
+}
+
+/// The plugin.
+pub struct Hostile;
+
+impl Plugin for Hostile {
+    type Config = Config;
+
+    fn info() -> PluginInfo {
+        PluginInfo::new("hostile", env!("CARGO_PKG_VERSION"))
+            .description("Misbehaves on request (test plugin).")
+            .capability(Capability::Http)
+            .capability(Capability::Filesystem)
+            .capability(Capability::Environment)
+            .capability(Capability::State)
+    }
+
+    fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
+        let c = &ctx.config;
+        match c.mode.as_str() {
+            "ok" => Ok(Report::ok("behaved")),
+            "loop" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Report::ok("woke up"))
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("hostile plugin panicked on purpose"),
+            "big-report" => {
+                let mut r = Report::ok("many findings");
+                for i in 0..20_000 {
+                    r = r.finding(Finding::new(format!("fp{i}"), "spam", Severity::Low, "spam"));
+                }
+                Ok(r)
+            }
+            "long-summary" => Ok(Report::ok("x".repeat(100_000))),
+            "http" => {
+                let url = c.url.as_deref().ok_or_else(|| Error::msg("url missing"))?;
+                let resp = ctx.http().get(url).send()?;
+                Ok(Report::ok(format!("status {} body {} bytes", resp.status, resp.body.len())))
+            }
+            "read" => {
+                let path = c.path.as_deref().ok_or_else(|| Error::msg("path missing"))?;
+                let text = std::fs::read_to_string(path).map_err(|e| Error::msg(format!("read {path}: {e}")))?;
+                Ok(Report::ok(format!("read {} bytes: {}", text.len(), text.trim())))
+            }
+            "list" => {
+                let path = c.path.as_deref().ok_or_else(|| Error::msg("path missing"))?;
+                let mut names: Vec<String> = std::fs::read_dir(path)
+                    .map_err(|e| Error::msg(format!("list {path}: {e}")))?
+                    .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                    .collect();
+                names.sort();
+                Ok(Report::ok(names.join(",")))
+            }
+            "write" => {
+                let path = c.path.as_deref().ok_or_else(|| Error::msg("path missing"))?;
+                std::fs::write(path, b"pwned").map_err(|e| Error::msg(format!("write {path}: {e}")))?;
+                Ok(Report::ok("wrote"))
+            }
+            "env" => {
+                let var = c.var.as_deref().unwrap_or("HOME");
+                let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+                Ok(Report::ok(format!("{var}={} visible=[{}]", ctx.env(var).is_some(), vars.join(","))))
+            }
+            "flood" => {
+                let line = "y".repeat(1023);
+                for _ in 0..10_240 {
+                    println!("{line}");
+                }
+                Ok(Report::ok("flooded"))
+            }
+            "exit" => std::process::exit(7),
+            "error" => Err(Error::msg("refusing on purpose")),
+            "state" => {
+                let n: u64 = ctx.state().get("n")?.unwrap_or(0) + 1;
+                ctx.state().set("n", &n)?;
+                if n % 2 == 0 {
+                    panic!("even run {n} traps after writing state");
+                }
+                Ok(Report::ok(format!("n={n}")))
+            }
+            other => Err(Error::msg(format!("unknown mode {other:?}"))),
+        }
+    }
+}
+
+warden_plugin_sdk::export!(Hostile);
