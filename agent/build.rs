@@ -12,8 +12,17 @@ const PROFILE: &str = "wasm";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest.parent().expect("agent/ lives in the workspace").to_path_buf();
-    for watched in ["plugins", "plugin-sdk", "wit", "tests/plugins", "Cargo.lock"] {
+    let root = manifest
+        .parent()
+        .expect("agent/ lives in the workspace")
+        .to_path_buf();
+    for watched in [
+        "plugins",
+        "plugin-sdk",
+        "wit",
+        "tests/plugins",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
@@ -55,8 +64,13 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-Ctarget-feature=+simd128");
-    let status = cmd.status().expect("running cargo to build the wasm plugins");
+    cmd.env(
+        "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+        "-Ctarget-feature=+simd128",
+    );
+    let status = cmd
+        .status()
+        .expect("running cargo to build the wasm plugins");
     if !status.success() {
         panic!("building the wasm plugins failed (see the errors above)");
     }
@@ -68,11 +82,19 @@ fn main() {
     );
     for name in &standard {
         let file = wasm_dir.join(format!("{}.wasm", name.replace('-', "_")));
-        assert!(file.is_file(), "expected {} after the build", file.display());
-        generated.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", file.display().to_string()));
+        assert!(
+            file.is_file(),
+            "expected {} after the build",
+            file.display()
+        );
+        generated.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            file.display().to_string()
+        ));
     }
     generated.push_str("];\n");
-    std::fs::write(out_dir.join("standard_plugins.rs"), generated).expect("writing standard_plugins.rs");
+    std::fs::write(out_dir.join("standard_plugins.rs"), generated)
+        .expect("writing standard_plugins.rs");
     println!("cargo:rustc-env=WARDEN_WASM_DIR={}", wasm_dir.display());
 }
 

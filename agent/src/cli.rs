@@ -19,7 +19,12 @@ use crate::{limits, stdplugins, units};
 #[command(name = "warden", version, about, long_about = None)]
 struct Cli {
     /// Directory for the store and the compiled-code cache.
-    #[arg(long, global = true, env = "WARDEN_STATE_DIR", default_value = ".warden")]
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_STATE_DIR",
+        default_value = ".warden"
+    )]
     state_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -84,7 +89,10 @@ struct InspectArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("warden: cannot start the async runtime: {e}");
@@ -124,7 +132,8 @@ fn runtime(state_dir: &Path) -> Result<Runtime> {
 fn plugin_bytes(spec: &str) -> Result<(Vec<u8>, Origin)> {
     let path = Path::new(spec);
     if path.exists() || spec.ends_with(".wasm") || spec.contains('/') {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         return Ok((bytes, Origin::File(path.to_path_buf())));
     }
     match stdplugins::get(spec) {
@@ -143,7 +152,8 @@ async fn load(runtime: &Runtime, spec: &str) -> Result<Plugin> {
 
 fn read_config(arg: &str) -> Result<String> {
     let text = match arg.strip_prefix('@') {
-        Some(file) => std::fs::read_to_string(file).with_context(|| format!("--config: cannot read {file}"))?,
+        Some(file) => std::fs::read_to_string(file)
+            .with_context(|| format!("--config: cannot read {file}"))?,
         None => arg.to_string(),
     };
     let value: serde_json::Value =
@@ -175,11 +185,19 @@ async fn check(state_dir: &Path, args: CheckArgs) -> ExitCode {
     let prepared = async {
         let timeout = units::parse_duration(&args.timeout).map_err(|e| anyhow!("--timeout {e}"))?;
         if timeout > limits::MAX_TIMEOUT {
-            bail!("--timeout {}: over the maximum of {:?}", args.timeout, limits::MAX_TIMEOUT);
+            bail!(
+                "--timeout {}: over the maximum of {:?}",
+                args.timeout,
+                limits::MAX_TIMEOUT
+            );
         }
         let memory = units::parse_size(&args.memory).map_err(|e| anyhow!("--memory {e}"))?;
         if memory > limits::MAX_MEMORY {
-            bail!("--memory {}: over the maximum of {} bytes", args.memory, limits::MAX_MEMORY);
+            bail!(
+                "--memory {}: over the maximum of {} bytes",
+                args.memory,
+                limits::MAX_MEMORY
+            );
         }
         let config = read_config(&args.config)?;
         let grants = Grants::parse(&args.allow_hosts, &args.read_dirs, &args.env)
@@ -191,7 +209,10 @@ async fn check(state_dir: &Path, args: CheckArgs) -> ExitCode {
             .await
             .map_err(|e| anyhow!("invalid config for {}: {e}", plugin.info.name))?;
         let request = RunRequest {
-            check: args.check.clone().unwrap_or_else(|| plugin.info.name.clone()),
+            check: args
+                .check
+                .clone()
+                .unwrap_or_else(|| plugin.info.name.clone()),
             config,
             scheduled: SystemTime::now(),
             attempt: 1,
@@ -220,12 +241,23 @@ fn print_outcome(o: &RunOutcome) {
     println!("{}: {}", o.status.label(), o.summary);
     for m in &o.metrics {
         let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-        let labels = if labels.is_empty() { String::new() } else { format!("{{{}}}", labels.join(",")) };
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", labels.join(","))
+        };
         println!("  metric   {}{labels} = {} {}", m.name, m.value, m.unit);
     }
     for f in &o.findings {
-        let at = f.location.as_deref().map(|l| format!(" at {l}")).unwrap_or_default();
-        println!("  finding  [{:?}] {}{at}: {}", f.severity, f.rule, f.message);
+        let at = f
+            .location
+            .as_deref()
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default();
+        println!(
+            "  finding  [{:?}] {}{at}: {}",
+            f.severity, f.rule, f.message
+        );
     }
     for out in &o.outputs {
         println!("  output   {}={}", out.key, crate::redact::url(&out.value));
@@ -244,6 +276,7 @@ async fn inspect(state_dir: &Path, args: InspectArgs) -> Result<()> {
                 "origin": plugin.origin,
                 "sha256": plugin.sha256,
                 "size": plugin.size,
+                "from_cache": plugin.from_cache,
                 "describe": plugin.info,
                 "imports": plugin.imports,
             });
@@ -254,9 +287,16 @@ async fn inspect(state_dir: &Path, args: InspectArgs) -> Result<()> {
             println!("plugin        {} {}", i.name, i.version);
             println!("origin        {}", plugin.origin);
             println!("sha256        {}", plugin.sha256);
-            println!("size          {} ({} bytes)", crate::runtime::humanize_bytes(plugin.size), plugin.size);
+            println!(
+                "size          {} ({} bytes)",
+                crate::runtime::humanize_bytes(plugin.size),
+                plugin.size
+            );
             println!("description   {}", i.description);
-            println!("schedule      {}", i.default_schedule.as_deref().unwrap_or("(none)"));
+            println!(
+                "schedule      {}",
+                i.default_schedule.as_deref().unwrap_or("(none)")
+            );
             println!("capabilities  {}", i.capabilities.join(", "));
             println!("config schema {}", serde_json::to_string(&i.config_schema)?);
             println!("imports");

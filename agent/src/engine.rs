@@ -141,10 +141,10 @@ impl WardenEngine {
             }
         }
         let component = Component::new(&self.engine, bytes).map_err(anyhow::Error::from)?;
-        if let Some(path) = cached {
-            if let Err(e) = write_cache(&path, &component) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot write compiled-code cache");
-            }
+        if let Some(path) = cached
+            && let Err(e) = write_cache(&path, &component)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write compiled-code cache");
         }
         Ok((component, false))
     }

@@ -48,8 +48,9 @@ pub const MAX_STATE_VALUE_BYTES: usize = 16 << 20;
 
 /// Most outgoing HTTP requests in one run.
 pub const MAX_HTTP_REQUESTS_PER_RUN: u32 = 1000;
-/// Largest HTTP response body a plugin may read.
-pub const MAX_HTTP_BODY_BYTES: u64 = 16 << 20;
+/// Largest HTTP response body a plugin may read. Buffering it (with Vec
+/// doubling) must fit well inside [`DEFAULT_MEMORY`].
+pub const MAX_HTTP_BODY_BYTES: u64 = 8 << 20;
 /// Longest a TCP connect + TLS handshake may take.
 pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest any one request may take, first byte to last.

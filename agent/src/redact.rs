@@ -31,7 +31,13 @@ pub fn url(url: &str) -> String {
     };
     let path: Vec<String> = path
         .split('/')
-        .map(|seg| if looks_like_key(seg) { MASK.to_string() } else { seg.to_string() })
+        .map(|seg| {
+            if looks_like_key(seg) {
+                MASK.to_string()
+            } else {
+                seg.to_string()
+            }
+        })
         .collect();
     let mut out = format!("{scheme}://{authority}{}", path.join("/"));
     if let Some(q) = query {
@@ -55,7 +61,8 @@ pub fn url(url: &str) -> String {
 /// `-` or `_`, with both letters and digits.
 pub fn looks_like_key(s: &str) -> bool {
     s.len() >= 16
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && s.bytes().any(|b| b.is_ascii_digit())
         && s.bytes().any(|b| b.is_ascii_alphabetic())
 }
@@ -90,13 +97,22 @@ mod tests {
             url("https://solana-mainnet.g.alchemy.com/v2/Xy12ab34Cd56ef78Gh90"),
             "https://solana-mainnet.g.alchemy.com/v2/***"
         );
-        assert_eq!(url("http://user:pw@host:8080/health"), "http://***@host:8080/health");
-        assert_eq!(url("http://127.0.0.1:8080/health"), "http://127.0.0.1:8080/health");
+        assert_eq!(
+            url("http://user:pw@host:8080/health"),
+            "http://***@host:8080/health"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080/health"),
+            "http://127.0.0.1:8080/health"
+        );
     }
 
     #[test]
     fn masks_keys_in_text() {
-        assert_eq!(words("token ghp_abcdef0123456789abcd here"), "token *** here");
+        assert_eq!(
+            words("token ghp_abcdef0123456789abcd here"),
+            "token *** here"
+        );
         assert_eq!(words("plain words only"), "plain words only");
     }
 }

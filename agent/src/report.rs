@@ -140,7 +140,10 @@ fn check_count(what: &str, n: usize, max: usize) -> Result<(), String> {
 
 fn check_len(what: &str, s: &str, max: usize) -> Result<(), String> {
     if s.len() > max {
-        return Err(format!("report {what} is {} bytes, over the limit of {max}", s.len()));
+        return Err(format!(
+            "report {what} is {} bytes, over the limit of {max}",
+            s.len()
+        ));
     }
     Ok(())
 }
@@ -169,10 +172,19 @@ impl Report {
             }
         }
         for o in &r.outputs {
-            let valid_key = o.key.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
-                && o.key.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            let valid_key = o
+                .key
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                && o.key
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
             if !valid_key {
-                return Err(format!("report output key {:?} is not [A-Z_][A-Z0-9_]*", o.key));
+                return Err(format!(
+                    "report output key {:?} is not [A-Z_][A-Z0-9_]*",
+                    o.key
+                ));
             }
             check_len("output value", &o.value, max)?;
         }
@@ -240,9 +252,14 @@ impl PluginInfo {
     pub(crate) fn from_wit(i: wit::PluginInfo) -> Result<PluginInfo, String> {
         let valid_name = !i.name.is_empty()
             && i.name.len() <= 64
-            && i.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && i.name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !valid_name {
-            return Err(format!("describe returned an invalid name {:?} (want [a-z0-9-]{{1,64}})", i.name));
+            return Err(format!(
+                "describe returned an invalid name {:?} (want [a-z0-9-]{{1,64}})",
+                i.name
+            ));
         }
         check_len("version", &i.version, 64).map_err(|e| format!("describe: {e}"))?;
         check_len("description", &i.description, limits::MAX_FIELD_BYTES)

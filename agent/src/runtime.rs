@@ -46,9 +46,9 @@ mod bindings {
     });
 }
 
+use bindings::warden::plugin::host;
 /// Generated types of `warden:plugin/types`.
 pub(crate) use bindings::warden::plugin::types as wit;
-use bindings::warden::plugin::host;
 
 /// The name of the interface every plugin's world is built around, for
 /// error messages.
@@ -127,7 +127,12 @@ struct MemoryGuard {
 }
 
 impl ResourceLimiter for MemoryGuard {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.refused = Some(desired);
             return Ok(false);
@@ -135,7 +140,12 @@ impl ResourceLimiter for MemoryGuard {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -289,7 +299,9 @@ struct Stdio {
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Runtime {
@@ -298,7 +310,8 @@ impl Runtime {
         let engine = WardenEngine::new()?;
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)?;
         host::add_to_linker::<RunState, HasSelf<HostServices>>(&mut linker, |s| &mut s.host)
             .map_err(anyhow::Error::from)?;
         wit::add_to_linker::<RunState, HasSelf<HostServices>>(&mut linker, |s| &mut s.host)
@@ -335,8 +348,14 @@ impl Runtime {
             .with_context(|| format!("{origin} failed to compile"))?;
         let ty = component.component_type();
         let engine = self.engine.engine();
-        let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
-        let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+        let imports: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         let missing: Vec<&str> = REQUIRED_EXPORTS
             .iter()
             .copied()
@@ -384,7 +403,9 @@ impl Runtime {
         } = sandbox;
         let mut b = WasiCtxBuilder::new();
         b.stdout(stdio.out.clone()).stderr(stdio.err.clone());
-        b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         grants.files().apply(&mut b)?;
         grants.env().apply(&mut b);
         let state = RunState {
@@ -395,7 +416,11 @@ impl Runtime {
             host: HostServices {
                 log: RunLog::default(),
                 state: StateSession::new(
-                    if persistent_state { self.store.clone() } else { None },
+                    if persistent_state {
+                        self.store.clone()
+                    } else {
+                        None
+                    },
                     check,
                 ),
             },
@@ -418,14 +443,21 @@ impl Runtime {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
         };
-        let info = match tokio::time::timeout(limits::DESCRIBE_TIMEOUT + limits::HOST_CALL_GRACE, call).await {
-            Err(_) => bail!("{}: describe did not return within {:?}", plugin.origin, limits::DESCRIBE_TIMEOUT),
-            Ok(Err(e)) => {
-                let why = explain_trap(&e, &store, limits::DESCRIBE_TIMEOUT, &stdio.err);
-                bail!("{}: describe failed: {why}", plugin.origin)
-            }
-            Ok(Ok(info)) => info,
-        };
+        let info =
+            match tokio::time::timeout(limits::DESCRIBE_TIMEOUT + limits::HOST_CALL_GRACE, call)
+                .await
+            {
+                Err(_) => bail!(
+                    "{}: describe did not return within {:?}",
+                    plugin.origin,
+                    limits::DESCRIBE_TIMEOUT
+                ),
+                Ok(Err(e)) => {
+                    let why = explain_trap(&e, &store, limits::DESCRIBE_TIMEOUT, &stdio.err);
+                    bail!("{}: describe failed: {why}", plugin.origin)
+                }
+                Ok(Ok(info)) => info,
+            };
         PluginInfo::from_wit(info).map_err(|e| anyhow!("{}: {e}", plugin.origin))
     }
 
@@ -441,7 +473,10 @@ impl Runtime {
             instance.call_validate(&mut store, config).await
         };
         match tokio::time::timeout(limits::DESCRIBE_TIMEOUT + limits::HOST_CALL_GRACE, call).await {
-            Err(_) => Err(format!("validate did not return within {:?}", limits::DESCRIBE_TIMEOUT)),
+            Err(_) => Err(format!(
+                "validate did not return within {:?}",
+                limits::DESCRIBE_TIMEOUT
+            )),
             Ok(Err(e)) => Err(format!(
                 "validate failed: {}",
                 explain_trap(&e, &store, limits::DESCRIBE_TIMEOUT, &stdio.err)
@@ -457,10 +492,18 @@ impl Runtime {
         let started = SystemTime::now();
         let run_id = format!("{:x}-{n}", unix_ms(started));
         let span = tracing::info_span!("run", check = %req.check, run_id = %run_id, plugin = %plugin.info.name);
-        self.run_inner(plugin, req, run_id, started).instrument(span).await
+        self.run_inner(plugin, req, run_id, started)
+            .instrument(span)
+            .await
     }
 
-    async fn run_inner(&self, plugin: &Plugin, req: &RunRequest, run_id: String, started: SystemTime) -> RunOutcome {
+    async fn run_inner(
+        &self,
+        plugin: &Plugin,
+        req: &RunRequest,
+        run_id: String,
+        started: SystemTime,
+    ) -> RunOutcome {
         let t0 = Instant::now();
         let timeout = req.timeout.min(limits::MAX_TIMEOUT);
         let deadline = started + timeout;
@@ -519,7 +562,9 @@ impl Runtime {
                 humanize(timeout)
             )),
             Ok(Err(trap)) => Err(explain_trap(&trap, &store, timeout, &stdio.err)),
-            Ok(Ok(Err(message))) => Err(format!("plugin error: {}", crate::redact::words(&message))),
+            Ok(Ok(Err(message))) => {
+                Err(format!("plugin error: {}", crate::redact::words(&message)))
+            }
             Ok(Ok(Ok(report))) => Report::from_wit(report),
         };
         let committed = match &result {
@@ -531,12 +576,22 @@ impl Runtime {
         forward_stdio(&stdio);
         let dropped = store.data().host.log.dropped();
         if dropped > 0 {
-            tracing::warn!(dropped, "plugin log records over the per-run limit were dropped");
+            tracing::warn!(
+                dropped,
+                "plugin log records over the per-run limit were dropped"
+            );
         }
         if committed {
-            let state = std::mem::replace(&mut store.data_mut().host.state, StateSession::new(None, ""));
+            let state = std::mem::replace(
+                &mut store.data_mut().host.state,
+                StateSession::new(None, ""),
+            );
             if let Err(e) = state.commit() {
-                return finish(outcome, Err(format!("storing the check's state failed: {e:#}")), t0);
+                return finish(
+                    outcome,
+                    Err(format!("storing the check's state failed: {e:#}")),
+                    t0,
+                );
             }
         }
         finish(outcome, result, t0)
@@ -556,14 +611,27 @@ fn finish(mut outcome: RunOutcome, result: Result<Report, String>, t0: Instant) 
             outcome.outputs = report.outputs;
         }
         Err(reason) => {
+            // One line, bounded: it is shown in terminals, logs and the API.
+            let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+            let reason = crate::caps::log::truncate(&reason, limits::MAX_FIELD_BYTES);
             outcome.status = Status::Unknown;
             outcome.summary = reason.clone();
             outcome.error = Some(reason);
         }
     }
     match outcome.status {
-        Status::Ok => tracing::debug!(status = "ok", duration = outcome.duration_seconds, "{}", outcome.summary),
-        s => tracing::info!(status = s.label(), duration = outcome.duration_seconds, "{}", outcome.summary),
+        Status::Ok => tracing::debug!(
+            status = "ok",
+            duration = outcome.duration_seconds,
+            "{}",
+            outcome.summary
+        ),
+        s => tracing::info!(
+            status = s.label(),
+            duration = outcome.duration_seconds,
+            "{}",
+            outcome.summary
+        ),
     }
     outcome
 }
@@ -582,20 +650,30 @@ fn explain_trap(
             humanize_bytes(asked as u64)
         );
     }
-    if let Some(trap) = err.downcast_ref::<Trap>() {
-        if *trap == Trap::Interrupt {
-            return format!("timed out after {} (the check's timeout)", humanize(timeout));
-        }
+    if let Some(trap) = err.downcast_ref::<Trap>()
+        && *trap == Trap::Interrupt
+    {
+        return format!(
+            "timed out after {} (the check's timeout)",
+            humanize(timeout)
+        );
     }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return format!("plugin exited with code {} instead of returning a report", exit.0);
+        return format!(
+            "plugin exited with code {} instead of returning a report",
+            exit.0
+        );
     }
     let (text, _) = stderr.contents();
     if let Some(panic) = panic_message(&text) {
         return format!("plugin panicked: {}", crate::redact::words(&panic));
     }
     let root = err.root_cause().to_string();
-    let root = if root.is_empty() { format!("{err}") } else { root };
+    let root = if root.is_empty() {
+        format!("{err}")
+    } else {
+        root
+    };
     format!("plugin trapped: {}", crate::redact::words(&root))
 }
 
@@ -608,7 +686,11 @@ fn panic_message(stderr: &str) -> Option<String> {
         .lines()
         .take_while(|l| !l.starts_with("note: "))
         .collect();
-    Some(format!("{} (at {})", message.join(" ").trim(), location.trim()))
+    Some(format!(
+        "{} (at {})",
+        message.join(" ").trim(),
+        location.trim()
+    ))
 }
 
 fn forward_stdio(stdio: &Stdio) {
@@ -618,7 +700,11 @@ fn forward_stdio(stdio: &Stdio) {
             tracing::info!(target: "plugin", stream = name, "{}", crate::redact::words(line));
         }
         if dropped > 0 {
-            tracing::warn!(stream = name, dropped, "plugin output over the per-run limit was dropped");
+            tracing::warn!(
+                stream = name,
+                dropped,
+                "plugin output over the per-run limit was dropped"
+            );
         }
     }
 }
@@ -628,9 +714,9 @@ pub fn humanize(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.3}s", d.as_secs_f64())
@@ -639,7 +725,7 @@ pub fn humanize(d: Duration) -> String {
 
 /// `64 MiB`, `512 KiB`, `100 B`.
 pub fn humanize_bytes(n: u64) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
     } else if n >= 1 << 20 {
         format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)

@@ -26,7 +26,11 @@ impl Store {
         if let Some(dir) = path.parent() {
             crate::engine::create_private_dir(dir)?;
         }
-        let conn = Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
+        let conn =
+            Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
+        // Plugin state may hold tokens; keep the file private.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("restricting permissions of {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -81,7 +85,8 @@ impl Store {
                 "INSERT INTO check_state (check_name, key, value, updated_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (check_name, key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
             )?;
-            let mut del = tx.prepare_cached("DELETE FROM check_state WHERE check_name = ?1 AND key = ?2")?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM check_state WHERE check_name = ?1 AND key = ?2")?;
             for (key, value) in changes {
                 match value {
                     Some(v) => put.execute(params![check, key, v, now])?,
@@ -112,10 +117,18 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             store
-                .state_commit("a", &[("k".into(), Some("1".into())), ("gone".into(), Some("x".into()))])
+                .state_commit(
+                    "a",
+                    &[
+                        ("k".into(), Some("1".into())),
+                        ("gone".into(), Some("x".into())),
+                    ],
+                )
                 .unwrap();
             store.state_commit("a", &[("gone".into(), None)]).unwrap();
-            store.state_commit("b", &[("k".into(), Some("2".into()))]).unwrap();
+            store
+                .state_commit("b", &[("k".into(), Some("2".into()))])
+                .unwrap();
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.state_get("a", "k").unwrap().as_deref(), Some("1"));

@@ -39,7 +39,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "G" | "GiB" => 1 << 30,
         other => return Err(format!("{s:?}: unknown unit {other:?} (B, KiB, MiB, GiB)")),
     };
-    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(|| format!("{s:?}: out of range"))
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("{s:?}: out of range"))
 }
 
 #[cfg(test)]

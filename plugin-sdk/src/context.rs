@@ -14,15 +14,6 @@ pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
 }
 
-/// The process environment (in the component, only what the check grants).
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
 impl Env for HashMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).cloned()

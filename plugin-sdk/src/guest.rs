@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::context::{Context, ProcessEnv};
+use crate::context::{Context, Env};
 use crate::http::{Http, HttpError, Request, Response, Transport, split_url};
 use crate::log::{Level, LogBackend};
 use crate::state::{State, StateBackend};
@@ -131,6 +131,15 @@ fn into_wit_report(r: Report) -> wit::Report {
     }
 }
 
+/// The sandbox's environment: only the variables the check grants.
+struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
 /// Log records into the agent's log.
 pub(crate) struct HostLog;
 
@@ -243,8 +252,7 @@ fn start(request: &Request) -> Result<InFlight, HttpError> {
         .body()
         .map_err(|_| other("request body already taken".into()))?;
     let started_ns = monotonic_clock::now();
-    let response =
-        outgoing_handler::handle(req, Some(options)).map_err(|e| map_error(&url, e))?;
+    let response = outgoing_handler::handle(req, Some(options)).map_err(|e| map_error(&url, e))?;
     write_body(&body, &request.body).map_err(|e| other(format!("writing request body: {e}")))?;
     http::OutgoingBody::finish(body, None).map_err(|e| map_error(&url, e))?;
     Ok(InFlight {
@@ -325,13 +333,20 @@ fn finish(flight: InFlight) -> Result<Response, HttpError> {
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(streams::StreamError::Closed) => break,
             Err(streams::StreamError::LastOperationFailed(e)) => {
-                let code = http::http_error_code(&e);
-                return Err(match code {
-                    Some(code) => map_error(&url, code),
-                    None => HttpError::Other {
-                        url,
-                        reason: e.to_debug_string(),
-                    },
+                if let Some(code) = http::http_error_code(&e) {
+                    return Err(map_error(&url, code));
+                }
+                // wasmtime 48 reports body errors without an error code;
+                // its message is all there is. Keep its first line only
+                // (the rest can be a host backtrace).
+                let text = e.to_debug_string();
+                let first = text.lines().next().unwrap_or("").to_string();
+                return Err(if first.contains("body size") {
+                    HttpError::BodyTooLarge { url }
+                } else if first.contains("timed out") || first.contains("timeout") {
+                    HttpError::Timeout { url }
+                } else {
+                    HttpError::Other { url, reason: first }
                 });
             }
         }

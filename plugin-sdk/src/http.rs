@@ -313,8 +313,7 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, HttpError> {
     let rest = rest.split('#').next().unwrap_or("");
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
-    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace)
-    {
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
         return Err(invalid());
     }
     let path_and_query = if path.starts_with('/') {

@@ -126,13 +126,20 @@ impl<'a> JsonRpc<'a> {
     }
 
     /// Calls `method` and decodes its `result`.
-    pub fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, JsonRpcError> {
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, JsonRpcError> {
         let resp = self.http.send(&self.request(method, params))?;
         decode_response(&resp)
     }
 
     /// Sends several calls in one JSON-RPC batch; results in call order.
-    pub fn batch(&self, calls: &[(&str, Value)]) -> Result<Vec<Result<Value, JsonRpcError>>, JsonRpcError> {
+    pub fn batch(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<Value, JsonRpcError>>, JsonRpcError> {
         let body: Vec<Value> = calls
             .iter()
             .enumerate()
@@ -165,7 +172,9 @@ fn check_status(resp: &Response) -> Result<(), JsonRpcError> {
     }
     Err(JsonRpcError::Status {
         status: resp.status,
-        retry_after: resp.header("retry-after").and_then(|v| v.trim().parse().ok()),
+        retry_after: resp
+            .header("retry-after")
+            .and_then(|v| v.trim().parse().ok()),
     })
 }
 
@@ -216,11 +225,21 @@ mod tests {
                 r
             });
         let http = Http::new(Arc::new(mock));
-        let e = JsonRpc::new(&http, "http://a/").call::<Value>("x", json!([])).unwrap_err();
+        let e = JsonRpc::new(&http, "http://a/")
+            .call::<Value>("x", json!([]))
+            .unwrap_err();
         assert!(e.is_unsupported());
-        let e = JsonRpc::new(&http, "http://b/").call::<Value>("x", json!([])).unwrap_err();
+        let e = JsonRpc::new(&http, "http://b/")
+            .call::<Value>("x", json!([]))
+            .unwrap_err();
         assert!(e.is_rate_limited());
-        assert_eq!(e, JsonRpcError::Status { status: 429, retry_after: Some(7) });
+        assert_eq!(
+            e,
+            JsonRpcError::Status {
+                status: 429,
+                retry_after: Some(7)
+            }
+        );
     }
 
     #[test]

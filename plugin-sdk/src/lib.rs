@@ -173,7 +173,7 @@ macro_rules! export {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             type __WardenGuest = $crate::guest::Adapter<$plugin>;
-            $crate::__export_plugin_impl!(__WardenGuest with_types_in $crate::guest::bindings);
+    $crate::__export_plugin_impl!(__WardenGuest with_types_in $crate::guest::bindings);
         };
     };
 }

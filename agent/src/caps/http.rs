@@ -93,18 +93,22 @@ impl HostGrant {
                 "{text:?}: a grant names scheme, host and port only (no path, query or user)"
             ));
         }
-        let (host, port) = split_host_port(rest)
-            .ok_or_else(|| format!("{text:?}: bad host or port"))?;
+        let (host, port) =
+            split_host_port(rest).ok_or_else(|| format!("{text:?}: bad host or port"))?;
         let port = port.unwrap_or(scheme.default_port());
         let host = if host == "*" {
             HostMatch::Any
         } else if let Some(suffix) = host.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') || !is_dns_name(suffix) {
-                return Err(format!("{text:?}: a wildcard is allowed only as a `*.` prefix"));
+                return Err(format!(
+                    "{text:?}: a wildcard is allowed only as a `*.` prefix"
+                ));
             }
             HostMatch::Suffix(format!(".{}", suffix.to_ascii_lowercase()))
         } else if host.contains('*') {
-            return Err(format!("{text:?}: a wildcard is allowed only as a `*.` prefix"));
+            return Err(format!(
+                "{text:?}: a wildcard is allowed only as a `*.` prefix"
+            ));
         } else if let Ok(ip) = host.parse::<IpAddr>() {
             HostMatch::Exact(ip.to_string())
         } else if is_dns_name(&host) {
@@ -309,10 +313,10 @@ impl Egress {
 
     fn refuse(refusals: &Mutex<Vec<String>>, msg: String) {
         tracing::warn!(reason = %msg, "plugin HTTP request refused");
-        if let Ok(mut r) = refusals.lock() {
-            if r.len() < 32 {
-                r.push(msg);
-            }
+        if let Ok(mut r) = refusals.lock()
+            && r.len() < 32
+        {
+            r.push(msg);
         }
     }
 
@@ -377,7 +381,8 @@ struct Target {
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpErr>> + Send>;
-type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpErr>> + Send>;
+type SendFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpErr>> + Send>;
 
 impl WasiHttpHooks for Egress {
     fn send_request(
@@ -480,7 +485,11 @@ async fn send(
                 "request to {} refused: {} resolves to {}, which only a grant naming that host or address literally allows",
                 target.shown,
                 target.host,
-                if refused.is_empty() { "nothing".to_string() } else { refused.join(", ") }
+                if refused.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    refused.join(", ")
+                }
             ),
         );
         return Err(if refused.is_empty() {
@@ -522,8 +531,7 @@ async fn send(
     };
     let (mut sender, conn) = tokio::time::timeout(
         connect_timeout,
-        hyper::client::conn::http1::Builder::new()
-            .handshake(hyper_util::rt::TokioIo::new(stream)),
+        hyper::client::conn::http1::Builder::new().handshake(hyper_util::rt::TokioIo::new(stream)),
     )
     .await
     .map_err(|_| HttpErr::ConnectionTimeout)??;
@@ -547,14 +555,12 @@ async fn send(
         if let Poll::Ready(r) = response_fut.as_mut().poll(cx) {
             return Poll::Ready(r);
         }
-        if !conn_done {
-            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
-                conn_done = true;
-                if let Err(e) = r {
-                    return Poll::Ready(Ok(Err(e)));
-                }
-                return response_fut.as_mut().poll(cx);
+        if !conn_done && let Poll::Ready(r) = conn.as_mut().poll(cx) {
+            conn_done = true;
+            if let Err(e) = r {
+                return Poll::Ready(Ok(Err(e)));
             }
+            return response_fut.as_mut().poll(cx);
         }
         Poll::Pending
     })
@@ -568,17 +574,16 @@ async fn send(
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && len > cap
     {
-        if len > cap {
-            Egress::refuse(
-                &refusals,
-                format!(
-                    "response from {} refused: {len} bytes exceeds the {cap}-byte body cap",
-                    target.shown
-                ),
-            );
-            return Err(HttpErr::HttpResponseBodySize(Some(len)));
-        }
+        Egress::refuse(
+            &refusals,
+            format!(
+                "response from {} refused: {len} bytes exceeds the {cap}-byte body cap",
+                target.shown
+            ),
+        );
+        return Err(HttpErr::HttpResponseBodySize(Some(len)));
     }
     let shown = target.shown.clone();
     let response = response.map(move |incoming| {
@@ -675,7 +680,11 @@ mod tests {
 
     #[test]
     fn grants_match_scheme_host_and_port() {
-        let g = grants(&["https://api.example.com", "http://127.0.0.1:8080", "https://*.corp.io"]);
+        let g = grants(&[
+            "https://api.example.com",
+            "http://127.0.0.1:8080",
+            "https://*.corp.io",
+        ]);
         assert!(g.find(Scheme::Https, "api.example.com", 443).is_some());
         assert!(g.find(Scheme::Http, "api.example.com", 443).is_none());
         assert!(g.find(Scheme::Https, "api.example.com", 8443).is_none());
@@ -693,15 +702,24 @@ mod tests {
         let found = g.find(Scheme::Http, "localhost", 9000).unwrap();
         assert!(found.is_literal_for("localhost"));
         let g = grants(&["http://*:9000"]);
-        assert!(!g.find(Scheme::Http, "localhost", 9000).unwrap().is_literal_for("localhost"));
+        assert!(
+            !g.find(Scheme::Http, "localhost", 9000)
+                .unwrap()
+                .is_literal_for("localhost")
+        );
         // `*` is for names; IP literals must be granted literally.
         assert!(g.find(Scheme::Http, "127.0.0.1", 9000).is_none());
     }
 
     #[test]
     fn bad_grants_are_named() {
-        let errs = HttpGrants::parse(&["ftp://x", "https://a.*.com", "https://x.com/path", "http://h:99999"])
-            .unwrap_err();
+        let errs = HttpGrants::parse(&[
+            "ftp://x",
+            "https://a.*.com",
+            "https://x.com/path",
+            "http://h:99999",
+        ])
+        .unwrap_err();
         assert_eq!(errs.len(), 4);
         assert!(errs[0].starts_with("allow.hosts[0]"), "{errs:?}");
         assert!(errs[1].contains("wildcard"), "{errs:?}");
@@ -717,8 +735,18 @@ mod tests {
     #[test]
     fn restricted_addresses() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200",
-            "0.0.0.0", "::1", "fd00:ec2::254", "fe80::1", "::ffff:127.0.0.1", "64:ff9b::a00:1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
         ] {
             assert!(restricted_reason(ip.parse().unwrap()).is_some(), "{ip}");
         }

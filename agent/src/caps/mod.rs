@@ -33,11 +33,21 @@ impl Grants {
 
     /// Parses the three grant lists; every problem is reported, each naming
     /// its field and index.
-    pub fn parse<S: AsRef<str>>(hosts: &[S], read_dirs: &[S], env: &[S]) -> Result<Grants, Vec<String>> {
+    pub fn parse<S: AsRef<str>>(
+        hosts: &[S],
+        read_dirs: &[S],
+        env: &[S],
+    ) -> Result<Grants, Vec<String>> {
         let mut errors = Vec::new();
-        let http = http::HttpGrants::parse(hosts).map_err(|e| errors.extend(e)).ok();
-        let files = files::FileGrants::parse(read_dirs).map_err(|e| errors.extend(e)).ok();
-        let env = env::EnvGrants::parse(env).map_err(|e| errors.extend(e)).ok();
+        let http = http::HttpGrants::parse(hosts)
+            .map_err(|e| errors.extend(e))
+            .ok();
+        let files = files::FileGrants::parse(read_dirs)
+            .map_err(|e| errors.extend(e))
+            .ok();
+        let env = env::EnvGrants::parse(env)
+            .map_err(|e| errors.extend(e))
+            .ok();
         match (http, files, env) {
             (Some(http), Some(files), Some(env)) if errors.is_empty() => Ok(Grants {
                 http: Arc::new(http),

@@ -61,19 +61,33 @@ impl Plugin for Hello {
     fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
         let runs: u64 = ctx.state().get("runs")?.unwrap_or(0) + 1;
         ctx.state().set("runs", &runs)?;
-        info!("{} from check {} (run {runs})", ctx.config.greeting, ctx.check);
+        info!(
+            "{} from check {} (run {runs})",
+            ctx.config.greeting, ctx.check
+        );
 
-        let mut report = Report::ok(format!("{}, {} (run {runs})", ctx.config.greeting, ctx.check))
-            .metric(Metric::new("hello_runs_total", runs as f64));
+        let mut report = Report::ok(format!(
+            "{}, {} (run {runs})",
+            ctx.config.greeting, ctx.check
+        ))
+        .metric(Metric::new("hello_runs_total", runs as f64));
         if let Some(name) = &ctx.config.env {
             let present = ctx.env(name).is_some();
-            report = report.metric(Metric::new("hello_env_present", f64::from(u8::from(present))).label("name", name));
+            report = report.metric(
+                Metric::new("hello_env_present", f64::from(u8::from(present))).label("name", name),
+            );
         }
         if let Some(url) = ctx.config.url.clone() {
             let resp = ctx.http().get(&url).send()?;
             report = report
-                .metric(Metric::new("probe_http_status_code", f64::from(resp.status)))
-                .metric(Metric::new("probe_duration_seconds", resp.elapsed.as_secs_f64()).unit("seconds"));
+                .metric(Metric::new(
+                    "probe_http_status_code",
+                    f64::from(resp.status),
+                ))
+                .metric(
+                    Metric::new("probe_duration_seconds", resp.elapsed.as_secs_f64())
+                        .unit("seconds"),
+                );
             if !resp.is_success() {
                 report.status = Status::Critical;
                 report.summary = format!("{url} answered {}", resp.status);
@@ -92,7 +106,11 @@ mod tests {
     use warden_plugin_sdk::testing::{MemoryState, MockHttp, TestContext};
 
     fn config(url: Option<&str>) -> Config {
-        Config { greeting: "hi".into(), url: url.map(str::to_string), env: Some("TOKEN".into()) }
+        Config {
+            greeting: "hi".into(),
+            url: url.map(str::to_string),
+            env: Some("TOKEN".into()),
+        }
     }
 
     #[test]
@@ -102,13 +120,18 @@ mod tests {
             let mut ctx = TestContext::new(config(None)).state(state.clone()).build();
             let report = Hello::run(&mut ctx).unwrap();
             assert_eq!(report.status, Status::Ok);
-            assert!(report.summary.ends_with(&format!("(run {expected})")), "{}", report.summary);
+            assert!(
+                report.summary.ends_with(&format!("(run {expected})")),
+                "{}",
+                report.summary
+            );
         }
     }
 
     #[test]
     fn probe_failure_is_critical_and_env_value_never_reported() {
-        let http = MockHttp::new().route("GET", "http://svc/health", |_| MockHttp::reply(500, "boom"));
+        let http =
+            MockHttp::new().route("GET", "http://svc/health", |_| MockHttp::reply(500, "boom"));
         let mut ctx = TestContext::new(config(Some("http://svc/health")))
             .http(http)
             .env("TOKEN", "s3cr3t")
@@ -116,7 +139,12 @@ mod tests {
         let report = Hello::run(&mut ctx).unwrap();
         assert_eq!(report.status, Status::Critical);
         assert!(!format!("{report:?}").contains("s3cr3t"));
-        assert!(report.metrics.iter().any(|m| m.name == "hello_env_present" && m.value == 1.0));
+        assert!(
+            report
+                .metrics
+                .iter()
+                .any(|m| m.name == "hello_env_present" && m.value == 1.0)
+        );
     }
 
     #[test]

@@ -62,7 +62,12 @@ impl Plugin for Hostile {
             "big-report" => {
                 let mut r = Report::ok("many findings");
                 for i in 0..20_000 {
-                    r = r.finding(Finding::new(format!("fp{i}"), "spam", Severity::Low, "spam"));
+                    r = r.finding(Finding::new(
+                        format!("fp{i}"),
+                        "spam",
+                        Severity::Low,
+                        "spam",
+                    ));
                 }
                 Ok(r)
             }
@@ -70,15 +75,30 @@ impl Plugin for Hostile {
             "http" => {
                 let url = c.url.as_deref().ok_or_else(|| Error::msg("url missing"))?;
                 let resp = ctx.http().get(url).send()?;
-                Ok(Report::ok(format!("status {} body {} bytes", resp.status, resp.body.len())))
+                Ok(Report::ok(format!(
+                    "status {} body {} bytes",
+                    resp.status,
+                    resp.body.len()
+                )))
             }
             "read" => {
-                let path = c.path.as_deref().ok_or_else(|| Error::msg("path missing"))?;
-                let text = std::fs::read_to_string(path).map_err(|e| Error::msg(format!("read {path}: {e}")))?;
-                Ok(Report::ok(format!("read {} bytes: {}", text.len(), text.trim())))
+                let path = c
+                    .path
+                    .as_deref()
+                    .ok_or_else(|| Error::msg("path missing"))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::msg(format!("read {path}: {e}")))?;
+                Ok(Report::ok(format!(
+                    "read {} bytes: {}",
+                    text.len(),
+                    text.trim()
+                )))
             }
             "list" => {
-                let path = c.path.as_deref().ok_or_else(|| Error::msg("path missing"))?;
+                let path = c
+                    .path
+                    .as_deref()
+                    .ok_or_else(|| Error::msg("path missing"))?;
                 let mut names: Vec<String> = std::fs::read_dir(path)
                     .map_err(|e| Error::msg(format!("list {path}: {e}")))?
                     .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -87,14 +107,22 @@ impl Plugin for Hostile {
                 Ok(Report::ok(names.join(",")))
             }
             "write" => {
-                let path = c.path.as_deref().ok_or_else(|| Error::msg("path missing"))?;
-                std::fs::write(path, b"pwned").map_err(|e| Error::msg(format!("write {path}: {e}")))?;
+                let path = c
+                    .path
+                    .as_deref()
+                    .ok_or_else(|| Error::msg("path missing"))?;
+                std::fs::write(path, b"pwned")
+                    .map_err(|e| Error::msg(format!("write {path}: {e}")))?;
                 Ok(Report::ok("wrote"))
             }
             "env" => {
                 let var = c.var.as_deref().unwrap_or("HOME");
                 let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
-                Ok(Report::ok(format!("{var}={} visible=[{}]", ctx.env(var).is_some(), vars.join(","))))
+                Ok(Report::ok(format!(
+                    "{var}={} visible=[{}]",
+                    ctx.env(var).is_some(),
+                    vars.join(",")
+                )))
             }
             "flood" => {
                 let line = "y".repeat(1023);
@@ -108,7 +136,7 @@ impl Plugin for Hostile {
             "state" => {
                 let n: u64 = ctx.state().get("n")?.unwrap_or(0) + 1;
                 ctx.state().set("n", &n)?;
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     panic!("even run {n} traps after writing state");
                 }
                 Ok(Report::ok(format!("n={n}")))

@@ -1,0 +1,92 @@
+//! End-to-end at the library level: one `Runtime` (one engine, one pool)
+//! running hostile and well-behaved plugins concurrently. A runaway or
+//! crashing plugin must not disturb runs of other plugins, nor later runs.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use warden::caps::Grants;
+use warden::report::Status;
+use warden::runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions};
+
+fn request(check: &str, config: &str, timeout: Duration) -> RunRequest {
+    RunRequest {
+        check: check.into(),
+        config: config.into(),
+        scheduled: SystemTime::now(),
+        attempt: 1,
+        timeout,
+        memory: 32 << 20,
+        grants: Grants::none(),
+    }
+}
+
+async fn load(rt: &Runtime, name: &str) -> Arc<Plugin> {
+    let path = common::wasm(name);
+    let bytes = std::fs::read(&path).unwrap();
+    Arc::new(rt.load(&bytes, Origin::File(path)).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_runs_do_not_disturb_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = warden::store::Store::open(&dir.path().join("warden.db")).unwrap();
+    let rt = Arc::new(
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(dir.path().join("cache")),
+            store: Some(store),
+        })
+        .unwrap(),
+    );
+    let hostile = load(&rt, "hostile").await;
+    let hello = load(&rt, "hello").await;
+
+    let mut bad = Vec::new();
+    for mode in ["loop", "alloc", "panic", "big-report", "exit"] {
+        let (rt, p) = (rt.clone(), hostile.clone());
+        let config = format!(r#"{{"mode":"{mode}"}}"#);
+        bad.push(tokio::spawn(async move {
+            (
+                mode,
+                rt.run(&p, &request(mode, &config, Duration::from_secs(3)))
+                    .await,
+            )
+        }));
+    }
+    // While those misbehave, well-behaved runs complete normally.
+    let mut good = Vec::new();
+    for i in 0..20 {
+        let (rt, p) = (rt.clone(), hello.clone());
+        good.push(tokio::spawn(async move {
+            rt.run(
+                &p,
+                &request(&format!("hello-{i}"), "{}", Duration::from_secs(10)),
+            )
+            .await
+        }));
+    }
+    for g in good {
+        let outcome = g.await.unwrap();
+        assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
+    }
+    let mut reasons = Vec::new();
+    for b in bad {
+        let (mode, outcome) = b.await.unwrap();
+        assert_eq!(outcome.status, Status::Unknown, "{mode}: {outcome:?}");
+        reasons.push(outcome.error.unwrap());
+    }
+    let distinct: std::collections::HashSet<_> = reasons.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        reasons.len(),
+        "reasons must differ: {reasons:?}"
+    );
+
+    // And the runtime is still healthy afterwards.
+    let outcome = rt
+        .run(&hello, &request("after", "{}", Duration::from_secs(10)))
+        .await;
+    assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
+}

@@ -1,0 +1,320 @@
+//! End-to-end: the sandbox holds. Each hostile behaviour runs through the
+//! real `warden check` binary against the real `hostile` component and
+//! must end as `unknown` (exit 3) with its own reason.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn hostile(state: &std::path::Path, config: &str, extra: &[&str]) -> Run {
+    let plugin = wasm("hostile");
+    check_json(state, plugin.to_str().unwrap(), config, extra)
+}
+
+/// Asserts an `unknown` outcome whose error contains `reason`.
+fn assert_unknown(run: &Run, reason: &str) -> String {
+    assert_eq!(
+        run.code, 3,
+        "expected exit 3\nstdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    let error = match serde_json::from_str::<serde_json::Value>(&run.stdout) {
+        Ok(v) => {
+            assert_eq!(v["status"], "unknown", "{}", run.stdout);
+            v["error"].as_str().unwrap_or_default().to_string()
+        }
+        // Failures before the run (load, config) print one line.
+        Err(_) => run.stdout.trim().to_string(),
+    };
+    assert!(error.contains(reason), "expected {reason:?} in {error:?}");
+    error
+}
+
+#[test]
+fn well_behaved_plugin_is_ok() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(state.path(), r#"{"mode":"ok"}"#, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["summary"], "behaved");
+}
+
+#[test]
+fn infinite_loop_ends_at_the_timeout() {
+    let state = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let run = hostile(state.path(), r#"{"mode":"loop"}"#, &["--timeout", "1s"]);
+    assert_unknown(&run, "timed out after 1s (the check's timeout)");
+    // A correctness bound (the run does end), not a performance target:
+    // process start and compilation fit well inside it.
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn blocking_host_call_ends_at_the_timeout() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(state.path(), r#"{"mode":"sleep"}"#, &["--timeout", "1s"]);
+    assert_unknown(&run, "timed out after 1s");
+}
+
+#[test]
+fn memory_growth_past_the_limit_is_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(state.path(), r#"{"mode":"alloc"}"#, &["--memory", "32MiB"]);
+    assert_unknown(&run, "memory limit of 32 MiB exceeded");
+}
+
+#[test]
+fn panic_message_is_reported() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(state.path(), r#"{"mode":"panic"}"#, &[]);
+    assert_unknown(&run, "plugin panicked: hostile plugin panicked on purpose");
+}
+
+#[test]
+fn oversized_reports_are_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(state.path(), r#"{"mode":"big-report"}"#, &[]);
+    assert_unknown(&run, "report has 20000 findings, over the limit of 10000");
+    let run = hostile(state.path(), r#"{"mode":"long-summary"}"#, &[]);
+    assert_unknown(
+        &run,
+        "report summary is 100000 bytes, over the limit of 1024",
+    );
+}
+
+#[test]
+fn exit_instead_of_report() {
+    let state = tempfile::tempdir().unwrap();
+    // wasi:cli/exit@0.2 carries success or failure only, so `exit(7)`
+    // arrives as a failure (code 1).
+    let run = hostile(state.path(), r#"{"mode":"exit"}"#, &[]);
+    assert_unknown(
+        &run,
+        "plugin exited with code 1 instead of returning a report",
+    );
+}
+
+#[test]
+fn plugin_error_is_its_reason() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(state.path(), r#"{"mode":"error"}"#, &[]);
+    assert_unknown(&run, "plugin error: refusing on purpose");
+}
+
+#[test]
+fn output_flood_is_bounded_and_harmless() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(state.path(), r#"{"mode":"flood"}"#, &[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    // 10 MiB was printed; the agent kept at most its per-run cap.
+    assert!(
+        run.stderr.len() < 1 << 20,
+        "stderr is {} bytes",
+        run.stderr.len()
+    );
+}
+
+#[test]
+fn http_to_a_host_not_granted_is_denied() {
+    let state = tempfile::tempdir().unwrap();
+    let port = fixture_server();
+    let url = format!("http://127.0.0.1:{port}/ok");
+    let config = format!(r#"{{"mode":"http","url":"{url}"}}"#);
+    let run = hostile(state.path(), &config, &[]);
+    let error = assert_unknown(&run, "denied");
+    assert!(error.contains("allow.hosts"), "{error}");
+    let refusals = run.json()["refusals"].to_string();
+    assert!(
+        refusals.contains("is not in the check's allow.hosts"),
+        "{refusals}"
+    );
+
+    // The same request with the literal grant goes through.
+    let grant = format!("http://127.0.0.1:{port}");
+    let run = hostile(state.path(), &config, &["--allow-host", &grant]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["summary"], "status 200 body 2 bytes");
+}
+
+#[test]
+fn name_resolving_to_loopback_needs_a_literal_grant() {
+    let state = tempfile::tempdir().unwrap();
+    let port = fixture_server();
+    let config = format!(r#"{{"mode":"http","url":"http://localhost:{port}/ok"}}"#);
+    let wildcard = format!("http://*:{port}");
+    let run = hostile(state.path(), &config, &["--allow-host", &wildcard]);
+    let error = assert_unknown(&run, "denied");
+    assert!(error.contains("loopback"), "{error}");
+    let refusals = run.json()["refusals"].to_string();
+    assert!(refusals.contains("127.0.0.1 (loopback)"), "{refusals}");
+
+    let literal = format!("http://localhost:{port}");
+    let run = hostile(state.path(), &config, &["--allow-host", &literal]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn response_bodies_are_capped() {
+    let state = tempfile::tempdir().unwrap();
+    let port = fixture_server();
+    let grant = format!("http://127.0.0.1:{port}");
+    for path in ["huge-declared", "huge-streamed"] {
+        let config = format!(r#"{{"mode":"http","url":"http://127.0.0.1:{port}/{path}"}}"#);
+        let run = hostile(state.path(), &config, &["--allow-host", &grant]);
+        assert_unknown(&run, "body size cap");
+    }
+}
+
+#[test]
+fn hanging_server_ends_at_the_timeout() {
+    let state = tempfile::tempdir().unwrap();
+    let port = fixture_server();
+    let grant = format!("http://127.0.0.1:{port}");
+    let config = format!(r#"{{"mode":"http","url":"http://127.0.0.1:{port}/hang"}}"#);
+    let run = hostile(
+        state.path(),
+        &config,
+        &["--allow-host", &grant, "--timeout", "1s"],
+    );
+    assert_unknown(&run, "timed out after 1s");
+}
+
+#[test]
+fn files_outside_the_preopen_are_unreachable() {
+    let state = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let granted = root.path().join("granted");
+    std::fs::create_dir(&granted).unwrap();
+    std::fs::write(granted.join("inside.txt"), "inside").unwrap();
+    std::fs::write(root.path().join("secret.txt"), "outside").unwrap();
+    std::os::unix::fs::symlink(root.path().join("secret.txt"), granted.join("link")).unwrap();
+    let g = granted.canonicalize().unwrap();
+    let g = g.to_str().unwrap();
+    let read = |path: String| {
+        let config = serde_json::json!({"mode": "read", "path": path}).to_string();
+        hostile(state.path(), &config, &["--read-dir", g])
+    };
+
+    let run = read(format!("{g}/inside.txt"));
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["summary"], "read 6 bytes: inside");
+
+    let mut reasons = Vec::new();
+    for path in [
+        format!("{g}/../secret.txt"),
+        root.path().join("secret.txt").display().to_string(),
+        format!("{g}/link"),
+    ] {
+        let run = read(path.clone());
+        let error = assert_unknown(&run, &format!("read {path}"));
+        assert!(!run.stdout.contains("outside"), "{}", run.stdout);
+        reasons.push(error);
+    }
+
+    // Nothing is granted without --read-dir.
+    let config = serde_json::json!({"mode": "read", "path": format!("{g}/inside.txt")}).to_string();
+    let run = hostile(state.path(), &config, &[]);
+    assert_unknown(&run, "read ");
+
+    // Preopens are read-only.
+    let config = serde_json::json!({"mode": "write", "path": format!("{g}/new.txt")}).to_string();
+    let run = hostile(state.path(), &config, &["--read-dir", g]);
+    assert_unknown(&run, "write ");
+    assert!(!granted.join("new.txt").exists());
+}
+
+#[test]
+fn only_granted_environment_variables_are_visible() {
+    let state = tempfile::tempdir().unwrap();
+    let config = r#"{"mode":"env","var":"WARDEN_TEST_GRANTED"}"#;
+    let run = warden(
+        state.path(),
+        &[
+            "check",
+            wasm("hostile").to_str().unwrap(),
+            "--format",
+            "json",
+            "--config",
+            config,
+            "--env",
+            "WARDEN_TEST_GRANTED",
+        ],
+        &[("WARDEN_TEST_GRANTED", "yes"), ("WARDEN_TEST_SECRET", "no")],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.json()["summary"],
+        "WARDEN_TEST_GRANTED=true visible=[WARDEN_TEST_GRANTED]"
+    );
+}
+
+#[test]
+fn state_writes_of_a_trapped_run_are_discarded() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(state.path(), r#"{"mode":"state"}"#, &[]);
+    assert_eq!(run.json()["summary"], "n=1");
+    // The second run writes n=2 and then panics: the write must not stick,
+    // so the third run computes n=2 again and panics again instead of n=3.
+    let run = hostile(state.path(), r#"{"mode":"state"}"#, &[]);
+    assert_unknown(&run, "even run 2 traps after writing state");
+    let run = hostile(state.path(), r#"{"mode":"state"}"#, &[]);
+    assert_unknown(&run, "even run 2 traps after writing state");
+}
+
+#[test]
+fn core_module_is_not_a_plugin() {
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("core.wasm");
+    std::fs::write(
+        &file,
+        wat::parse_str("(module (func (export \"run\")))").unwrap(),
+    )
+    .unwrap();
+    let run = warden(state.path(), &["check", file.to_str().unwrap()], &[]);
+    assert_unknown(&run, "is a core WebAssembly module, not a component");
+}
+
+#[test]
+fn random_bytes_are_not_a_plugin() {
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("random.wasm");
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, bytes).unwrap();
+    let run = warden(state.path(), &["check", file.to_str().unwrap()], &[]);
+    assert_unknown(&run, "is not a WebAssembly component");
+    // A truncated real component is refused too.
+    let real = std::fs::read(wasm("hello")).unwrap();
+    std::fs::write(&file, &real[..real.len() / 2]).unwrap();
+    let run = warden(state.path(), &["check", file.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    assert!(run.stdout.contains("failed to compile"), "{}", run.stdout);
+}
+
+#[test]
+fn component_of_another_world_names_what_is_missing() {
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("other.wasm");
+    let component = r#"
+        (component
+          (core module $m (func (export "greet")))
+          (core instance $i (instantiate $m))
+          (func $greet (canon lift (core func $i "greet")))
+          (export "greet" (func $greet)))
+    "#;
+    std::fs::write(&file, wat::parse_str(component).unwrap()).unwrap();
+    let run = warden(state.path(), &["check", file.to_str().unwrap()], &[]);
+    let error = assert_unknown(&run, "does not target the world warden:plugin/plugin@0.1.0");
+    assert!(
+        error.contains("missing export(s) describe, validate, run"),
+        "{error}"
+    );
+    assert!(error.contains("greet"), "{error}");
+}
