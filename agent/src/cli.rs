@@ -8,7 +8,10 @@ use std::time::SystemTime;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::agent::Agent;
 use crate::caps::Grants;
+use crate::config::{Config, Profile};
+use crate::registry::Registry;
 use crate::report::Status;
 use crate::runtime::{Origin, Plugin, RunOutcome, RunRequest, Runtime, RuntimeOptions};
 use crate::store::Store;
@@ -18,20 +21,42 @@ use crate::{limits, stdplugins, units};
 #[derive(Parser)]
 #[command(name = "warden", version, about, long_about = None)]
 struct Cli {
-    /// Directory for the store and the compiled-code cache.
-    #[arg(
-        long,
-        global = true,
-        env = "WARDEN_STATE_DIR",
-        default_value = ".warden"
-    )]
-    state_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct StateDirArg {
+    /// Directory for the store and the compiled-code cache.
+    #[arg(long, env = "WARDEN_STATE_DIR", default_value = ".warden")]
+    state_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The config file. Default: $WARDEN_CONFIG, else ./warden.toml if it
+    /// exists, else the embedded defaults.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> Option<PathBuf> {
+        self.config
+            .clone()
+            .or_else(|| std::env::var_os("WARDEN_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("warden.toml")).filter(|p| p.is_file()))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run the agent: schedule the configured checks, watch the plugin
+    /// directory, serve the HTTP API. SIGTERM or Ctrl-C stops it cleanly.
+    Run(ConfigArg),
+    /// Check the config and every check's plugin config without starting
+    /// anything; exits 1 listing every problem.
+    Validate(ConfigArg),
     /// Run a plugin once and print its report; exits 0/1/2/3 for
     /// ok/warning/critical/unknown, like a Nagios plugin.
     Check(CheckArgs),
@@ -49,6 +74,8 @@ enum Format {
 struct CheckArgs {
     /// A `.wasm` file, or the name of a standard plugin.
     plugin: String,
+    #[command(flatten)]
+    state: StateDirArg,
     /// The check's config: inline JSON, or `@file.json`.
     #[arg(long, default_value = "{}")]
     config: String,
@@ -80,6 +107,8 @@ struct CheckArgs {
 struct InspectArgs {
     /// A `.wasm` file, or the name of a standard plugin.
     plugin: String,
+    #[command(flatten)]
+    state: StateDirArg,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -88,7 +117,10 @@ struct InspectArgs {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    });
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,8 +132,10 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check(args) => rt.block_on(check(&cli.state_dir, args)),
-        Command::Inspect(args) => match rt.block_on(inspect(&cli.state_dir, args)) {
+        Command::Run(args) => rt.block_on(run(args)),
+        Command::Validate(args) => rt.block_on(validate(args)),
+        Command::Check(args) => rt.block_on(check(args)),
+        Command::Inspect(args) => match rt.block_on(inspect(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("warden: {e:#}");
@@ -111,12 +145,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -181,7 +216,8 @@ fn unknown(reason: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(Status::Unknown.exit_code())
 }
 
-async fn check(state_dir: &Path, args: CheckArgs) -> ExitCode {
+async fn check(args: CheckArgs) -> ExitCode {
+    let state_dir = args.state.state_dir.as_path();
     let prepared = async {
         let timeout = units::parse_duration(&args.timeout).map_err(|e| anyhow!("--timeout {e}"))?;
         if timeout > limits::MAX_TIMEOUT {
@@ -267,8 +303,8 @@ fn print_outcome(o: &RunOutcome) {
     }
 }
 
-async fn inspect(state_dir: &Path, args: InspectArgs) -> Result<()> {
-    let runtime = runtime(state_dir)?;
+async fn inspect(args: InspectArgs) -> Result<()> {
+    let runtime = runtime(&args.state.state_dir)?;
     let plugin = load(&runtime, &args.plugin).await?;
     match args.format {
         Format::Json => {
@@ -306,4 +342,189 @@ async fn inspect(state_dir: &Path, args: InspectArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn load_config(arg: &ConfigArg) -> Result<Config, ExitCode> {
+    let path = arg.path();
+    match Config::load(path.as_deref()) {
+        Ok(c) => {
+            if c.agent.profile == Profile::Staging {
+                for r in c.unsafe_settings() {
+                    tracing::warn!("{}: production would refuse this: {r}", c.source);
+                }
+            }
+            Ok(c)
+        }
+        Err(errors) => {
+            eprintln!("warden: invalid configuration:");
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+async fn run(args: ConfigArg) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let listen = config.agent.listen;
+    let grace = config.agent.shutdown_grace;
+    let (keep_runs, keep_days) = (config.agent.keep_runs, config.agent.keep_days);
+    tracing::info!(config = %config.source, profile = ?config.agent.profile, "starting");
+    let agent = match Agent::start(config).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("warden: cannot start: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    for check in agent.checks().values() {
+        if let Some(plugin) = agent.registry.get(&check.config.plugin) {
+            if let Err(e) = agent
+                .runtime
+                .validate(&plugin, &check.config.config_json)
+                .await
+            {
+                tracing::error!(check = %check.config.name, error = %e, "the plugin refuses this check's config; its runs will fail");
+            }
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("warden: cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(agent.clone().run_scheduler(stopped.clone()));
+    let _watcher = match agent.registry.clone().watch() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(dir = %agent.registry.dir().display(), error = %e, "cannot watch the plugin directory; restart to pick up new plugins");
+            None
+        }
+    };
+    let store = agent.store.clone();
+    let mut retention_stop = stopped.clone();
+    tokio::spawn(async move {
+        loop {
+            store.retain(keep_runs, keep_days);
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+                _ = retention_stop.changed() => break,
+            }
+        }
+    });
+    tracing::info!(
+        "listening on http://{listen} ({} checks, {} plugins)",
+        agent.checks().len(),
+        agent.registry.views().len()
+    );
+    let app = crate::api::router(agent.clone());
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: no new runs; waiting for runs in flight");
+            let _ = stop.send(true);
+        })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the API server failed");
+    }
+    let _ = scheduler.await;
+    if !agent.drain(grace).await {
+        tracing::warn!(
+            in_flight = agent.in_flight(),
+            "runs still in flight after the shutdown grace period; they are abandoned"
+        );
+    }
+    agent.store.flush();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn validate(args: ConfigArg) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match Runtime::new(RuntimeOptions {
+        cache_dir: Some(config.agent.state_dir.join("cache")),
+        store: None,
+    }) {
+        Ok(r) => std::sync::Arc::new(r),
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let registry = Registry::start(
+        runtime.clone(),
+        config.agent.plugin_dir.clone(),
+        config.pins.clone(),
+    )
+    .await;
+    let views = registry.views();
+    let mut problems = Vec::new();
+    for check in &config.checks {
+        let at = format!("{}:{}: check {:?}", config.source, check.line, check.name);
+        match registry.get(&check.plugin) {
+            Some(plugin) => {
+                if let Err(e) = runtime.validate(&plugin, &check.config_json).await {
+                    problems.push(format!("{at}: config: {e}"));
+                }
+            }
+            None => match views
+                .iter()
+                .find(|v| v.name == check.plugin)
+                .and_then(|v| v.error.clone())
+            {
+                Some(err) => problems.push(format!(
+                    "{at}: plugin {:?} failed to load: {}",
+                    check.plugin, err.message
+                )),
+                None => problems.push(format!(
+                    "{at}: plugin {:?} not found in {} nor among the standard plugins",
+                    check.plugin,
+                    config.agent.plugin_dir.display()
+                )),
+            },
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "{}: ok ({} checks, {} plugins, profile {:?})",
+            config.source,
+            config.checks.len(),
+            views.len(),
+            config.agent.profile
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("warden: invalid configuration:");
+        for p in &problems {
+            eprintln!("  {p}");
+        }
+        ExitCode::from(1)
+    }
 }

@@ -15,7 +15,12 @@
 //!   status mapping; [`limits`]: every cap and default, defined once;
 //! - [`store`]: the SQLite file; [`redact`]: secrets out of logs and
 //!   reports; [`stdplugins`]: the embedded standard plugins;
-//! - [`cli`]: the `warden` command line.
+//! - [`config`]: `warden.toml` and the profile rules; [`registry`]: which
+//!   plugin version runs, with hot reload of the plugin directory;
+//! - [`schedule`] and [`scheduler`]: when checks are due and what to
+//!   dispatch; [`agent`]: the long-running agent that ties it together;
+//!   [`checkstate`]: soft/hard state by thresholds; [`outputs`]: env files;
+//! - [`api`]: the HTTP API; [`cli`]: the `warden` command line.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -40,13 +45,21 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent;
+pub mod api;
 pub mod caps;
+pub mod checkstate;
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod limits;
+pub mod outputs;
 pub mod redact;
+pub mod registry;
 pub mod report;
 pub mod runtime;
+pub mod schedule;
+pub mod scheduler;
 pub mod stdplugins;
 pub mod store;
 pub mod units;

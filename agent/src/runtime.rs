@@ -246,6 +246,40 @@ pub struct RunOutcome {
     pub refusals: Vec<String>,
 }
 
+impl RunOutcome {
+    /// An `unknown` outcome for a run that could not start (no plugin, no
+    /// check), with its reason.
+    pub fn unknown(
+        check: &str,
+        plugin: &str,
+        reason: String,
+        scheduled: SystemTime,
+        attempt: u32,
+    ) -> RunOutcome {
+        let now = unix_ms(SystemTime::now());
+        let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        RunOutcome {
+            run_id: format!("{now:x}-{n}"),
+            check: check.to_string(),
+            plugin: plugin.to_string(),
+            plugin_sha256: String::new(),
+            status: Status::Unknown,
+            summary: reason.clone(),
+            error: Some(reason),
+            metrics: Vec::new(),
+            findings: Vec::new(),
+            outputs: Vec::new(),
+            scheduled_unix_ms: unix_ms(scheduled),
+            started_unix_ms: now,
+            finished_unix_ms: now,
+            duration_seconds: 0.0,
+            attempt,
+            http_requests: 0,
+            refusals: Vec::new(),
+        }
+    }
+}
+
 /// Options for [`Runtime::new`].
 #[derive(Default)]
 pub struct RuntimeOptions {
@@ -296,6 +330,11 @@ struct Stdio {
     err: Captured,
 }
 
+/// Hex sha256 of plugin bytes: a plugin's identity everywhere.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -332,7 +371,7 @@ impl Runtime {
     /// Loads a component: checks it is one, compiles it (or loads it from
     /// the cache), links it against the host, and calls `describe`.
     pub async fn load(&self, bytes: &[u8], origin: Origin) -> Result<Plugin> {
-        let sha256 = hex::encode(Sha256::digest(bytes));
+        let sha256 = sha256_hex(bytes);
         if !wasmparser::Parser::is_component(bytes) {
             if wasmparser::Parser::is_core_wasm(bytes) {
                 bail!(
@@ -342,10 +381,18 @@ impl Runtime {
             }
             bail!("{origin} is not a WebAssembly component (bad magic number or truncated file)");
         }
-        let (component, from_cache) = self
-            .engine
-            .load_component(bytes, &sha256, self.cache_dir.as_deref())
-            .with_context(|| format!("{origin} failed to compile"))?;
+        let compile = || {
+            self.engine
+                .load_component(bytes, &sha256, self.cache_dir.as_deref())
+        };
+        // Compiling takes a core for a while; let the scheduler's other
+        // tasks move to another worker meanwhile.
+        let compiled = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(compile),
+            _ => compile(),
+        };
+        let (component, from_cache) =
+            compiled.with_context(|| format!("{origin} failed to compile"))?;
         let ty = component.component_type();
         let engine = self.engine.engine();
         let imports: Vec<String> = ty

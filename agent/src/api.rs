@@ -1,0 +1,505 @@
+//! The HTTP API (axum): health, status, plugins, checks, manual runs, run
+//! history, findings, outputs and `/metrics`.
+//!
+//! Errors are JSON, `{"error":{"code":"...","message":"..."}}`, with the
+//! stable codes of [`ErrorCode`]. A bearer token (compared in constant
+//! time) guards every mutating call, and reads too when
+//! `require_token_for_reads` is set; `/health` and `/readyz` stay open for
+//! orchestrators. With no token configured, mutating calls are allowed only
+//! while the API listens on loopback. CORS headers are sent only for the
+//! configured origins. Request bodies are capped at [`MAX_BODY_BYTES`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::agent::Agent;
+use crate::report::Status;
+use crate::scheduler::ManualError;
+use crate::store::RunFilter;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The stable error codes of the API.
+#[derive(Debug, Clone, Copy)]
+pub enum ErrorCode {
+    /// No or malformed `Authorization` header (401).
+    Unauthorized,
+    /// Wrong token, or mutating calls disabled (403).
+    Forbidden,
+    /// No such route (404).
+    NotFound,
+    /// No such check (404).
+    CheckNotFound,
+    /// No such plugin (404).
+    PluginNotFound,
+    /// Method not allowed on this route (405).
+    MethodNotAllowed,
+    /// The body is not valid JSON, or not an object (400).
+    InvalidJson,
+    /// A query parameter is malformed (400).
+    InvalidQuery,
+    /// The body is over [`MAX_BODY_BYTES`] (413).
+    BodyTooLarge,
+    /// The check is running; it never overlaps itself (409).
+    AlreadyRunning,
+    /// Not ready (503).
+    NotReady,
+    /// The store failed (500).
+    Internal,
+}
+
+impl ErrorCode {
+    fn parts(self) -> (StatusCode, &'static str) {
+        match self {
+            ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ErrorCode::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorCode::CheckNotFound => (StatusCode::NOT_FOUND, "check_not_found"),
+            ErrorCode::PluginNotFound => (StatusCode::NOT_FOUND, "plugin_not_found"),
+            ErrorCode::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ErrorCode::InvalidJson => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ErrorCode::InvalidQuery => (StatusCode::BAD_REQUEST, "invalid_query"),
+            ErrorCode::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ErrorCode::AlreadyRunning => (StatusCode::CONFLICT, "already_running"),
+            ErrorCode::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// An API error response.
+pub struct ApiError(ErrorCode, String);
+
+impl ApiError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError(code, message.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.0.parts();
+        let mut resp = (
+            status,
+            axum::Json(json!({"error": {"code": code, "message": self.1}})),
+        )
+            .into_response();
+        if matches!(self.0, ErrorCode::Unauthorized) {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        tracing::error!(error = %format!("{e:#}"), "API request failed");
+        ApiError::new(ErrorCode::Internal, "internal error; see the agent's log")
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(v: serde_json::Value) -> ApiResult {
+    Ok(axum::Json(v).into_response())
+}
+
+/// The router for `agent`.
+pub fn router(agent: Arc<Agent>) -> Router {
+    let cors_origins = agent.config.api.cors_origins.clone();
+    let mut router = Router::new()
+        .route("/health", get(health))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/plugins", get(plugins))
+        .route("/v1/plugins/{name}", get(plugin))
+        .route("/v1/checks", get(checks))
+        .route("/v1/checks/{name}", get(check))
+        .route("/v1/checks/{name}/run", post(run_check))
+        .route("/v1/runs", get(runs))
+        .route("/v1/findings", get(findings))
+        .route("/v1/outputs", get(outputs))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(agent.clone(), auth))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(agent);
+    if !cors_origins.is_empty() {
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        let allow = if cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(
+                cors_origins
+                    .iter()
+                    .filter_map(|o| HeaderValue::from_str(o).ok()),
+            )
+        };
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(allow)
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        );
+    }
+    router
+}
+
+fn token_matches(expected: &str, given: &str) -> bool {
+    // Compare digests so neither the content nor the length leaks through
+    // timing.
+    let a = Sha256::digest(expected.as_bytes());
+    let b = Sha256::digest(given.as_bytes());
+    a.ct_eq(&b).into()
+}
+
+async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let open = matches!(path, "/health" | "/readyz");
+    let api = &agent.config.api;
+    let needs_token = !open && (mutating || api.require_token_for_reads);
+    if needs_token {
+        match &api.token {
+            None if mutating && !agent.config.agent.listen.ip().is_loopback() => {
+                return ApiError::new(
+                    ErrorCode::Forbidden,
+                    "no API token is configured; mutating calls are refused on a non-loopback address",
+                )
+                .into_response();
+            }
+            None => {}
+            Some(expected) => {
+                let given = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "));
+                match given {
+                    None => {
+                        return ApiError::new(
+                            ErrorCode::Unauthorized,
+                            "missing bearer token (Authorization: Bearer ...)",
+                        )
+                        .into_response();
+                    }
+                    Some(t) if !token_matches(expected, t.trim()) => {
+                        return ApiError::new(ErrorCode::Forbidden, "wrong bearer token")
+                            .into_response();
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    next.run(req).await
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route {} {}", req.method(), req.uri().path()),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+async fn health() -> ApiResult {
+    ok(json!({"status": "ok"}))
+}
+
+async fn readyz(State(agent): State<Arc<Agent>>) -> ApiResult {
+    let plugins_loaded = agent.registry.all_loaded();
+    let scheduler_running = agent.scheduling();
+    let store_writable = agent.store.writable();
+    let body = json!({
+        "ready": plugins_loaded && scheduler_running && store_writable,
+        "plugins_loaded": plugins_loaded,
+        "scheduler_running": scheduler_running,
+        "store_writable": store_writable,
+    });
+    if plugins_loaded && scheduler_running && store_writable {
+        ok(body)
+    } else {
+        let mut why = Vec::new();
+        if !plugins_loaded {
+            why.push("a plugin failed to load");
+        }
+        if !scheduler_running {
+            why.push("the scheduler is not running");
+        }
+        if !store_writable {
+            why.push("the store is not writable");
+        }
+        Err(ApiError::new(ErrorCode::NotReady, why.join("; ")))
+    }
+}
+
+async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        agent.metrics_text(),
+    )
+        .into_response()
+}
+
+async fn status(State(agent): State<Arc<Agent>>) -> ApiResult {
+    let views = agent.check_views();
+    let count = |s: Status| {
+        views
+            .iter()
+            .filter(|v| v.state.as_ref().map(|x| x.status) == Some(s))
+            .count()
+    };
+    let now = crate::store::now_ms();
+    ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "profile": agent.config.agent.profile,
+        "config": agent.config.source,
+        "started_unix_ms": agent.started_unix_ms,
+        "uptime_seconds": (now - agent.started_unix_ms) as f64 / 1000.0,
+        "allocation": format!("{:?}", agent.runtime.engine().allocation()).to_lowercase(),
+        "plugins": agent.registry.views().len(),
+        "checks": {
+            "total": views.len(),
+            "ok": count(Status::Ok),
+            "warning": count(Status::Warning),
+            "critical": count(Status::Critical),
+            "unknown": count(Status::Unknown),
+            "running": views.iter().filter(|v| v.running).count(),
+        },
+        "runs_in_flight": agent.in_flight(),
+    }))
+}
+
+fn plugin_json(agent: &Agent, view: crate::registry::PluginView) -> serde_json::Value {
+    let users: Vec<serde_json::Value> = agent
+        .checks()
+        .values()
+        .filter(|c| c.config.plugin == view.name)
+        .map(|c| {
+            json!({
+                "check": c.config.name,
+                "grants": {
+                    "hosts": c.config.allow_hosts,
+                    "read_dirs": c.config.allow_read_dirs,
+                    "env": c.config.allow_env,
+                }
+            })
+        })
+        .collect();
+    let mut v = serde_json::to_value(view).unwrap_or_default();
+    v["checks"] = json!(users);
+    v
+}
+
+async fn plugins(State(agent): State<Arc<Agent>>) -> ApiResult {
+    let list: Vec<_> = agent
+        .registry
+        .views()
+        .into_iter()
+        .map(|v| plugin_json(&agent, v))
+        .collect();
+    ok(json!({ "plugins": list }))
+}
+
+async fn plugin(State(agent): State<Arc<Agent>>, Path(name): Path<String>) -> ApiResult {
+    match agent.registry.views().into_iter().find(|v| v.name == name) {
+        Some(v) => ok(plugin_json(&agent, v)),
+        None => Err(ApiError::new(
+            ErrorCode::PluginNotFound,
+            format!("no plugin named {name:?}"),
+        )),
+    }
+}
+
+async fn checks(State(agent): State<Arc<Agent>>) -> ApiResult {
+    ok(json!({ "checks": agent.check_views() }))
+}
+
+async fn check(State(agent): State<Arc<Agent>>, Path(name): Path<String>) -> ApiResult {
+    match agent.check_view(&name) {
+        Some(v) => ok(serde_json::to_value(v).unwrap_or_default()),
+        None => Err(ApiError::new(
+            ErrorCode::CheckNotFound,
+            format!("no check named {name:?}"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct RunParams {
+    #[serde(default = "yes")]
+    wait: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn run_check(
+    State(agent): State<Arc<Agent>>,
+    Path(name): Path<String>,
+    params: Result<Query<RunParams>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let Query(params) =
+        params.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::BodyTooLarge,
+                format!("request body is over {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::new(ErrorCode::InvalidJson, e.body_text())
+        }
+    })?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("body is not valid JSON: {e}"),
+            )
+        })?;
+        if !v.is_object() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidJson,
+                "body must be a JSON object",
+            ));
+        }
+    }
+    let manual_error = |e: ManualError| match e {
+        ManualError::NotFound => {
+            ApiError::new(ErrorCode::CheckNotFound, format!("no check named {name:?}"))
+        }
+        ManualError::AlreadyRunning => ApiError::new(
+            ErrorCode::AlreadyRunning,
+            format!("check {name:?} is running; it never overlaps itself"),
+        ),
+    };
+    if params.wait {
+        let outcome = agent.run_now(&name).await.map_err(manual_error)?;
+        ok(serde_json::to_value(outcome).unwrap_or_default())
+    } else {
+        agent.run_now_detached(&name).map_err(manual_error)?;
+        Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"check": name, "started": true})),
+        )
+            .into_response())
+    }
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    check: Option<String>,
+    status: Option<String>,
+    since: Option<i64>,
+    before: Option<i64>,
+    limit: Option<usize>,
+}
+
+async fn runs(
+    State(agent): State<Arc<Agent>>,
+    q: Result<Query<RunsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("ok") => Some(Status::Ok),
+        Some("warning") => Some(Status::Warning),
+        Some("critical") => Some(Status::Critical),
+        Some("unknown") => Some(Status::Unknown),
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("status={other:?}: use ok, warning, critical or unknown"),
+            ));
+        }
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let filter = RunFilter {
+        check: q.check,
+        status,
+        since_ms: q.since,
+        before_id: q.before,
+        limit,
+    };
+    let runs = agent.store.runs(&filter)?;
+    let next = (runs.len() == limit)
+        .then(|| runs.last().map(|r| r.id))
+        .flatten();
+    ok(json!({ "runs": runs, "next_before": next }))
+}
+
+#[derive(Deserialize)]
+struct FindingsQuery {
+    check: Option<String>,
+    #[serde(default)]
+    resolved: bool,
+}
+
+async fn findings(
+    State(agent): State<Arc<Agent>>,
+    q: Result<Query<FindingsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    if let Some(c) = &q.check {
+        if !agent.checks().contains_key(c) {
+            return Err(ApiError::new(
+                ErrorCode::CheckNotFound,
+                format!("no check named {c:?}"),
+            ));
+        }
+    }
+    ok(json!({ "findings": agent.store.findings(q.check.as_deref(), q.resolved)? }))
+}
+
+#[derive(Deserialize)]
+struct OutputsQuery {
+    check: Option<String>,
+}
+
+async fn outputs(
+    State(agent): State<Arc<Agent>>,
+    q: Result<Query<OutputsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    ok(json!({ "outputs": agent.store.outputs(q.check.as_deref())? }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_by_content() {
+        assert!(token_matches("s3cret", "s3cret"));
+        assert!(!token_matches("s3cret", "s3cre"));
+        assert!(!token_matches("s3cret", "S3cret"));
+    }
+}

@@ -1,0 +1,391 @@
+//! The plugin registry: which version of each plugin runs next, and why a
+//! file did not load.
+//!
+//! Plugins come from two places: the standard plugins embedded in the
+//! binary, and `name.wasm` files in the plugin directory. A file named like
+//! a standard plugin overrides it (with a log line); deleting the file
+//! brings the standard one back. While the agent runs, the directory is
+//! watched (notify): events are debounced and a file is loaded only once it
+//! has stopped changing, so a partially written file is not picked up, and
+//! an atomic rename into place is a single event. A file that fails to load
+//! (corrupt, wrong world, pin mismatch) leaves the previous version in
+//! place, and the error is kept for the API and logged. Runs in flight hold
+//! an `Arc` of the version they started with, so a swap never disturbs
+//! them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::runtime::{Origin, Plugin, Runtime};
+use crate::stdplugins;
+use crate::store::now_ms;
+
+/// How long a file must be quiet before it is loaded.
+pub const DEBOUNCE: Duration = Duration::from_millis(400);
+
+/// Why the latest attempt to load a plugin failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadError {
+    /// The reason.
+    pub message: String,
+    /// When (ms since the epoch).
+    pub at_unix_ms: i64,
+    /// sha256 of the file that failed, when it could be read.
+    pub sha256: Option<String>,
+}
+
+/// One plugin name in the registry.
+#[derive(Clone)]
+pub struct Entry {
+    /// The version runs use now (None: missing).
+    pub current: Option<Arc<Plugin>>,
+    /// The latest load failure, cleared by a successful load.
+    pub error: Option<LoadError>,
+    /// Failed loads since the agent started.
+    pub load_errors: u64,
+    /// When `current` was loaded.
+    pub loaded_unix_ms: i64,
+}
+
+/// What the API shows about a plugin.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginView {
+    /// Name checks refer to.
+    pub name: String,
+    /// `loaded`, `failed` (never loaded) or `missing`.
+    pub state: &'static str,
+    /// Where the running version came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// sha256 of the running version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Version from `describe`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Description from `describe`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Capabilities from `describe`.
+    pub capabilities: Vec<String>,
+    /// When the running version was loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loaded_unix_ms: Option<i64>,
+    /// The pin, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_sha256: Option<String>,
+    /// The latest load failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<LoadError>,
+    /// Failed loads since start.
+    pub load_errors: u64,
+}
+
+/// All plugins by name.
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    dir: PathBuf,
+    pins: BTreeMap<String, String>,
+    entries: RwLock<BTreeMap<String, Entry>>,
+}
+
+fn plugin_name(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    if file.starts_with('.') {
+        return None;
+    }
+    let stem = file.strip_suffix(".wasm")?;
+    (!stem.is_empty()).then(|| stem.to_string())
+}
+
+impl Registry {
+    /// Loads the standard plugins and every `.wasm` in `dir`.
+    pub async fn start(
+        runtime: Arc<Runtime>,
+        dir: PathBuf,
+        pins: BTreeMap<String, String>,
+    ) -> Arc<Registry> {
+        let registry = Arc::new(Registry {
+            runtime,
+            dir,
+            pins,
+            entries: RwLock::new(BTreeMap::new()),
+        });
+        for name in stdplugins::names() {
+            registry.load_embedded(name).await;
+        }
+        match std::fs::read_dir(&registry.dir) {
+            Ok(entries) => {
+                let mut paths: Vec<PathBuf> =
+                    entries.filter_map(Result::ok).map(|e| e.path()).collect();
+                paths.sort();
+                for path in paths {
+                    if plugin_name(&path).is_some() {
+                        registry.load_file(&path).await;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(dir = %registry.dir.display(), error = %e, "cannot read the plugin directory")
+            }
+        }
+        registry
+    }
+
+    /// The version of `name` that runs use now.
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.read().get(name).and_then(|e| e.current.clone())
+    }
+
+    /// The plugin directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every plugin, for the API.
+    pub fn views(&self) -> Vec<PluginView> {
+        self.read()
+            .iter()
+            .map(|(name, e)| {
+                let p = e.current.as_ref();
+                PluginView {
+                    name: name.clone(),
+                    state: match (p, &e.error) {
+                        (Some(_), _) => "loaded",
+                        (None, Some(_)) => "failed",
+                        (None, None) => "missing",
+                    },
+                    origin: p.map(|p| p.origin.clone()),
+                    sha256: p.map(|p| p.sha256.clone()),
+                    version: p.map(|p| p.info.version.clone()),
+                    description: p.map(|p| p.info.description.clone()),
+                    capabilities: p.map(|p| p.info.capabilities.clone()).unwrap_or_default(),
+                    loaded_unix_ms: p.map(|_| e.loaded_unix_ms),
+                    pinned_sha256: self.pins.get(name).cloned(),
+                    error: e.error.clone(),
+                    load_errors: e.load_errors,
+                }
+            })
+            .collect()
+    }
+
+    /// Load failures per plugin, for `/metrics`.
+    pub fn load_error_counts(&self) -> Vec<(String, u64)> {
+        self.read()
+            .iter()
+            .map(|(n, e)| (n.clone(), e.load_errors))
+            .collect()
+    }
+
+    /// True when every plugin has a loaded version (for `/readyz`).
+    pub fn all_loaded(&self) -> bool {
+        self.read().values().all(|e| e.current.is_some())
+    }
+
+    async fn load_embedded(&self, name: &str) {
+        let Some(bytes) = stdplugins::get(name) else {
+            return;
+        };
+        self.install(name, bytes, Origin::Embedded(name.to_string()))
+            .await;
+    }
+
+    /// Loads (or reloads) one file of the plugin directory.
+    pub async fn load_file(&self, path: &Path) {
+        let Some(name) = plugin_name(path) else {
+            return;
+        };
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                self.install(&name, &bytes, Origin::File(path.to_path_buf()))
+                    .await
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.unload(&name, path).await,
+            Err(e) => self.fail(&name, format!("{}: cannot read: {e}", path.display()), None),
+        }
+    }
+
+    async fn unload(&self, name: &str, path: &Path) {
+        let was_file = matches!(
+            self.read()
+                .get(name)
+                .and_then(|e| e.current.as_ref().map(|p| p.origin.clone())),
+            Some(Origin::File(_))
+        );
+        if stdplugins::get(name).is_some() {
+            if was_file {
+                tracing::info!(plugin = name, file = %path.display(), "override removed; the standard plugin runs again");
+                self.load_embedded(name).await;
+            }
+            return;
+        }
+        if self.write().remove(name).is_some() {
+            tracing::warn!(plugin = name, file = %path.display(), "plugin file deleted; its checks report it missing");
+        }
+    }
+
+    fn fail(&self, name: &str, message: String, sha256: Option<String>) {
+        tracing::error!(plugin = name, error = %message, "plugin failed to load; the previous version (if any) keeps running");
+        let mut entries = self.write();
+        let entry = entries.entry(name.to_string()).or_insert(Entry {
+            current: None,
+            error: None,
+            load_errors: 0,
+            loaded_unix_ms: 0,
+        });
+        entry.error = Some(LoadError {
+            message,
+            at_unix_ms: now_ms(),
+            sha256,
+        });
+        entry.load_errors += 1;
+    }
+
+    async fn install(&self, name: &str, bytes: &[u8], origin: Origin) {
+        let sha = crate::runtime::sha256_hex(bytes);
+        let current = self.read().get(name).and_then(|e| e.current.clone());
+        if let Some(cur) = &current {
+            if cur.sha256 == sha {
+                if let Some(e) = self.write().get_mut(name) {
+                    e.error = None;
+                }
+                return;
+            }
+            // A file overrides the embedded plugin; the embedded one never
+            // replaces a file.
+            if matches!(origin, Origin::Embedded(_)) && matches!(cur.origin, Origin::File(_)) {
+                return;
+            }
+        }
+        if let Some(pin) = self.pins.get(name) {
+            if *pin != sha {
+                self.fail(
+                    name,
+                    format!(
+                        "{origin}: sha256 {sha} does not match the pin {pin} in [[plugin]] {name:?}"
+                    ),
+                    Some(sha),
+                );
+                return;
+            }
+        }
+        match self.runtime.load(bytes, origin.clone()).await {
+            Ok(plugin) => {
+                match (&origin, current.as_ref().map(|c| &c.origin)) {
+                    (Origin::File(path), Some(Origin::Embedded(_))) => tracing::warn!(
+                        plugin = name, file = %path.display(), "file overrides the standard plugin of the same name"
+                    ),
+                    (_, Some(_)) => {
+                        tracing::info!(plugin = name, sha256 = %plugin.sha256, "plugin replaced; runs in flight finish on the old version")
+                    }
+                    (_, None) => {
+                        tracing::info!(plugin = name, sha256 = %plugin.sha256, origin = %origin, "plugin loaded")
+                    }
+                }
+                let mut entries = self.write();
+                let load_errors = entries.get(name).map(|e| e.load_errors).unwrap_or(0);
+                entries.insert(
+                    name.to_string(),
+                    Entry {
+                        current: Some(Arc::new(plugin)),
+                        error: None,
+                        load_errors,
+                        loaded_unix_ms: now_ms(),
+                    },
+                );
+            }
+            Err(e) => self.fail(name, format!("{e:#}"), Some(sha)),
+        }
+    }
+
+    /// Watches the plugin directory until the agent stops.
+    pub fn watch(self: Arc<Self>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        use notify::Watcher as _;
+        std::fs::create_dir_all(&self.dir)?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if let Ok(event) = res {
+                    for path in event.paths {
+                        let _ = tx.send(path);
+                    }
+                }
+            })?;
+        watcher.watch(&self.dir, notify::RecursiveMode::NonRecursive)?;
+        Ok(tokio::spawn(async move {
+            let _watcher = watcher;
+            // path -> (last event, last seen size+mtime)
+            let mut pending: HashMap<PathBuf, (Instant, Option<(u64, SystemTime)>)> =
+                HashMap::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tokio::select! {
+                    event = rx.recv() => match event {
+                        Some(path) => {
+                            if plugin_name(&path).is_some() {
+                                let stat = file_stat(&path);
+                                pending.insert(path, (Instant::now(), stat));
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        let ready: Vec<PathBuf> = pending
+                            .iter_mut()
+                            .filter_map(|(path, (last, stat))| {
+                                if last.elapsed() < DEBOUNCE {
+                                    return None;
+                                }
+                                let now = file_stat(path);
+                                if now != *stat {
+                                    // Still being written: wait for quiet again.
+                                    *stat = now;
+                                    *last = Instant::now();
+                                    return None;
+                                }
+                                Some(path.clone())
+                            })
+                            .collect();
+                        for path in ready {
+                            pending.remove(&path);
+                            self.load_file(&path).await;
+                        }
+                    }
+                }
+            }
+        }))
+    }
+}
+
+fn file_stat(path: &Path) -> Option<(u64, SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_visible_wasm_files_are_plugins() {
+        assert_eq!(
+            plugin_name(Path::new("/p/hello.wasm")).as_deref(),
+            Some("hello")
+        );
+        assert_eq!(plugin_name(Path::new("/p/.hello.wasm")), None);
+        assert_eq!(plugin_name(Path::new("/p/hello.wasm.tmp")), None);
+        assert_eq!(plugin_name(Path::new("/p/.wasm")), None);
+    }
+}
