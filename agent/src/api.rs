@@ -468,13 +468,13 @@ async fn findings(
     q: Result<Query<FindingsQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
-    if let Some(c) = &q.check {
-        if !agent.checks().contains_key(c) {
-            return Err(ApiError::new(
-                ErrorCode::CheckNotFound,
-                format!("no check named {c:?}"),
-            ));
-        }
+    if let Some(c) = &q.check
+        && !agent.checks().contains_key(c)
+    {
+        return Err(ApiError::new(
+            ErrorCode::CheckNotFound,
+            format!("no check named {c:?}"),
+        ));
     }
     ok(json!({ "findings": agent.store.findings(q.check.as_deref(), q.resolved)? }))
 }

@@ -81,17 +81,17 @@ impl CheckState {
             (next.consecutive_fail >= failure_threshold).then_some(result)
         };
         let mut transition = None;
-        if let Some(to) = target {
-            if to != self.status || self.since_ms == 0 {
-                if self.since_ms != 0 {
-                    transition = Some(Transition {
-                        from: self.status,
-                        to,
-                    });
-                }
-                next.status = to;
-                next.since_ms = now_ms;
+        if let Some(to) = target
+            && (to != self.status || self.since_ms == 0)
+        {
+            if self.since_ms != 0 {
+                transition = Some(Transition {
+                    from: self.status,
+                    to,
+                });
             }
+            next.status = to;
+            next.since_ms = now_ms;
         }
         next.state_type = if next.last_status == next.status {
             StateType::Hard

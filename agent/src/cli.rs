@@ -398,14 +398,13 @@ async fn run(args: ConfigArg) -> ExitCode {
         }
     };
     for check in agent.checks().values() {
-        if let Some(plugin) = agent.registry.get(&check.config.plugin) {
-            if let Err(e) = agent
+        if let Some(plugin) = agent.registry.get(&check.config.plugin)
+            && let Err(e) = agent
                 .runtime
                 .validate(&plugin, &check.config.config_json)
                 .await
-            {
-                tracing::error!(check = %check.config.name, error = %e, "the plugin refuses this check's config; its runs will fail");
-            }
+        {
+            tracing::error!(check = %check.config.name, error = %e, "the plugin refuses this check's config; its runs will fail");
         }
     }
     let listener = match tokio::net::TcpListener::bind(listen).await {

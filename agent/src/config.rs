@@ -263,10 +263,10 @@ fn field_line(text: &str, span: &std::ops::Range<usize>, field: &str) -> usize {
             break;
         }
         for key in [field, last] {
-            if let Some(rest) = t.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    return line_at(text, offset);
-                }
+            if let Some(rest) = t.strip_prefix(key)
+                && rest.trim_start().starts_with('=')
+            {
+                return line_at(text, offset);
             }
         }
         offset += line.len();

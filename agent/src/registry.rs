@@ -227,6 +227,7 @@ impl Registry {
         if stdplugins::get(name).is_some() {
             if was_file {
                 tracing::info!(plugin = name, file = %path.display(), "override removed; the standard plugin runs again");
+                self.write().remove(name);
                 self.load_embedded(name).await;
             }
             return;
@@ -269,17 +270,17 @@ impl Registry {
                 return;
             }
         }
-        if let Some(pin) = self.pins.get(name) {
-            if *pin != sha {
-                self.fail(
-                    name,
-                    format!(
-                        "{origin}: sha256 {sha} does not match the pin {pin} in [[plugin]] {name:?}"
-                    ),
-                    Some(sha),
-                );
-                return;
-            }
+        if let Some(pin) = self.pins.get(name)
+            && *pin != sha
+        {
+            self.fail(
+                name,
+                format!(
+                    "{origin}: sha256 {sha} does not match the pin {pin} in [[plugin]] {name:?}"
+                ),
+                Some(sha),
+            );
+            return;
         }
         match self.runtime.load(bytes, origin.clone()).await {
             Ok(plugin) => {

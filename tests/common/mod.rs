@@ -138,3 +138,239 @@ pub fn fixture_server() -> u16 {
     });
     port
 }
+
+/// A minimal HTTP/1.1 client for the tests (one request per connection).
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The stable error code of a JSON error.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// Sends one request to 127.0.0.1:`port`.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to the agent");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `warden run` with its own directories; killed on drop.
+pub struct AgentProcess {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+impl AgentProcess {
+    /// Writes `config` (with `{PORT}` and `{DIR}` replaced), puts the
+    /// `hostile` test plugin in the plugin directory, and starts the agent.
+    pub fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> AgentProcess {
+        let port = free_port();
+        std::fs::create_dir_all(dir.join("plugins")).unwrap();
+        std::fs::copy(wasm("hostile"), dir.join("plugins/hostile.wasm")).unwrap();
+        let path = dir.join("warden.toml");
+        let text = config
+            .replace("{PORT}", &port.to_string())
+            .replace("{DIR}", &dir.display().to_string());
+        std::fs::write(&path, text).unwrap();
+        Self::start_with(dir, &path, port, env)
+    }
+
+    /// Starts the agent on an existing config file.
+    pub fn start_with(dir: &Path, config: &Path, port: u16, env: &[(&str, &str)]) -> AgentProcess {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("agent.log"))
+            .unwrap();
+        let mut cmd = Command::new(warden_bin());
+        cmd.args(["run", "-c", config.to_str().unwrap()])
+            .env("WARDEN_LOG", "info,warden=debug")
+            .env_remove("WARDEN_PROFILE")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("starting warden run");
+        let agent = AgentProcess {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+            config: config.to_path_buf(),
+        };
+        agent.wait_until("the API answers", Duration::from_secs(60), |a| {
+            TcpStream::connect(("127.0.0.1", a.port)).is_ok()
+        });
+        agent
+    }
+
+    pub fn get(&self, path: &str) -> HttpResponse {
+        http(self.port, "GET", path, &[], b"")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+
+    /// Polls `cond` every 50 ms until it holds or `limit` passes.
+    pub fn wait_until(&self, what: &str, limit: Duration, mut cond: impl FnMut(&Self) -> bool) {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < limit {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting until {what}; agent log:\n{}", self.log());
+    }
+
+    /// The check's view from the API.
+    pub fn check(&self, name: &str) -> serde_json::Value {
+        self.get(&format!("/v1/checks/{name}")).json()
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(mut self) -> i32 {
+        unsafe_kill(self.child.id(), "TERM");
+        let status = self.child.wait().unwrap();
+        status.code().unwrap_or(-1)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status();
+}
+
+/// A copy of a component with a custom section appended: same behaviour,
+/// different sha256 (a "new version" for hot-reload tests).
+pub fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"warden-test";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    let mut n = payload.len();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Writes a file the way an operator's deploy should: beside it, then
+/// renamed into place.
+pub fn drop_atomically(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("wasm.tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}

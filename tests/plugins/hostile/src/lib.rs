@@ -9,7 +9,8 @@ use warden_plugin_sdk::prelude::*;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `ok`, `loop`, `sleep`, `alloc`, `panic`, `big-report`, `long-summary`,
-    /// `http`, `read`, `list`, `env`, `flood`, `exit`, `error`, `state`.
+    /// `http`, `read`, `list`, `write`, `env`, `flood`, `exit`, `error`,
+    /// `state`, `outputs`, `slow`.
     pub mode: String,
     /// URL for `http`.
     #[serde(default)]
@@ -20,6 +21,12 @@ pub struct Config {
     /// Variable for `env`.
     #[serde(default)]
     pub var: Option<String>,
+    /// Value published by `outputs`.
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Milliseconds `slow` takes.
+    #[serde(default)]
+    pub ms: Option<u64>,
 }
 
 /// The plugin.
@@ -140,6 +147,16 @@ impl Plugin for Hostile {
                     panic!("even run {n} traps after writing state");
                 }
                 Ok(Report::ok(format!("n={n}")))
+            }
+            "outputs" => {
+                let value = c.value.clone().unwrap_or_else(|| "one".into());
+                Ok(Report::ok(format!("published {value}"))
+                    .output("TEST_VALUE", value)
+                    .output("TEST_QUOTED", "a b $c"))
+            }
+            "slow" => {
+                std::thread::sleep(std::time::Duration::from_millis(c.ms.unwrap_or(1000)));
+                Ok(Report::ok("slept"))
             }
             other => Err(Error::msg(format!("unknown mode {other:?}"))),
         }

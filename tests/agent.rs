@@ -1,0 +1,566 @@
+//! End-to-end: the long-running agent (`warden run`) with temporary
+//! directories, real plugins, and its HTTP API on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use sha2::{Digest, Sha256};
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn last_run(agent: &AgentProcess, check: &str) -> serde_json::Value {
+    agent.check(check)["last_run"].clone()
+}
+
+#[test]
+fn plugin_directory_hot_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "probe"
+plugin = "probe"
+schedule = "@every 200ms"
+config = { mode = "ok" }
+"#,
+        &[],
+    );
+    let file = dir.path().join("plugins/probe.wasm");
+
+    // No file yet: the check reports the plugin missing.
+    agent.wait_until("the check reports the plugin missing", WAIT, |a| {
+        last_run(a, "probe")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is missing"))
+    });
+
+    // Drop it: its check starts running it.
+    let v1 = std::fs::read(wasm("hostile")).unwrap();
+    drop_atomically(&file, &v1);
+    let sha1 = sha(&v1);
+    agent.wait_until("v1 runs", WAIT, |a| {
+        last_run(a, "probe")["plugin_sha256"] == sha1.as_str()
+    });
+    assert_eq!(last_run(&agent, "probe")["status"], "ok");
+
+    // Replace it: the new version runs next.
+    let v2 = variant(&v1, "v2");
+    let sha2 = sha(&v2);
+    drop_atomically(&file, &v2);
+    agent.wait_until("v2 runs", WAIT, |a| {
+        last_run(a, "probe")["plugin_sha256"] == sha2.as_str()
+    });
+
+    // A corrupt file: the error shows in the API and v2 keeps running.
+    std::fs::write(&file, b"\0asm garbage that is not a component").unwrap();
+    agent.wait_until("the load error shows", WAIT, |a| {
+        a.get("/v1/plugins/probe").json()["error"]["message"].is_string()
+    });
+    let plugin = agent.get("/v1/plugins/probe").json();
+    assert_eq!(plugin["state"], "loaded", "{plugin}");
+    assert_eq!(plugin["sha256"], sha2.as_str());
+    assert!(plugin["load_errors"].as_u64().unwrap() >= 1);
+    let before = agent.check("probe")["runs"]["ok"].as_u64().unwrap();
+    agent.wait_until("v2 keeps running", WAIT, |a| {
+        a.check("probe")["runs"]["ok"].as_u64().unwrap() > before + 2
+    });
+    assert_eq!(last_run(&agent, "probe")["plugin_sha256"], sha2.as_str());
+    let metrics = agent.get("/metrics").body;
+    assert!(
+        metrics.contains("warden_plugin_load_errors_total{plugin=\"probe\"}"),
+        "{metrics}"
+    );
+
+    // Delete it: the check reports the plugin missing again.
+    std::fs::remove_file(&file).unwrap();
+    agent.wait_until("missing after delete", WAIT, |a| {
+        last_run(a, "probe")["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is missing"))
+    });
+    assert_eq!(agent.get("/v1/plugins/probe").code(), "plugin_not_found");
+}
+
+#[test]
+fn a_file_named_like_a_standard_plugin_overrides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(dir.path(), "[agent]\nlisten = \"127.0.0.1:{PORT}\"\n", &[]);
+    assert_eq!(
+        agent.get("/v1/plugins/hostile").json()["origin"]["kind"],
+        "file"
+    );
+    let embedded = agent.get("/v1/plugins/hello").json();
+    assert_eq!(embedded["origin"]["kind"], "embedded");
+    let custom = variant(&std::fs::read(wasm("hello")).unwrap(), "custom");
+    drop_atomically(&dir.path().join("plugins/hello.wasm"), &custom);
+    agent.wait_until("the file overrides", WAIT, |a| {
+        a.get("/v1/plugins/hello").json()["origin"]["kind"] == "file"
+    });
+    assert_eq!(
+        agent.get("/v1/plugins/hello").json()["sha256"],
+        sha(&custom).as_str()
+    );
+    assert!(
+        agent.log().contains("overrides the standard plugin"),
+        "{}",
+        agent.log()
+    );
+    std::fs::remove_file(dir.path().join("plugins/hello.wasm")).unwrap();
+    agent.wait_until("the standard plugin is back", WAIT, |a| {
+        a.get("/v1/plugins/hello").json()["origin"]["kind"] == "embedded"
+    });
+}
+
+#[test]
+fn history_and_state_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 200ms"
+"#;
+    let agent = AgentProcess::start(dir.path(), config, &[]);
+    agent.wait_until("three runs", WAIT, |a| {
+        a.check("greeter")["runs"]["ok"].as_u64().unwrap_or(0) >= 3
+    });
+    assert_eq!(agent.terminate(), 0, "SIGTERM exits 0");
+
+    let before: Vec<String> = {
+        let db = dir.path().join(".warden/warden.db");
+        assert!(warden::store::integrity_ok(&db).unwrap());
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut stmt = conn.prepare("SELECT run_id FROM runs ORDER BY id").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let n = before.len();
+    assert!(n >= 3);
+
+    let agent = AgentProcess::start(dir.path(), config, &[]);
+    let runs = agent.get("/v1/runs?check=greeter&limit=1000").json();
+    let ids: Vec<&str> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
+        .collect();
+    for id in &before {
+        assert!(
+            ids.contains(&id.as_str()),
+            "run {id} lost across the restart"
+        );
+    }
+    // The plugin's state carried over: its run counter continues.
+    agent.wait_until("a run after the restart", WAIT, |a| {
+        a.check("greeter")["last_run"]["summary"]
+            .as_str()
+            .is_some_and(|s| {
+                s.ends_with(&format!("(run {})", n + 1)) || s.ends_with(&format!("(run {})", n + 2))
+            })
+    });
+    // Counters were restored from the store.
+    assert!(agent.check("greeter")["runs"]["ok"].as_u64().unwrap() > n as u64);
+}
+
+#[test]
+fn kill_9_during_a_burst_loses_no_acknowledged_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        String::from("[agent]\nlisten = \"127.0.0.1:{PORT}\"\nmax_concurrent_runs = 8\n");
+    for i in 0..40 {
+        config.push_str(&format!(
+            "[[check]]\nname = \"burst-{i}\"\nplugin = \"hello\"\nschedule = \"@every 100ms\"\n"
+        ));
+    }
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    agent.wait_until("a burst of runs", WAIT, |a| {
+        a.get("/v1/runs?limit=1000").json()["runs"]
+            .as_array()
+            .map_or(0, |r| r.len())
+            >= 300
+    });
+    // Everything the API has shown is acknowledged; kill mid-burst.
+    let acknowledged: Vec<String> = agent.get("/v1/runs?limit=1000").json()["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_string())
+        .collect();
+    let port = agent.port;
+    agent.kill9();
+
+    let db = dir.path().join(".warden/warden.db");
+    assert!(
+        warden::store::integrity_ok(&db).unwrap(),
+        "the store is intact after kill -9"
+    );
+    let agent = AgentProcess::start_with(dir.path(), &dir.path().join("warden.toml"), port, &[]);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for id in &acknowledged {
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM runs WHERE run_id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 1, "acknowledged run {id} lost");
+    }
+    drop(agent);
+}
+
+#[test]
+fn api_auth_cors_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t0ken-for-tests\n").unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[api]
+token_file = "token"
+cors_origins = ["https://ops.example.com"]
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 1h"
+[[check]]
+name = "slow"
+plugin = "hostile"
+schedule = "@every 1h"
+config = { mode = "slow", ms = 3000 }
+"#,
+        &[],
+    );
+    let port = agent.port;
+    let bearer = ("authorization", "Bearer t0ken-for-tests");
+
+    // Reads are open (require_token_for_reads = false); mutations are not.
+    assert_eq!(agent.get("/v1/checks").status, 200);
+    let r = http(port, "POST", "/v1/checks/greeter/run", &[], b"");
+    assert_eq!((r.status, r.code().as_str()), (401, "unauthorized"));
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = http(
+        port,
+        "POST",
+        "/v1/checks/greeter/run",
+        &[("authorization", "Bearer nope")],
+        b"",
+    );
+    assert_eq!((r.status, r.code().as_str()), (403, "forbidden"));
+    let r = http(port, "POST", "/v1/checks/greeter/run", &[bearer], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "ok");
+    assert!(r.json()["summary"].as_str().unwrap().contains("(run 1)"));
+    // The manual run left the schedule alone.
+    let next = agent.check("greeter")["next_due_unix_ms"].as_i64().unwrap();
+    assert!(
+        next > warden::store::now_ms() + 60_000,
+        "next due moved: {next}"
+    );
+
+    // Errors carry stable codes.
+    let r = http(port, "POST", "/v1/checks/nope/run", &[bearer], b"");
+    assert_eq!((r.status, r.code().as_str()), (404, "check_not_found"));
+    assert_eq!(agent.get("/v1/checks/nope").code(), "check_not_found");
+    assert_eq!(agent.get("/v1/nothing").code(), "not_found");
+    let r = http(
+        port,
+        "POST",
+        "/v1/checks/greeter/run",
+        &[bearer, ("content-type", "application/json")],
+        b"{not json",
+    );
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid_json"));
+    let big = vec![b' '; 200 * 1024];
+    let r = http(port, "POST", "/v1/checks/greeter/run", &[bearer], &big);
+    assert_eq!((r.status, r.code().as_str()), (413, "body_too_large"));
+    assert_eq!(agent.get("/v1/runs?status=maybe").code(), "invalid_query");
+    assert_eq!(agent.get("/v1/runs?limit=x").code(), "invalid_query");
+
+    // A check never overlaps itself, manual runs included.
+    let r = http(
+        port,
+        "POST",
+        "/v1/checks/slow/run?wait=false",
+        &[bearer],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = http(port, "POST", "/v1/checks/slow/run", &[bearer], b"");
+    assert_eq!((r.status, r.code().as_str()), (409, "already_running"));
+
+    // CORS: the allowed origin is echoed exactly; others get nothing.
+    let r = http(
+        port,
+        "GET",
+        "/v1/status",
+        &[("origin", "https://ops.example.com")],
+        b"",
+    );
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://ops.example.com")
+    );
+    let r = http(
+        port,
+        "GET",
+        "/v1/status",
+        &[("origin", "https://evil.example.com")],
+        b"",
+    );
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    let r = http(
+        port,
+        "OPTIONS",
+        "/v1/checks/greeter/run",
+        &[
+            ("origin", "https://ops.example.com"),
+            ("access-control-request-method", "POST"),
+        ],
+        b"",
+    );
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://ops.example.com")
+    );
+
+    // The token never reaches the log.
+    assert!(!agent.log().contains("t0ken-for-tests"));
+}
+
+#[test]
+fn reads_can_require_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        "[agent]\nlisten = \"127.0.0.1:{PORT}\"\n[api]\ntoken_env = \"WARDEN_TEST_TOKEN\"\nrequire_token_for_reads = true\n",
+        &[("WARDEN_TEST_TOKEN", "read-token")],
+    );
+    assert_eq!(agent.get("/v1/checks").code(), "unauthorized");
+    assert_eq!(agent.get("/metrics").status, 401);
+    assert_eq!(agent.get("/health").status, 200, "liveness stays open");
+    let r = http(
+        agent.port,
+        "GET",
+        "/v1/checks",
+        &[("authorization", "Bearer read-token")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn outputs_findings_retries_and_state_in_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "publisher"
+plugin = "hostile"
+schedule = "@every 1h"
+config = { mode = "outputs", value = "https://rpc.example.com/?k=1" }
+outputs_file = "out/app.env"
+[[check]]
+name = "flaky"
+plugin = "hostile"
+schedule = "@every 1h"
+retries = 2
+failure_threshold = 2
+config = { mode = "error" }
+"#,
+        &[],
+    );
+    let port = agent.port;
+    let r = http(port, "POST", "/v1/checks/publisher/run", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let env = std::fs::read_to_string(dir.path().join("out/app.env")).unwrap();
+    assert!(
+        env.contains("TEST_VALUE=\"https://rpc.example.com/?k=1\"\n")
+            || env.contains("TEST_VALUE=https://rpc.example.com/?k=1\n"),
+        "{env}"
+    );
+    assert!(env.contains("TEST_QUOTED=\"a b \\$c\"\n"), "{env}");
+    let outputs = agent.get("/v1/outputs?check=publisher").json();
+    assert_eq!(outputs["outputs"].as_array().unwrap().len(), 2, "{outputs}");
+
+    // A manual unknown is not retried; its state is soft until the threshold.
+    let r = http(port, "POST", "/v1/checks/flaky/run", &[], b"");
+    assert_eq!(r.json()["status"], "unknown");
+    let state = agent.check("flaky")["state"].clone();
+    assert_eq!(state["last_status"], "unknown");
+    assert_eq!(state["consecutive_fail"], 1);
+    let runs = agent.get("/v1/runs?check=flaky").json();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    let r = http(port, "POST", "/v1/checks/flaky/run", &[], b"");
+    assert_eq!(r.json()["status"], "unknown");
+    let state = agent.check("flaky")["state"].clone();
+    assert_eq!(
+        (state["status"].as_str(), state["state_type"].as_str()),
+        (Some("unknown"), Some("hard")),
+        "{state}"
+    );
+}
+
+#[test]
+fn scheduled_unknown_runs_are_retried_with_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "flaky"
+plugin = "hostile"
+schedule = "@every 3s"
+splay = "0s"
+retries = 1
+config = { mode = "error" }
+"#,
+        &[],
+    );
+    agent.wait_until("a retry", WAIT, |a| {
+        a.get("/v1/runs?check=flaky").json()["runs"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|run| run["attempt"] == 2))
+    });
+    let runs = agent.get("/v1/runs?check=flaky").json();
+    let runs = runs["runs"].as_array().unwrap();
+    let retry = runs.iter().find(|r| r["attempt"] == 2).unwrap();
+    let first = runs
+        .iter()
+        .find(|r| r["attempt"] == 1 && r["scheduled_unix_ms"] == retry["scheduled_unix_ms"])
+        .expect("the retry serves the same due time as the first attempt");
+    let gap =
+        retry["started_unix_ms"].as_i64().unwrap() - first["finished_unix_ms"].as_i64().unwrap();
+    assert!(gap >= 1000, "the first backoff is 1s, got {gap}ms");
+    assert!(
+        runs.iter().all(|r| r["attempt"].as_u64().unwrap() <= 2),
+        "retries = 1 allows two attempts"
+    );
+}
+
+#[test]
+fn production_profile_refuses_unsafe_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prod.toml");
+    std::fs::write(
+        &config,
+        "[agent]\nprofile = \"production\"\nlisten = \"0.0.0.0:7999\"\n[api]\ncors_origins = [\"*\"]\n[[check]]\nname = \"a\"\nplugin = \"hello\"\n",
+    )
+    .unwrap();
+    let run = warden(dir.path(), &["run", "-c", config.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 1);
+    for reason in [
+        "no API token",
+        "beyond loopback",
+        "cors_origins contains \"*\"",
+        "plugin \"hello\" is not pinned",
+    ] {
+        assert!(
+            run.stderr.contains(reason),
+            "{reason} missing from:\n{}",
+            run.stderr
+        );
+    }
+    // WARDEN_PROFILE turns the same refusals on for a local config.
+    std::fs::write(&config, "[[check]]\nname = \"a\"\nplugin = \"hello\"\n").unwrap();
+    let run = warden(
+        dir.path(),
+        &["validate", "-c", config.to_str().unwrap()],
+        &[("WARDEN_PROFILE", "production")],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("production profile refuses to start"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn validate_reports_every_problem_and_asks_the_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[check]]
+name = "good"
+plugin = "hello"
+
+[[check]]
+name = "bad-config"
+plugin = "hello"
+config = { greeting = 7 }
+
+[[check]]
+name = "no-plugin"
+plugin = "nowhere"
+"#,
+    )
+    .unwrap();
+    let run = warden(
+        dir.path(),
+        &["validate", "-c", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("check \"bad-config\": config: config.greeting"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("check \"no-plugin\": plugin \"nowhere\" not found"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("\"good\""), "{}", run.stderr);
+    assert!(
+        !dir.path().join(".warden/warden.db").exists(),
+        "validate starts nothing"
+    );
+
+    std::fs::write(&config, "[[check]]\nname = \"good\"\nplugin = \"hello\"\n").unwrap();
+    let run = warden(
+        dir.path(),
+        &["validate", "-c", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("ok (1 checks"), "{}", run.stdout);
+
+    std::fs::write(&config, "[[check]]\nname = \"x\"\nplugin = \"hello\"\ntimeout = \"fast\"\n[agent]\nlisten = \"here\"\n").unwrap();
+    let run = warden(dir.path(), &["run", "-c", config.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("warden.toml:4: check \"x\": timeout"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("warden.toml:6: [agent] listen"),
+        "{}",
+        run.stderr
+    );
+}
