@@ -564,3 +564,106 @@ plugin = "nowhere"
         run.stderr
     );
 }
+
+#[test]
+fn a_partially_written_file_is_never_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(dir.path(), "[agent]\nlisten = \"127.0.0.1:{PORT}\"\n", &[]);
+    let full = variant(&std::fs::read(wasm("hostile")).unwrap(), "slow-writer");
+    let path = dir.path().join("plugins/slowly.wasm");
+    // Written in place, in pieces, with pauses shorter than the debounce.
+    let mut f = std::fs::File::create(&path).unwrap();
+    for chunk in full.chunks(full.len() / 8 + 1) {
+        std::io::Write::write_all(&mut f, chunk).unwrap();
+        std::io::Write::flush(&mut f).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    drop(f);
+    agent.wait_until("the complete file is loaded", WAIT, |a| {
+        a.get("/v1/plugins/slowly").json()["state"] == "loaded"
+    });
+    let p = agent.get("/v1/plugins/slowly").json();
+    assert_eq!(p["sha256"], sha(&full).as_str());
+    assert_eq!(p["load_errors"], 0, "a partial file was tried: {p}");
+}
+
+#[test]
+fn sigterm_lets_runs_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+shutdown_grace = "20s"
+[[check]]
+name = "slow"
+plugin = "hostile"
+schedule = "@every 1h"
+config = { mode = "slow", ms = 2000 }
+"#;
+    let agent = AgentProcess::start(dir.path(), config, &[]);
+    let r = http(
+        agent.port,
+        "POST",
+        "/v1/checks/slow/run?wait=false",
+        &[],
+        b"",
+    );
+    assert_eq!(r.status, 202);
+    agent.wait_until("the run is in flight", WAIT, |a| {
+        a.check("slow")["running"] == true
+    });
+    assert_eq!(agent.terminate(), 0);
+    let conn = rusqlite::Connection::open(dir.path().join(".warden/warden.db")).unwrap();
+    let (n, summary): (i64, String) = conn
+        .query_row(
+            "SELECT COUNT(*), MAX(summary) FROM runs WHERE check_name = 'slow'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (n, summary.as_str()),
+        (1, "slept"),
+        "the run in flight finished and was stored"
+    );
+}
+
+#[test]
+fn the_global_concurrency_limit_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        String::from("[agent]\nlisten = \"127.0.0.1:{PORT}\"\nmax_concurrent_runs = 2\n");
+    for i in 0..6 {
+        config.push_str(&format!(
+            "[[check]]\nname = \"slow-{i}\"\nplugin = \"hostile\"\nschedule = \"@every 2s\"\nsplay = \"0s\"\nconfig = {{ mode = \"slow\", ms = 400 }}\n"
+        ));
+    }
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    agent.wait_until("a dozen runs", WAIT, |a| {
+        a.get("/v1/runs?limit=1000").json()["runs"]
+            .as_array()
+            .map_or(0, |r| r.len())
+            >= 12
+    });
+    let runs = agent.get("/v1/runs?limit=1000").json();
+    let spans: Vec<(i64, i64)> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["started_unix_ms"].as_i64().unwrap(),
+                r["finished_unix_ms"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let most = spans
+        .iter()
+        .map(|(s, _)| spans.iter().filter(|(s2, f2)| s2 <= s && s < f2).count())
+        .max()
+        .unwrap();
+    assert_eq!(
+        most, 2,
+        "at most 2 runs at once, and the limit was used: {spans:?}"
+    );
+}
