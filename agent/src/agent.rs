@@ -38,6 +38,8 @@ pub struct Check {
     pub schedule: Schedule,
     /// Its splay offset.
     pub offset: Duration,
+    /// The schedule as shown (computed once).
+    pub schedule_text: String,
 }
 
 /// The latest run of a check.
@@ -182,6 +184,7 @@ impl Agent {
                 c.name.clone(),
                 Check {
                     config: c.clone(),
+                    schedule_text: schedule.to_string(),
                     schedule,
                     offset,
                 },
@@ -392,35 +395,22 @@ impl Agent {
         }
     }
 
-    /// The live view of one check.
+    /// The full view of one check.
     pub fn check_view(&self, name: &str) -> Option<CheckView> {
         let check = self.checks.get(name)?;
         let info = self.core().info(name).unwrap_or_default();
         let live = self.live().get(name).cloned().unwrap_or_default();
         let c = &check.config;
         Some(CheckView {
-            name: c.name.clone(),
-            plugin: c.plugin.clone(),
-            plugin_loaded: self.registry.get(&c.plugin).is_some(),
-            schedule: check.schedule.to_string(),
+            summary: self.summary(check, info, &live),
             splay_seconds: check.offset.as_secs_f64(),
-            enabled: c.enabled,
             timeout_seconds: c.timeout.as_secs_f64(),
             memory_bytes: c.memory,
             retries: c.retries,
             failure_threshold: c.failure_threshold,
             success_threshold: c.success_threshold,
-            state: live.state,
-            last_run: live.last,
-            next_due_unix_ms: info.next_due_ms,
-            running: info.running,
-            skipped_runs: info.skipped,
-            runs: RunCounts {
-                ok: live.runs_by_status[0],
-                warning: live.runs_by_status[1],
-                critical: live.runs_by_status[2],
-                unknown: live.runs_by_status[3],
-            },
+            state: live.state.clone(),
+            last_run: live.last.clone(),
             grants: GrantsView {
                 hosts: c.allow_hosts.clone(),
                 read_dirs: c.allow_read_dirs.clone(),
@@ -430,12 +420,57 @@ impl Agent {
         })
     }
 
-    /// The live view of every check.
-    pub fn check_views(&self) -> Vec<CheckView> {
+    /// A summary of every check, from one snapshot of the scheduler and
+    /// one of the live state (two locks, not two per check).
+    pub fn check_summaries(&self) -> Vec<CheckSummary> {
+        let infos: Vec<_> = {
+            let core = self.core();
+            self.checks
+                .keys()
+                .map(|n| core.info(n).unwrap_or_default())
+                .collect()
+        };
+        let live = self.live();
+        let empty = Live::default();
         self.checks
-            .keys()
-            .filter_map(|n| self.check_view(n))
+            .values()
+            .zip(infos)
+            .map(|(check, info)| {
+                self.summary(check, info, live.get(&check.config.name).unwrap_or(&empty))
+            })
             .collect()
+    }
+
+    fn summary(
+        &self,
+        check: &Check,
+        info: crate::scheduler::SlotInfo,
+        live: &Live,
+    ) -> CheckSummary {
+        let c = &check.config;
+        CheckSummary {
+            name: c.name.clone(),
+            plugin: c.plugin.clone(),
+            plugin_loaded: self.registry.get(&c.plugin).is_some(),
+            schedule: check.schedule_text.clone(),
+            enabled: c.enabled,
+            status: live.state.as_ref().map(|s| s.status),
+            state_type: live.state.as_ref().map(|s| s.state_type),
+            since_unix_ms: live.state.as_ref().map(|s| s.since_ms),
+            last_status: live.last.as_ref().map(|l| l.status),
+            last_summary: live.last.as_ref().map(|l| l.summary.clone()),
+            last_finished_unix_ms: live.last.as_ref().map(|l| l.finished_unix_ms),
+            last_duration_seconds: live.last.as_ref().map(|l| l.duration_seconds),
+            next_due_unix_ms: info.next_due_ms,
+            running: info.running,
+            skipped_runs: info.skipped,
+            runs: RunCounts {
+                ok: live.runs_by_status[0],
+                warning: live.runs_by_status[1],
+                critical: live.runs_by_status[2],
+                unknown: live.runs_by_status[3],
+            },
+        }
     }
 
     /// Prometheus text exposition of the agent's own metrics and the latest
@@ -448,7 +483,7 @@ impl Agent {
                 .replace('"', "\\\"")
                 .replace('\n', "\\n")
         };
-        let views = self.check_views();
+        let views = self.check_summaries();
         let _ = writeln!(
             out,
             "# HELP warden_up 1 while the agent runs.\n# TYPE warden_up gauge\nwarden_up 1"
@@ -458,7 +493,7 @@ impl Agent {
             "# HELP warden_check_status Hard status of a check: 0 ok, 1 warning, 2 critical, 3 unknown.\n# TYPE warden_check_status gauge"
         );
         for v in &views {
-            let s = v.state.as_ref().map(|s| s.status.exit_code()).unwrap_or(3);
+            let s = v.status.map(|s| s.exit_code()).unwrap_or(3);
             let _ = writeln!(out, "warden_check_status{{check=\"{}\"}} {s}", esc(&v.name));
         }
         let _ = writeln!(
@@ -466,12 +501,11 @@ impl Agent {
             "# HELP warden_check_duration_seconds Duration of the latest run.\n# TYPE warden_check_duration_seconds gauge"
         );
         for v in &views {
-            if let Some(l) = &v.last_run {
+            if let Some(d) = v.last_duration_seconds {
                 let _ = writeln!(
                     out,
-                    "warden_check_duration_seconds{{check=\"{}\"}} {}",
-                    esc(&v.name),
-                    l.duration_seconds
+                    "warden_check_duration_seconds{{check=\"{}\"}} {d}",
+                    esc(&v.name)
                 );
             }
         }
@@ -629,9 +663,9 @@ pub struct GrantsView {
     pub env: Vec<String>,
 }
 
-/// What the API shows about a check.
+/// What `GET /v1/checks` shows about each check.
 #[derive(Debug, Clone, Serialize)]
-pub struct CheckView {
+pub struct CheckSummary {
     /// Name.
     pub name: String,
     /// Plugin.
@@ -640,10 +674,41 @@ pub struct CheckView {
     pub plugin_loaded: bool,
     /// Schedule in force.
     pub schedule: String,
-    /// Splay offset.
-    pub splay_seconds: f64,
     /// Enabled.
     pub enabled: bool,
+    /// Hard status (none before the first result).
+    pub status: Option<Status>,
+    /// Soft or hard.
+    pub state_type: Option<crate::checkstate::StateType>,
+    /// When the hard status last changed.
+    pub since_unix_ms: Option<i64>,
+    /// Status of the latest run.
+    pub last_status: Option<Status>,
+    /// Summary of the latest run.
+    pub last_summary: Option<String>,
+    /// End of the latest run.
+    pub last_finished_unix_ms: Option<u64>,
+    /// Duration of the latest run.
+    pub last_duration_seconds: Option<f64>,
+    /// Next due time.
+    pub next_due_unix_ms: Option<i64>,
+    /// Running now.
+    pub running: bool,
+    /// Skipped due times since start.
+    pub skipped_runs: u64,
+    /// Runs by status.
+    pub runs: RunCounts,
+}
+
+/// What `GET /v1/checks/{name}` shows: the summary plus the config in
+/// force, the state machine and the latest run in full.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    /// The summary fields.
+    #[serde(flatten)]
+    pub summary: CheckSummary,
+    /// Splay offset.
+    pub splay_seconds: f64,
     /// Timeout.
     pub timeout_seconds: f64,
     /// Memory limit.
@@ -658,14 +723,6 @@ pub struct CheckView {
     pub state: Option<CheckState>,
     /// Latest run.
     pub last_run: Option<LastRun>,
-    /// Next due time.
-    pub next_due_unix_ms: Option<i64>,
-    /// Running now.
-    pub running: bool,
-    /// Skipped due times since start.
-    pub skipped_runs: u64,
-    /// Runs by status.
-    pub runs: RunCounts,
     /// Grants.
     pub grants: GrantsView,
     /// Outputs file.

@@ -20,6 +20,13 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::limits;
 
+/// Bytes of a pooled linear memory that are zeroed in place (rather than
+/// decommitted) when an instance is freed. Small plugins touch little
+/// memory; zeroing a large resident prefix on every run dominated the
+/// per-run cost (1 MiB: ~44 us median per trivial run, 64 KiB: ~29 us; see
+/// docs/BENCHMARKS.md).
+const KEEP_RESIDENT: usize = 64 << 10;
+
 /// How instances get their memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocation {
@@ -97,7 +104,7 @@ impl WardenEngine {
                 .max_memories_per_component(2)
                 .max_tables_per_component(16)
                 .max_memory_size(limits::MAX_MEMORY as usize)
-                .linear_memory_keep_resident(1 << 20)
+                .linear_memory_keep_resident(KEEP_RESIDENT)
                 .table_keep_resident(1 << 16);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
