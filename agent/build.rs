@@ -16,15 +16,15 @@ fn main() {
         .parent()
         .expect("agent/ lives in the workspace")
         .to_path_buf();
-    for watched in [
-        "plugins",
-        "plugin-sdk",
-        "wit",
-        "tests/plugins",
-        "Cargo.lock",
-    ] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    // Every file and directory, not just the top directories: cargo does
+    // not notice a file moved in with an old mtime otherwise.
+    for watched in ["plugins", "plugin-sdk", "wit", "tests/plugins"] {
+        watch(&root.join(watched));
     }
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
 
     let standard = plugin_crates(&root.join("plugins"));
     let test_plugins = plugin_crates(&root.join("tests/plugins"));
@@ -96,6 +96,23 @@ fn main() {
     std::fs::write(out_dir.join("standard_plugins.rs"), generated)
         .expect("writing standard_plugins.rs");
     println!("cargo:rustc-env=WARDEN_WASM_DIR={}", wasm_dir.display());
+}
+
+/// Emits `rerun-if-changed` for `path` and everything beneath it.
+fn watch(path: &Path) {
+    println!("cargo:rerun-if-changed={}", path.display());
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.filter_map(Result::ok) {
+            let p = entry.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "target") {
+                    watch(&p);
+                }
+            } else {
+                println!("cargo:rerun-if-changed={}", p.display());
+            }
+        }
+    }
 }
 
 /// Crate names of the plugins in `dir` (one crate per subdirectory, named
