@@ -477,3 +477,124 @@ config = { url = "http://127.0.0.1:1/", cors = { url = "http://127.0.0.1:1/", al
         assert_eq!(r.code, 0, "{example}: {}", r.stderr);
     }
 }
+
+/// An HTTPS fixture whose certificate (signed by a fresh test CA) expires
+/// in `days`; returns its port and the CA's PEM.
+fn https_fixture(days: i64) -> (u16, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Warden Test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "fixture.test");
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().take(1000) {
+            let Ok(tcp) = tcp else { continue };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1];
+                while !buf.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut byte) {
+                        Ok(1) => buf.push(byte[0]),
+                        _ => return, // a TLS-only probe closes after the handshake
+                    }
+                }
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    (port, ca.pem())
+}
+
+fn tls_agent(days: i64) -> (tempfile::TempDir, AgentProcess) {
+    let (port, ca_pem) = https_fixture(days);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/../examples/tls-expiry.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\nca_file = \"ca.pem\"\n{}",
+        text.replace("127.0.0.1:8443", &format!("127.0.0.1:{port}"))
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    (dir, agent)
+}
+
+#[test]
+fn certificate_expiry_over_https() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as f64;
+    // 90 days left: ok, and the blackbox metric says when it expires.
+    let (_dir, agent) = tls_agent(90);
+    let o = run(&agent, "api-cert");
+    assert_eq!(o["status"], "ok", "{o}");
+    let metric = |o: &serde_json::Value, name: &str| {
+        o["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .map(|m| m["value"].as_f64().unwrap())
+    };
+    let expiry = metric(&o, "probe_ssl_earliest_cert_expiry").expect("expiry metric");
+    assert!(
+        (expiry - (now + 90.0 * 86400.0)).abs() < 86400.0,
+        "{expiry}"
+    );
+    assert_eq!(metric(&o, "probe_tls_verified"), Some(1.0));
+    drop(agent);
+
+    // 20 days left: the 30-day condition is a warning.
+    let (_dir, agent) = tls_agent(20);
+    let o = run(&agent, "api-cert");
+    assert_eq!(o["status"], "warning", "{o}");
+    assert!(
+        o["summary"]
+            .as_str()
+            .unwrap()
+            .contains("[CERTIFICATE_EXPIRATION] > 720h"),
+        "{o}"
+    );
+    drop(agent);
+
+    // 3 days left: critical.
+    let (_dir, agent) = tls_agent(3);
+    assert_eq!(run(&agent, "api-cert")["status"], "critical");
+}

@@ -101,6 +101,9 @@ struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    /// Extra trust roots (PEM) for the plugin's TLS connections.
+    #[arg(long = "ca-file", value_name = "PEM")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -236,6 +239,9 @@ async fn check(args: CheckArgs) -> ExitCode {
             );
         }
         let config = read_config(&args.config)?;
+        if let Some(ca) = &args.ca_file {
+            trust_ca_file(ca).map_err(|e| anyhow!("--ca-file {e}"))?;
+        }
         let grants = Grants::parse(&args.allow_hosts, &args.read_dirs, &args.env)
             .map_err(|errors| anyhow!("{}", errors.join("; ")))?;
         let runtime = runtime(state_dir)?;
@@ -386,6 +392,12 @@ async fn run(args: ConfigArg) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(ca) = &config.agent.ca_file
+        && let Err(e) = trust_ca_file(ca)
+    {
+        eprintln!("warden: [agent] ca_file {e}");
+        return ExitCode::from(1);
+    }
     let listen = config.agent.listen;
     let grace = config.agent.shutdown_grace;
     let (keep_runs, keep_days) = (config.agent.keep_runs, config.agent.keep_days);
@@ -526,4 +538,12 @@ async fn validate(args: ConfigArg) -> ExitCode {
         }
         ExitCode::from(1)
     }
+}
+
+fn trust_ca_file(path: &Path) -> Result<()> {
+    let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    let n = crate::caps::http::trust_extra_roots(&pem)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    tracing::info!(file = %path.display(), certificates = n, "extra trust roots added");
+    Ok(())
 }

@@ -79,6 +79,7 @@ struct RawAgent {
     keep_runs: Option<usize>,
     keep_days: Option<u64>,
     shutdown_grace: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +152,8 @@ pub struct AgentSection {
     pub keep_days: u64,
     /// How long runs in flight may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Extra trust roots (PEM) for plugins' TLS connections.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[api]`.
@@ -329,6 +332,7 @@ impl Config {
             keep_runs: 1000,
             keep_days: 30,
             shutdown_grace: Duration::from_secs(10),
+            ca_file: None,
         };
         if let Some(a) = agent_raw {
             let line = |f: &str| at(field_line(text, &agent_span, f));
@@ -372,6 +376,17 @@ impl Config {
             }
             if let Some(d) = a.keep_days {
                 agent.keep_days = d.max(1);
+            }
+            if let Some(f) = a.ca_file {
+                let f = resolve(f);
+                if !f.is_file() {
+                    errors.push(format!(
+                        "{}: [agent] ca_file: {} is not a file",
+                        line("ca_file"),
+                        f.display()
+                    ));
+                }
+                agent.ca_file = Some(f);
             }
             if let Some(g) = a.shutdown_grace {
                 match units::parse_duration(&g) {

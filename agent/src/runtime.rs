@@ -34,6 +34,7 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "warden:plugin/plugin",
+        imports: { "warden:plugin/tls.peer-certificates": async },
         exports: { default: async },
         with: {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
@@ -47,6 +48,8 @@ mod bindings {
 }
 
 use bindings::warden::plugin::host;
+/// Generated types of `warden:plugin/tls`.
+pub(crate) use bindings::warden::plugin::tls as tls_bindings;
 /// Generated types of `warden:plugin/types`.
 pub(crate) use bindings::warden::plugin::types as wit;
 
@@ -354,6 +357,8 @@ impl Runtime {
         host::add_to_linker::<RunState, HasSelf<HostServices>>(&mut linker, |s| &mut s.host)
             .map_err(anyhow::Error::from)?;
         wit::add_to_linker::<RunState, HasSelf<HostServices>>(&mut linker, |s| &mut s.host)
+            .map_err(anyhow::Error::from)?;
+        tls_bindings::add_to_linker::<RunState, HasSelf<Egress>>(&mut linker, |s| &mut s.egress)
             .map_err(anyhow::Error::from)?;
         Ok(Runtime {
             engine,

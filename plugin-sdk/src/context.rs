@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::http::Http;
 use crate::state::State;
+use crate::tls::Tls;
 
 /// Reads the environment variables the check allows.
 pub trait Env {
@@ -35,6 +36,7 @@ pub struct Context<C> {
     pub(crate) http: Http,
     pub(crate) state: State,
     pub(crate) env: Arc<dyn Env>,
+    pub(crate) tls: Tls,
 }
 
 impl<C> Context<C> {
@@ -46,6 +48,11 @@ impl<C> Context<C> {
     /// The check's persistent state.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Certificate chains of granted https hosts.
+    pub fn tls(&self) -> &Tls {
+        &self.tls
     }
 
     /// An environment variable from the check's `allow.env`.

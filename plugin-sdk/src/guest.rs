@@ -70,6 +70,7 @@ impl<P: Plugin> bindings::Guest for Adapter<P> {
             http: Http::new(Arc::new(WasiHttp)),
             state: State::new(Arc::new(HostState)),
             env: Arc::new(ProcessEnv),
+            tls: crate::tls::Tls::new(Arc::new(HostTls)),
         };
         P::run(&mut context)
             .map(into_wit_report)
@@ -137,6 +138,30 @@ struct ProcessEnv;
 impl Env for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
+    }
+}
+
+/// Certificate look-ups through `warden:plugin/tls`.
+struct HostTls;
+
+impl crate::tls::TlsBackend for HostTls {
+    fn peer_certificates(&self, url: &str) -> Result<crate::tls::Peer, String> {
+        use bindings::warden::plugin::tls;
+        let peer = tls::peer_certificates(url)?;
+        Ok(crate::tls::Peer {
+            chain: peer
+                .chain
+                .into_iter()
+                .map(|c| crate::tls::Certificate {
+                    subject: c.subject,
+                    issuer: c.issuer,
+                    not_before: c.not_before,
+                    not_after: c.not_after,
+                })
+                .collect(),
+            verified: peer.verified,
+            verify_error: peer.verify_error,
+        })
     }
 }
 

@@ -14,6 +14,7 @@
 //!   ([`http::Http`]), with [`jsonrpc::JsonRpc`] on top for JSON-RPC 2.0;
 //! - [`Context::state`]: typed key/value state kept by the agent per check;
 //! - [`Context::env`]: the environment variables the check allows;
+//! - [`Context::tls`]: certificate chains of granted https hosts;
 //! - logging through [`info!`], [`warn!`], [`error!`], [`debug!`].
 //!
 //! The HTTP, state, environment and log backends are traits. In the wasm
@@ -90,6 +91,7 @@ pub mod log;
 mod report;
 pub mod state;
 pub mod testing;
+pub mod tls;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::context::{Context, Env};
 use crate::http::{Http, HttpError, Request, Response, Transport};
 use crate::state::{State, StateBackend};
+use crate::tls::{NoTls, Tls, TlsBackend};
 
 type Handler = Box<dyn Fn(&Request) -> Result<Response, HttpError> + Send + Sync>;
 
@@ -138,6 +139,7 @@ pub struct TestContext<C> {
     http: Arc<dyn Transport>,
     state: Arc<dyn StateBackend>,
     env: HashMap<String, String>,
+    tls: Arc<dyn TlsBackend>,
 }
 
 impl<C> TestContext<C> {
@@ -152,7 +154,14 @@ impl<C> TestContext<C> {
             http: Arc::new(MockHttp::new()),
             state: Arc::new(MemoryState::new()),
             env: HashMap::new(),
+            tls: Arc::new(NoTls),
         }
+    }
+
+    /// Uses this TLS double (a [`crate::tls::Peer`] answers every look-up).
+    pub fn tls(mut self, tls: impl TlsBackend + 'static) -> Self {
+        self.tls = Arc::new(tls);
+        self
     }
 
     /// Uses this HTTP double.
@@ -202,6 +211,7 @@ impl<C> TestContext<C> {
             http: Http::new(self.http),
             state: State::new(self.state),
             env: Arc::new(self.env) as Arc<dyn Env>,
+            tls: Tls::new(self.tls),
         }
     }
 }

@@ -306,12 +306,17 @@ impl Egress {
         self.requests
     }
 
+    /// The shared list of refusals (for futures that outlive `&mut self`).
+    pub(crate) fn refusal_log(&self) -> Arc<Mutex<Vec<String>>> {
+        self.refusals.clone()
+    }
+
     /// What was refused in this run, in order.
     pub fn refusals(&self) -> Vec<String> {
         self.refusals.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    fn refuse(refusals: &Mutex<Vec<String>>, msg: String) {
+    pub(crate) fn refuse(refusals: &Mutex<Vec<String>>, msg: String) {
         tracing::warn!(reason = %msg, "plugin HTTP request refused");
         if let Ok(mut r) = refusals.lock()
             && r.len() < 32
@@ -321,7 +326,7 @@ impl Egress {
     }
 
     /// Checks the request against the grants; returns where to connect.
-    fn authorize(&mut self, uri: &http::Uri) -> Result<Target, HttpErr> {
+    pub(crate) fn authorize(&mut self, uri: &http::Uri) -> Result<Target, HttpErr> {
         self.requests += 1;
         let shown = crate::redact::url(&uri.to_string());
         if self.requests > limits::MAX_HTTP_REQUESTS_PER_RUN {
@@ -372,12 +377,12 @@ impl Egress {
 }
 
 /// Where an authorized request goes.
-struct Target {
-    scheme: Scheme,
-    host: String,
-    port: u16,
-    literal: bool,
-    shown: String,
+pub(crate) struct Target {
+    pub(crate) scheme: Scheme,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) literal: bool,
+    pub(crate) shown: String,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpErr>> + Send>;
@@ -420,13 +425,42 @@ async fn resolve(target: &Target, timeout: Duration) -> Result<Vec<SocketAddr>, 
     }
 }
 
+static EXTRA_ROOTS: OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> = OnceLock::new();
+
+/// Adds the certificates of a PEM file to the trust roots of every TLS
+/// connection the agent makes for plugins (the `[agent] ca_file` /
+/// `--ca-file` setting, e.g. an internal CA). Call once, before any run.
+pub fn trust_extra_roots(pem: &[u8]) -> Result<usize, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not a PEM certificate file: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificates in the file".into());
+    }
+    let n = certs.len();
+    EXTRA_ROOTS
+        .set(certs)
+        .map_err(|_| "extra trust roots were already set".to_string())?;
+    Ok(n)
+}
+
+/// webpki's roots plus any extra roots.
+pub(crate) fn root_store() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    for cert in EXTRA_ROOTS.get().into_iter().flatten() {
+        let _ = roots.add(cert.clone());
+    }
+    roots
+}
+
 fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            };
+            let roots = root_store();
             Arc::new(
                 rustls::ClientConfig::builder_with_provider(Arc::new(
                     rustls::crypto::ring::default_provider(),
@@ -449,27 +483,15 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
-async fn send(
-    mut request: http::Request<WasiBody>,
-    options: Option<RequestOptions>,
-    target: Target,
-    refusals: Arc<Mutex<Vec<String>>>,
-) -> Result<(http::Response<WasiBody>, IoFuture), HttpErr> {
-    let connect_timeout = clamp(
-        options.and_then(|o| o.connect_timeout),
-        limits::HTTP_CONNECT_TIMEOUT,
-    );
-    let first_byte_timeout = clamp(
-        options.and_then(|o| o.first_byte_timeout),
-        limits::HTTP_TOTAL_TIMEOUT,
-    );
-    let between_bytes_timeout = clamp(
-        options.and_then(|o| o.between_bytes_timeout),
-        limits::HTTP_TOTAL_TIMEOUT,
-    );
-    let deadline = tokio::time::Instant::now() + limits::HTTP_TOTAL_TIMEOUT;
-
-    let addrs = resolve(&target, connect_timeout).await?;
+/// Resolves the target, applies the address policy (restricted addresses
+/// need a literal grant) and connects to an address that passed; used by
+/// HTTP egress and by the TLS capability.
+pub(crate) async fn connect_vetted(
+    target: &Target,
+    connect_timeout: Duration,
+    refusals: &Mutex<Vec<String>>,
+) -> Result<TcpStream, HttpErr> {
+    let addrs = resolve(target, connect_timeout).await?;
     let mut allowed = Vec::new();
     let mut refused = Vec::new();
     for addr in addrs {
@@ -480,7 +502,7 @@ async fn send(
     }
     if allowed.is_empty() {
         Egress::refuse(
-            &refusals,
+            refusals,
             format!(
                 "request to {} refused: {} resolves to {}, which only a grant naming that host or address literally allows",
                 target.shown,
@@ -512,6 +534,30 @@ async fn send(
         }
     }
     let tcp = tcp.ok_or(last_err)?;
+    Ok(tcp)
+}
+
+async fn send(
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    target: Target,
+    refusals: Arc<Mutex<Vec<String>>>,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpErr> {
+    let connect_timeout = clamp(
+        options.and_then(|o| o.connect_timeout),
+        limits::HTTP_CONNECT_TIMEOUT,
+    );
+    let first_byte_timeout = clamp(
+        options.and_then(|o| o.first_byte_timeout),
+        limits::HTTP_TOTAL_TIMEOUT,
+    );
+    let between_bytes_timeout = clamp(
+        options.and_then(|o| o.between_bytes_timeout),
+        limits::HTTP_TOTAL_TIMEOUT,
+    );
+    let deadline = tokio::time::Instant::now() + limits::HTTP_TOTAL_TIMEOUT;
+
+    let tcp = connect_vetted(&target, connect_timeout, &refusals).await?;
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Stream> = match target.scheme {
         Scheme::Http => Box::new(tcp),

@@ -1,6 +1,7 @@
 //! Host capabilities a plugin can import, one module each: [`log`] (host
 //! log and stdio), [`state`] (per-check key/value), [`http`] (egress),
-//! [`files`] (read-only preopens), [`env`] (named variables).
+//! [`files`] (read-only preopens), [`env`] (named variables), [`tls`]
+//! (certificate chains of granted https hosts, under the HTTP grants).
 //!
 //! A check's grants are parsed once into a [`Grants`] value that the
 //! runtime consumes; there is no other way to widen what a plugin can
@@ -14,6 +15,7 @@ pub mod files;
 pub mod http;
 pub mod log;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -264,13 +264,7 @@ fn check_request(field: &str, r: &RequestSpec) -> Result<(), String> {
 
 fn check_conditions(field: &str, list: &[ConditionSpec]) -> Result<(), String> {
     for (i, c) in list.iter().enumerate() {
-        let parsed =
-            conditions::Condition::parse(c.parts().0).map_err(|e| format!("{field}[{i}]: {e}"))?;
-        if parsed.needs_certificate() {
-            return Err(format!(
-                "{field}[{i}]: [CERTIFICATE_EXPIRATION] needs the agent's TLS capability, which this version does not have yet"
-            ));
-        }
+        conditions::Condition::parse(c.parts().0).map_err(|e| format!("{field}[{i}]: {e}"))?;
     }
     Ok(())
 }

@@ -295,8 +295,41 @@ fn probe(
         }
         Ok(r) => r,
     };
-    let o = observe(&resp);
+    let mut o = observe(&resp);
+    // Certificates: for https (the blackbox metric) and whenever a
+    // condition reads [CERTIFICATE_EXPIRATION].
+    let wants_cert = conditions
+        .iter()
+        .any(|c| Condition::parse(c.parts().0).is_ok_and(|c| c.needs_certificate()));
+    let mut tls_metrics = Vec::new();
+    let mut tls_error = None;
+    if wants_cert || ex.final_url.starts_with("https://") {
+        match ctx.tls().peer_certificates(&ex.final_url) {
+            Ok(peer) => {
+                let now = ctx
+                    .scheduled
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                if let Some(earliest) = peer.earliest_expiry() {
+                    o.cert_expires_in_seconds = Some((earliest - now) as f64);
+                    tls_metrics.push(
+                        Metric::new("probe_ssl_earliest_cert_expiry", earliest as f64)
+                            .unit("seconds"),
+                    );
+                }
+                tls_metrics.push(Metric::new(
+                    "probe_tls_verified",
+                    if peer.verified { 1.0 } else { 0.0 },
+                ));
+            }
+            Err(e) => tls_error = Some(e),
+        }
+    }
     let (mut status, mut failures, cond_metrics) = evaluate(&default_conditions(conditions), &o)?;
+    if let (true, Some(e)) = (wants_cert, &tls_error) {
+        failures.push(format!("certificate unavailable: {e}"));
+    }
     if let Some(tls) = spec.expect_tls {
         let is_tls = ex.final_url.starts_with("https://");
         if tls != is_tls {
@@ -333,7 +366,7 @@ fn probe(
         ))
         .metric(Metric::new("probe_http_redirects", ex.redirects as f64))
         .metric(Metric::new("probe_http_content_length", resp.body.len() as f64).unit("bytes"));
-    for m in cond_metrics {
+    for m in cond_metrics.into_iter().chain(tls_metrics) {
         report = report.metric(m);
     }
     Ok(report)
@@ -886,6 +919,65 @@ mod tests {
         let c = config(serde_json::json!({"url": "http://svc/?k=${env:MISSING}"}));
         let mut ctx = TestContext::new(c).build();
         assert!(run(&mut ctx).unwrap_err().message().contains("MISSING"));
+    }
+
+    #[test]
+    fn certificate_expiry_condition_and_metric() {
+        use warden_plugin_sdk::tls::{Certificate, Peer};
+        let t0 = SystemTime::now();
+        let now = t0.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let peer = Peer {
+            chain: vec![
+                Certificate {
+                    subject: "CN=svc".into(),
+                    issuer: "CN=ca".into(),
+                    not_before: now - 86400,
+                    not_after: now + 10 * 86400,
+                },
+                Certificate {
+                    subject: "CN=ca".into(),
+                    issuer: "CN=ca".into(),
+                    not_before: now - 86400,
+                    not_after: now + 900 * 86400,
+                },
+            ],
+            verified: true,
+            verify_error: None,
+        };
+        let http = || MockHttp::new().route("GET", "https://svc/", |_| MockHttp::reply(200, "ok"));
+        let cfg =
+            |cond: &str| config(serde_json::json!({"url": "https://svc/", "conditions": [cond]}));
+        let mut ctx = TestContext::new(cfg("[CERTIFICATE_EXPIRATION] > 168h"))
+            .http(http())
+            .tls(peer.clone())
+            .at(t0)
+            .build();
+        let r = run(&mut ctx).unwrap();
+        assert_eq!(r.status, Status::Ok, "{r:?}");
+        let m = r
+            .metrics
+            .iter()
+            .find(|m| m.name == "probe_ssl_earliest_cert_expiry")
+            .unwrap();
+        assert_eq!(m.value, (now + 10 * 86400) as f64);
+        let mut ctx = TestContext::new(cfg("[CERTIFICATE_EXPIRATION] > 30d"))
+            .http(http())
+            .tls(peer)
+            .at(t0)
+            .build();
+        assert_eq!(run(&mut ctx).unwrap().status, Status::Critical);
+        // Without the capability's answer the condition fails and says why.
+        let mut ctx = TestContext::new(cfg("[CERTIFICATE_EXPIRATION] > 1d"))
+            .http(http())
+            .at(t0)
+            .build();
+        let r = run(&mut ctx).unwrap();
+        assert_eq!(r.status, Status::Critical);
+        assert!(
+            r.summary.contains("certificate unavailable"),
+            "{}",
+            r.summary
+        );
     }
 
     #[test]
