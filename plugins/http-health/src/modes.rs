@@ -757,7 +757,12 @@ fn metrics(ctx: &mut Context<Config>, m: &MetricsSpec) -> Result<Report, Error> 
         }
     }
 
-    let mut report = Report::ok("");
+    let mut report = Report::ok("")
+        .metric(Metric::new(
+            "probe_http_status_code",
+            f64::from(resp.status),
+        ))
+        .metric(Metric::new("probe_duration_seconds", resp.elapsed.as_secs_f64()).unit("seconds"));
     for (name, v) in &values {
         report = report.metric(Metric::new("http_health_value", *v).label("name", name.clone()));
     }
@@ -809,6 +814,10 @@ fn metrics(ctx: &mut Context<Config>, m: &MetricsSpec) -> Result<Report, Error> 
     }
     state.history.push((now, values.clone()));
     ctx.state().set("metrics", &state)?;
+    report = report.metric(Metric::new(
+        "probe_success",
+        if firing.is_empty() { 1.0 } else { 0.0 },
+    ));
     report.summary = if !firing.is_empty() {
         format!(
             "{} firing: {}",
@@ -1137,6 +1146,22 @@ mod tests {
         assert!(
             run(&mut ctx).is_err(),
             "a request the grants deny is unknown"
+        );
+        let http = MockHttp::new()
+            .route("POST", "http://auth/challenge", |_| {
+                MockHttp::reply(200, r#"{"challenge":"abc123"}"#)
+            })
+            .route("POST", "http://auth/refresh/abc123", |_| {
+                MockHttp::reply(500, "boom")
+            });
+        let mut ctx = TestContext::new(flow_config()).http(http).build();
+        let r = run(&mut ctx).unwrap();
+        assert!(
+            r.summary
+                .starts_with("flow failed at step 2 of 3 (refresh)")
+                && r.summary.contains("[STATUS] < 400 (got 500)"),
+            "{}",
+            r.summary
         );
         let http = MockHttp::new().route("POST", "http://auth/challenge", |_| {
             MockHttp::reply(200, r#"{"nothing":1}"#)
