@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{cpu_seconds, pct};
 use warden::agent::Agent;
 use warden::config::Config;
 
@@ -37,31 +40,6 @@ fn prepare(dir: &Path) {
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     let wasm = Path::new(env!("WARDEN_WASM_DIR")).join("hostile.wasm");
     std::fs::copy(wasm, dir.join("plugins/hostile.wasm")).unwrap();
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn cpu_seconds() -> f64 {
-    // utime + stime of this process, from /proc (clock ticks of 100 Hz).
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn get_checks(port: u16) -> (Duration, usize) {
@@ -95,7 +73,7 @@ fn main() {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let server = tokio::spawn(axum::serve(listener, warden::api::router(agent.clone())).into_future());
         let t_start = warden::store::now_ms();
-        let cpu0 = cpu_seconds();
+        let cpu0 = cpu_seconds("self");
 
         // A client measuring GET /v1/checks (1,000 checks) meanwhile.
         let done = Arc::new(AtomicBool::new(false));
@@ -128,7 +106,7 @@ fn main() {
         let _ = sched.await;
         agent.drain(Duration::from_secs(10)).await;
         agent.store.flush();
-        let cpu = cpu_seconds() - cpu0;
+        let cpu = cpu_seconds("self") - cpu0;
         let t_end = warden::store::now_ms();
         let (mut api_lat, api_bytes) = client.join().unwrap();
         server.abort();
@@ -221,9 +199,9 @@ fn main() {
         let sched = tokio::spawn(agent.clone().run_scheduler(stopped));
         tokio::time::sleep(Duration::from_secs(3)).await;
         let count = |a: &Agent| -> u64 { a.check_summaries().iter().map(|v| v.runs.ok + v.runs.unknown).sum() };
-        let (n0, cpu0, t0) = (count(&agent), cpu_seconds(), Instant::now());
+        let (n0, cpu0, t0) = (count(&agent), cpu_seconds("self"), Instant::now());
         tokio::time::sleep(Duration::from_secs(20)).await;
-        let (n1, cpu1, elapsed) = (count(&agent), cpu_seconds(), t0.elapsed());
+        let (n1, cpu1, elapsed) = (count(&agent), cpu_seconds("self"), t0.elapsed());
         let _ = stop.send(true);
         let _ = sched.await;
         agent.drain(Duration::from_secs(10)).await;

@@ -20,6 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::cpu_seconds;
+
 const BLACKBOX: &str = "prometheus-blackbox-exporter";
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -27,23 +31,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn free_port() -> u16 {
@@ -172,11 +159,15 @@ fn warden(fixture: u16, n: u64, secs: u64) -> (f64, f64) {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    let (c0, cpu0, t0) = (count(), cpu_seconds(child.0.id()), Instant::now());
+    let (c0, cpu0, t0) = (
+        count(),
+        cpu_seconds(&child.0.id().to_string()),
+        Instant::now(),
+    );
     std::thread::sleep(Duration::from_secs(secs));
     let (c1, cpu1, elapsed) = (
         count(),
-        cpu_seconds(child.0.id()),
+        cpu_seconds(&child.0.id().to_string()),
         t0.elapsed().as_secs_f64(),
     );
     let failures = failed();
@@ -247,14 +238,14 @@ fn blackbox(fixture: u16, n: u64, secs: u64) -> (f64, f64) {
     let (c0, b0, cpu0, t0) = (
         ok.load(Ordering::Relaxed),
         bad.load(Ordering::Relaxed),
-        cpu_seconds(child.0.id()),
+        cpu_seconds(&child.0.id().to_string()),
         Instant::now(),
     );
     std::thread::sleep(Duration::from_secs(secs));
     let (c1, b1, cpu1, elapsed) = (
         ok.load(Ordering::Relaxed),
         bad.load(Ordering::Relaxed),
-        cpu_seconds(child.0.id()),
+        cpu_seconds(&child.0.id().to_string()),
         t0.elapsed().as_secs_f64(),
     );
     done.store(true, Ordering::Relaxed);
