@@ -63,6 +63,10 @@ impl Service {
                 serde_json::json!({"status": "ok", "checks": {"db": "ok"}}),
             ),
             ("GET", "/healthz") => reply(200, "text/plain", "ok"),
+            ("GET", "/v1/config") => json(
+                200,
+                serde_json::json!({"mode": "live", "cors_origins": ["https://app.example.com"]}),
+            ),
             ("GET", "/v1/status") => {
                 json(200, serde_json::json!({"status": "ok", "version": "1.4.2"}))
             }
@@ -254,6 +258,7 @@ fn health_example_passes_and_each_failure_is_named() {
         "api-status",
         "admin-health",
         "list-latency",
+        "api-config",
     ] {
         let o = run(&agent, check);
         assert_eq!(o["status"], "ok", "{check}: {o}");

@@ -406,6 +406,8 @@ fn cors_check(ctx: &mut Context<Config>, cors: &CorsSpec) -> Result<Report, Erro
         .map(|o| (o, true))
         .chain(cors.denied_origins.iter().map(|o| (o, false)));
     let mut checked = 0;
+    let mut elapsed = Duration::ZERO;
+    let mut last_status = 0u16;
     for (origin, allowed) in cases {
         let mut exchanges = vec![(
             "request",
@@ -437,6 +439,8 @@ fn cors_check(ctx: &mut Context<Config>, cors: &CorsSpec) -> Result<Report, Erro
                     continue;
                 }
             };
+            elapsed += resp.elapsed;
+            last_status = resp.status;
             let acao = resp.header("access-control-allow-origin").map(str::trim);
             let credentials = resp
                 .header("access-control-allow-credentials")
@@ -520,10 +524,16 @@ fn cors_check(ctx: &mut Context<Config>, cors: &CorsSpec) -> Result<Report, Erro
             first.2
         )
     };
-    Ok(report.metric(Metric::new(
-        "probe_success",
-        if problems.is_empty() { 1.0 } else { 0.0 },
-    )))
+    Ok(report
+        .metric(Metric::new("probe_duration_seconds", elapsed.as_secs_f64()).unit("seconds"))
+        .metric(Metric::new(
+            "probe_http_status_code",
+            f64::from(last_status),
+        ))
+        .metric(Metric::new(
+            "probe_success",
+            if problems.is_empty() { 1.0 } else { 0.0 },
+        )))
 }
 
 /// The `error.code` of a structured error body, if any.
@@ -540,6 +550,7 @@ fn flow(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Report, Error> 
     let mut captures: BTreeMap<String, String> = BTreeMap::new();
     let mut report = Report::ok("");
     let mut total_ms = 0.0;
+    let mut last_status = 0u16;
     for (i, step) in steps.iter().enumerate() {
         let n = i + 1;
         let method = step
@@ -559,7 +570,15 @@ fn flow(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Report, Error> 
         let ex = match send(ctx, &step.request, &captures, &[]) {
             Ok(ex) => ex,
             // A missing capture or env var: the flow cannot continue.
-            Err(e) => return Ok(fail_flow(report, n, &step.name, failed(e.to_string()))),
+            Err(e) => {
+                return Ok(fail_flow(
+                    report,
+                    (total_ms, last_status),
+                    n,
+                    &step.name,
+                    failed(e.to_string()),
+                ));
+            }
         };
         let resp = match ex.result {
             Ok(r) => r,
@@ -569,6 +588,7 @@ fn flow(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Report, Error> 
                 }
                 return Ok(fail_flow(
                     report,
+                    (total_ms, last_status),
                     n,
                     &step.name,
                     failed(redact_error(&e, "request")),
@@ -577,12 +597,14 @@ fn flow(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Report, Error> 
         };
         let o = observe(&resp);
         total_ms += o.response_time_ms;
+        last_status = resp.status;
         if let Some(expected) = &step.expect_error {
             match error_code(&o.body) {
                 Some(code) if code == *expected => {}
                 Some(code) => {
                     return Ok(fail_flow(
                         report,
+                        (total_ms, last_status),
                         n,
                         &step.name,
                         failed(format!(
@@ -594,6 +616,7 @@ fn flow(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Report, Error> 
                 None => {
                     return Ok(fail_flow(
                         report,
+                        (total_ms, last_status),
                         n,
                         &step.name,
                         failed(format!(
@@ -611,7 +634,13 @@ fn flow(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Report, Error> 
         };
         let (status, failures, _) = evaluate(&conditions, &o)?;
         if status != Status::Ok {
-            let mut r = fail_flow(report, n, &step.name, failed(failures.join("; ")));
+            let mut r = fail_flow(
+                report,
+                (total_ms, last_status),
+                n,
+                &step.name,
+                failed(failures.join("; ")),
+            );
             r.status = status;
             return Ok(r);
         }
@@ -621,6 +650,7 @@ fn flow(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Report, Error> 
             if v.actual == "(absent)" {
                 return Ok(fail_flow(
                     report,
+                    (total_ms, last_status),
                     n,
                     &step.name,
                     failed(format!("capture {name}: {source} is absent")),
@@ -637,7 +667,11 @@ fn flow(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Report, Error> 
     );
     Ok(report
         .metric(Metric::new("probe_success", 1.0))
-        .metric(Metric::new("probe_duration_seconds", total_ms / 1000.0).unit("seconds")))
+        .metric(Metric::new("probe_duration_seconds", total_ms / 1000.0).unit("seconds"))
+        .metric(Metric::new(
+            "probe_http_status_code",
+            f64::from(last_status),
+        )))
 }
 
 /// The full (not shortened) text of a captured value.
@@ -660,8 +694,19 @@ fn raw_value(o: &Observation, source: &str) -> Option<String> {
     None
 }
 
-fn fail_flow(report: Report, step: usize, name: &str, why: String) -> Report {
+fn fail_flow(
+    report: Report,
+    (total_ms, last_status): (f64, u16),
+    step: usize,
+    name: &str,
+    why: String,
+) -> Report {
     let mut r = report
+        .metric(Metric::new("probe_duration_seconds", total_ms / 1000.0).unit("seconds"))
+        .metric(Metric::new(
+            "probe_http_status_code",
+            f64::from(last_status),
+        ))
         .metric(Metric::new("flow_step_success", 0.0).label("step", name.to_string()))
         .metric(Metric::new("flow_failed_step", step as f64))
         .metric(Metric::new("probe_success", 0.0));
