@@ -164,12 +164,15 @@ schedule = "@every 200ms"
             "run {id} lost across the restart"
         );
     }
-    // The plugin's state carried over: its run counter continues.
+    // The plugin's state carried over: the first run after the restart
+    // counts on from where the last one stopped.
+    let next = format!("(run {})", n + 1);
     agent.wait_until("a run after the restart", WAIT, |a| {
-        a.check("greeter")["last_run"]["summary"]
-            .as_str()
-            .is_some_and(|s| {
-                s.ends_with(&format!("(run {})", n + 1)) || s.ends_with(&format!("(run {})", n + 2))
+        a.get("/v1/runs?check=greeter&limit=1000").json()["runs"]
+            .as_array()
+            .is_some_and(|runs| {
+                runs.iter()
+                    .any(|r| r["summary"].as_str().is_some_and(|s| s.ends_with(&next)))
             })
     });
     // Counters were restored from the store.
@@ -248,6 +251,7 @@ config = { mode = "slow", ms = 3000 }
     let port = agent.port;
     let bearer = ("authorization", "Bearer t0ken-for-tests");
 
+    let next_before = agent.check("greeter")["next_due_unix_ms"].as_i64().unwrap();
     // Reads are open (require_token_for_reads = false); mutations are not.
     assert_eq!(agent.get("/v1/checks").status, 200);
     let r = http(port, "POST", "/v1/checks/greeter/run", &[], b"");
@@ -265,11 +269,12 @@ config = { mode = "slow", ms = 3000 }
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["status"], "ok");
     assert!(r.json()["summary"].as_str().unwrap().contains("(run 1)"));
-    // The manual run left the schedule alone.
-    let next = agent.check("greeter")["next_due_unix_ms"].as_i64().unwrap();
+    // The manual run left the schedule alone (unless the due time itself
+    // passed meanwhile, which an hourly check does not in a test).
+    let next_after = agent.check("greeter")["next_due_unix_ms"].as_i64().unwrap();
     assert!(
-        next > warden::store::now_ms() + 60_000,
-        "next due moved: {next}"
+        next_after == next_before || next_before <= warden::store::now_ms(),
+        "next due moved: {next_before} -> {next_after}"
     );
 
     // Errors carry stable codes.
@@ -576,7 +581,7 @@ fn a_partially_written_file_is_never_loaded() {
     for chunk in full.chunks(full.len() / 8 + 1) {
         std::io::Write::write_all(&mut f, chunk).unwrap();
         std::io::Write::flush(&mut f).unwrap();
-        std::thread::sleep(Duration::from_millis(150));
+        std::thread::sleep(Duration::from_millis(50));
     }
     drop(f);
     agent.wait_until("the complete file is loaded", WAIT, |a| {
