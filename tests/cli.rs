@@ -174,3 +174,51 @@ fn inspect_shows_hash_describe_and_imports_and_warms_the_cache() {
         text.stdout
     );
 }
+
+#[test]
+fn new_creates_a_plugin_crate_that_builds_and_tests() {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().join("my-check");
+    let run = warden(
+        state.path(),
+        &["new", "my-check", "--dir", dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("PluginInfo::new(\"my-check\""), "{lib}");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"my-check\""), "{manifest}");
+
+    // Again into the same place, or with a bad name: refused.
+    let again = warden(
+        state.path(),
+        &["new", "my-check", "--dir", dir.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    let bad = warden(state.path(), &["new", "My_Check"], &[]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("not a plugin name"), "{}", bad.stderr);
+
+    // The generated crate's own unit test passes natively, offline, with
+    // the dependencies the workspace already fetched.
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "test",
+            "--offline",
+            "--quiet",
+            "--manifest-path",
+            dir.join("Cargo.toml").to_str().unwrap(),
+        ])
+        .env("CARGO_TARGET_DIR", state.path().join("target"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the template does not build:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -62,6 +62,8 @@ enum Command {
     Check(CheckArgs),
     /// Show what a plugin is: sha256, size, describe, imports.
     Inspect(InspectArgs),
+    /// Create a plugin crate from a template.
+    New(NewArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -107,6 +109,18 @@ struct CheckArgs {
 }
 
 #[derive(clap::Args)]
+struct NewArgs {
+    /// Plugin name, `[a-z0-9-]+`.
+    name: String,
+    /// Where to create it (default: ./<name>).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Path of the plugin SDK (default: the SDK of this Warden checkout).
+    #[arg(long)]
+    sdk: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
 struct InspectArgs {
     /// A `.wasm` file, or the name of a standard plugin.
     plugin: String,
@@ -138,6 +152,20 @@ pub fn main() -> ExitCode {
         Command::Run(args) => rt.block_on(run(args)),
         Command::Validate(args) => rt.block_on(validate(args)),
         Command::Check(args) => rt.block_on(check(args)),
+        Command::New(args) => match new_plugin(&args) {
+            Ok(dir) => {
+                println!("created {}", dir.display());
+                println!(
+                    "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("warden: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Inspect(args) => match rt.block_on(inspect(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -546,4 +574,50 @@ fn trust_ca_file(path: &Path) -> Result<()> {
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     tracing::info!(file = %path.display(), certificates = n, "extra trust roots added");
     Ok(())
+}
+
+const TEMPLATE_CARGO: &str = include_str!("template/Cargo.toml.tmpl");
+const TEMPLATE_LIB: &str = include_str!("template/lib.rs.tmpl");
+
+/// Writes a new plugin crate; returns its directory.
+fn new_plugin(args: &NewArgs) -> Result<PathBuf> {
+    let name = &args.name;
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if !valid {
+        bail!("{name:?} is not a plugin name: use [a-z0-9-], starting with a letter or digit");
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists()
+        && std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!("{} already exists and is not empty", dir.display());
+    }
+    let sdk = match &args.sdk {
+        Some(p) => p.clone(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk"),
+    };
+    let sdk = sdk.canonicalize().with_context(|| {
+        format!(
+            "the plugin SDK is not at {} (use --sdk PATH)",
+            sdk.display()
+        )
+    })?;
+    let fill = |t: &str| {
+        t.replace("{{name}}", name)
+            .replace("{{crate}}", &name.replace('-', "_"))
+            .replace("{{sdk}}", &sdk.display().to_string())
+    };
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("Cargo.toml"), fill(TEMPLATE_CARGO))?;
+    std::fs::write(dir.join("src/lib.rs"), fill(TEMPLATE_LIB))?;
+    std::fs::write(dir.join(".gitignore"), "/target\n")?;
+    Ok(dir)
 }
