@@ -672,3 +672,38 @@ fn the_global_concurrency_limit_holds() {
         "at most 2 runs at once, and the limit was used: {spans:?}"
     );
 }
+
+#[test]
+fn stored_findings_export_from_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        "[agent]\nlisten = \"127.0.0.1:{PORT}\"\n[[check]]\nname = \"scan\"\nplugin = \"hostile\"\nschedule = \"@every 1h\"\nconfig = { mode = \"findings\" }\n",
+        &[],
+    );
+    let r = http(agent.port, "POST", "/v1/checks/scan/run", &[], b"");
+    assert_eq!(r.json()["status"], "critical");
+    let sarif = agent.get("/v1/findings?check=scan&format=sarif").json();
+    assert_eq!(
+        sarif["runs"][0]["results"].as_array().unwrap().len(),
+        2,
+        "{sarif}"
+    );
+    let gitleaks = agent.get("/v1/findings?check=scan&format=gitleaks").json();
+    assert!(
+        gitleaks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["File"] == "/srv/app/config.py" && f["StartLine"] == 3),
+        "{gitleaks}"
+    );
+    assert_eq!(
+        agent.get("/v1/findings?check=scan&format=csv").code(),
+        "invalid_query"
+    );
+    assert_eq!(
+        agent.get("/v1/findings?check=nope").code(),
+        "check_not_found"
+    );
+}

@@ -318,3 +318,64 @@ fn component_of_another_world_names_what_is_missing() {
     );
     assert!(error.contains("greet"), "{error}");
 }
+
+#[test]
+fn findings_export_as_sarif_and_gitleaks_json() {
+    let state = tempfile::tempdir().unwrap();
+    let plugin = wasm("hostile");
+    let run = warden(
+        state.path(),
+        &[
+            "check",
+            plugin.to_str().unwrap(),
+            "--config",
+            r#"{"mode":"findings"}"#,
+            "--format",
+            "sarif",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let sarif: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    let aws = results
+        .iter()
+        .find(|r| r["ruleId"] == "aws-access-key")
+        .unwrap();
+    assert_eq!(aws["level"], "error");
+    assert_eq!(
+        aws["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "/srv/app/config.py"
+    );
+    assert_eq!(
+        aws["locations"][0]["physicalLocation"]["region"]["startLine"],
+        3
+    );
+
+    let run = warden(
+        state.path(),
+        &[
+            "check",
+            plugin.to_str().unwrap(),
+            "--config",
+            r#"{"mode":"findings"}"#,
+            "--format",
+            "gitleaks",
+        ],
+        &[],
+    );
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let aws = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["RuleID"] == "aws-access-key")
+        .unwrap();
+    assert_eq!(
+        (aws["File"].as_str(), aws["StartLine"].as_u64()),
+        (Some("/srv/app/config.py"), Some(3))
+    );
+    assert_eq!(aws["Fingerprint"], "/srv/app/config.py:aws-access-key:3");
+}

@@ -466,6 +466,7 @@ struct FindingsQuery {
     check: Option<String>,
     #[serde(default)]
     resolved: bool,
+    format: Option<String>,
 }
 
 async fn findings(
@@ -481,7 +482,38 @@ async fn findings(
             format!("no check named {c:?}"),
         ));
     }
-    ok(json!({ "findings": agent.store.findings(q.check.as_deref(), q.resolved)? }))
+    let findings = agent.store.findings(q.check.as_deref(), q.resolved)?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => ok(json!({ "findings": findings })),
+        format @ ("sarif" | "gitleaks") => {
+            let attributes: Vec<Vec<(String, String)>> = findings
+                .iter()
+                .map(|f| serde_json::from_value(f.attributes.clone()).unwrap_or_default())
+                .collect();
+            let exported: Vec<crate::export::Exported<'_>> = findings
+                .iter()
+                .zip(&attributes)
+                .map(|(f, attributes)| crate::export::Exported {
+                    check: &f.check,
+                    rule: &f.rule,
+                    severity: &f.severity,
+                    message: &f.message,
+                    location: f.location.as_deref(),
+                    attributes,
+                    fingerprint: &f.fingerprint,
+                })
+                .collect();
+            ok(if format == "sarif" {
+                crate::export::sarif("warden", &exported)
+            } else {
+                crate::export::gitleaks(&exported)
+            })
+        }
+        other => Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("format={other:?}: use json, sarif or gitleaks"),
+        )),
+    }
 }
 
 #[derive(Deserialize)]

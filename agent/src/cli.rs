@@ -66,10 +66,16 @@ enum Command {
     New(NewArgs),
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
+    /// Human-readable.
     Text,
+    /// The whole outcome as JSON.
     Json,
+    /// The findings as SARIF 2.1.0 (`warden check` only).
+    Sarif,
+    /// The findings as gitleaks' JSON report (`warden check` only).
+    Gitleaks,
 }
 
 #[derive(clap::Args)]
@@ -297,12 +303,26 @@ async fn check(args: CheckArgs) -> ExitCode {
         Err(e) => return unknown(format!("{e:#}")),
     };
     let outcome = runtime.run(&plugin, &request).await;
-    match args.format {
-        Format::Json => match serde_json::to_string_pretty(&outcome) {
-            Ok(json) => println!("{json}"),
-            Err(e) => return unknown(e),
-        },
-        Format::Text => print_outcome(&outcome),
+    let exported = || -> Vec<crate::export::Exported<'_>> {
+        outcome
+            .findings
+            .iter()
+            .map(|f| crate::export::Exported::from_finding(&outcome.check, f))
+            .collect()
+    };
+    let printed = match args.format {
+        Format::Json => serde_json::to_string_pretty(&outcome),
+        Format::Sarif => serde_json::to_string_pretty(&crate::export::sarif("warden", &exported())),
+        Format::Gitleaks => serde_json::to_string_pretty(&crate::export::gitleaks(&exported())),
+        Format::Text => {
+            print_outcome(&outcome);
+            Ok(String::new())
+        }
+    };
+    match printed {
+        Ok(text) if !text.is_empty() => println!("{text}"),
+        Ok(_) => {}
+        Err(e) => return unknown(e),
     }
     ExitCode::from(outcome.status.exit_code())
 }
@@ -341,6 +361,7 @@ async fn inspect(args: InspectArgs) -> Result<()> {
     let runtime = runtime(&args.state.state_dir)?;
     let plugin = load(&runtime, &args.plugin).await?;
     match args.format {
+        Format::Sarif | Format::Gitleaks => bail!("--format sarif/gitleaks is for `warden check`"),
         Format::Json => {
             let json = serde_json::json!({
                 "origin": plugin.origin,

@@ -20,7 +20,8 @@
 //! - [`schedule`] and [`scheduler`]: when checks are due and what to
 //!   dispatch; [`agent`]: the long-running agent that ties it together;
 //!   [`checkstate`]: soft/hard state by thresholds; [`outputs`]: env files;
-//! - [`api`]: the HTTP API; [`cli`]: the `warden` command line.
+//! - [`api`]: the HTTP API; [`export`]: findings as SARIF and gitleaks
+//!   JSON; [`cli`]: the `warden` command line.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -52,6 +53,7 @@ pub mod checkstate;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod export;
 pub mod limits;
 pub mod outputs;
 pub mod redact;

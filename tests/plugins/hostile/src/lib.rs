@@ -10,7 +10,7 @@ use warden_plugin_sdk::prelude::*;
 pub struct Config {
     /// `ok`, `loop`, `sleep`, `alloc`, `panic`, `big-report`, `long-summary`,
     /// `http`, `read`, `list`, `write`, `env`, `flood`, `exit`, `error`,
-    /// `state`, `outputs`, `slow`.
+    /// `state`, `outputs`, `findings`, `slow`.
     pub mode: String,
     /// URL for `http`.
     #[serde(default)]
@@ -154,6 +154,20 @@ impl Plugin for Hostile {
                     .output("TEST_VALUE", value)
                     .output("TEST_QUOTED", "a b $c"))
             }
+            "findings" => Ok(Report::new(Status::Critical, "2 secrets")
+                .finding(
+                    Finding::new("fp-aws", "aws-access-key", Severity::High, "AWS access key")
+                        .location("/srv/app/config.py:3")
+                        .attribute("file", "/srv/app/config.py")
+                        .attribute("line", "3")
+                        .attribute("column", "12")
+                        .attribute("secret", "AKIA…")
+                        .attribute("tags", "key,AWS"),
+                )
+                .finding(
+                    Finding::new("fp-cors", "cors", Severity::Medium, "open CORS")
+                        .location("https://api.example.com"),
+                )),
             "slow" => {
                 std::thread::sleep(std::time::Duration::from_millis(c.ms.unwrap_or(1000)));
                 Ok(Report::ok("slept"))
