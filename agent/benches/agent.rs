@@ -112,11 +112,6 @@ fn main() {
         server.abort();
 
         // Judge from what the store recorded.
-        let runs = agent
-            .store
-            .runs(&warden::store::RunFilter { limit: 1000, ..Default::default() })
-            .unwrap();
-        drop(runs);
         let db = dir.path().join(".warden/warden.db");
         let conn = rusqlite::Connection::open(&db).unwrap();
         let mut stmt = conn

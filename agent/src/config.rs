@@ -277,6 +277,22 @@ fn field_line(text: &str, span: &std::ops::Range<usize>, field: &str) -> usize {
     line_at(text, start)
 }
 
+/// An optional, parsed limit: the default when absent; the default and a
+/// problem when it did not parse or is over `max`.
+fn within<T: PartialOrd + Copy>(
+    parsed: Option<Result<T, String>>,
+    max: T,
+    default: T,
+    over: impl Fn(T) -> String,
+) -> (T, Option<String>) {
+    match parsed {
+        None => (default, None),
+        Some(Err(e)) => (default, Some(e)),
+        Some(Ok(v)) if v > max => (default, Some(over(v))),
+        Some(Ok(v)) => (v, None),
+    }
+}
+
 impl Config {
     /// Loads `path`, or the embedded defaults when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
@@ -537,36 +553,24 @@ impl Config {
                 }
                 None => None,
             };
-            let timeout = match c.timeout.as_deref().map(units::parse_duration) {
-                Some(Ok(d)) if d > limits::MAX_TIMEOUT => {
-                    err(
-                        "timeout",
-                        format!("{d:?} is over the maximum of {:?}", limits::MAX_TIMEOUT),
-                    );
-                    limits::DEFAULT_TIMEOUT
-                }
-                Some(Ok(d)) => d,
-                Some(Err(e)) => {
-                    err("timeout", e);
-                    limits::DEFAULT_TIMEOUT
-                }
-                None => limits::DEFAULT_TIMEOUT,
-            };
-            let memory = match c.memory.as_deref().map(units::parse_size) {
-                Some(Ok(m)) if m > limits::MAX_MEMORY => {
-                    err(
-                        "memory",
-                        format!("{m} bytes is over the maximum of {}", limits::MAX_MEMORY),
-                    );
-                    limits::DEFAULT_MEMORY
-                }
-                Some(Ok(m)) => m,
-                Some(Err(e)) => {
-                    err("memory", e);
-                    limits::DEFAULT_MEMORY
-                }
-                None => limits::DEFAULT_MEMORY,
-            };
+            let (timeout, problem) = within(
+                c.timeout.as_deref().map(units::parse_duration),
+                limits::MAX_TIMEOUT,
+                limits::DEFAULT_TIMEOUT,
+                |d| format!("{d:?} is over the maximum of {:?}", limits::MAX_TIMEOUT),
+            );
+            if let Some(p) = problem {
+                err("timeout", p);
+            }
+            let (memory, problem) = within(
+                c.memory.as_deref().map(units::parse_size),
+                limits::MAX_MEMORY,
+                limits::DEFAULT_MEMORY,
+                |m| format!("{m} bytes is over the maximum of {}", limits::MAX_MEMORY),
+            );
+            if let Some(p) = problem {
+                err("memory", p);
+            }
             if c.retries > 10 {
                 err(
                     "retries",

@@ -22,7 +22,7 @@ use anyhow::{Context as _, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::checkstate::{CheckState, StateType, Transition};
+use crate::checkstate::{CheckState, Transition};
 use crate::report::{Finding, Status};
 use crate::runtime::RunOutcome;
 
@@ -775,16 +775,6 @@ pub fn integrity_ok(path: &Path) -> Result<bool> {
     let conn = Connection::open(path)?;
     let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
     Ok(result == "ok")
-}
-
-impl StateType {
-    /// As stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StateType::Soft => "soft",
-            StateType::Hard => "hard",
-        }
-    }
 }
 
 #[cfg(test)]

@@ -319,7 +319,7 @@ impl AgentProcess {
 
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(mut self) -> i32 {
-        unsafe_kill(self.child.id(), "TERM");
+        send_signal(self.child.id(), "TERM");
         let status = self.child.wait().unwrap();
         status.code().unwrap_or(-1)
     }
@@ -338,7 +338,7 @@ impl Drop for AgentProcess {
     }
 }
 
-fn unsafe_kill(pid: u32, signal: &str) {
+fn send_signal(pid: u32, signal: &str) {
     let _ = Command::new("kill")
         .args([&format!("-{signal}"), &pid.to_string()])
         .status();

@@ -439,41 +439,43 @@ pub fn trust_extra_roots(pem: &[u8]) -> Result<usize, String> {
         return Err("no certificates in the file".into());
     }
     let n = certs.len();
+    if ROOTS.get().is_some() {
+        return Err("trust roots are already in use; set extra roots before any run".into());
+    }
     EXTRA_ROOTS
         .set(certs)
         .map_err(|_| "extra trust roots were already set".to_string())?;
     Ok(n)
 }
 
-/// webpki's roots plus any extra roots.
-pub(crate) fn root_store() -> rustls::RootCertStore {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-    };
-    for cert in EXTRA_ROOTS.get().into_iter().flatten() {
-        let _ = roots.add(cert.clone());
-    }
-    roots
+static ROOTS: OnceLock<Arc<rustls::RootCertStore>> = OnceLock::new();
+
+/// webpki's roots plus any extra roots, built once.
+pub(crate) fn root_store() -> Arc<rustls::RootCertStore> {
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            for cert in EXTRA_ROOTS.get().into_iter().flatten() {
+                let _ = roots.add(cert.clone());
+            }
+            Arc::new(roots)
+        })
+        .clone()
 }
 
 fn tls_config() -> Arc<rustls::ClientConfig> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let roots = root_store();
             Arc::new(
                 rustls::ClientConfig::builder_with_provider(Arc::new(
                     rustls::crypto::ring::default_provider(),
                 ))
                 .with_safe_default_protocol_versions()
-                .unwrap_or_else(|_| {
-                    rustls::ClientConfig::builder_with_provider(Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))
-                    .with_protocol_versions(&[&rustls::version::TLS13])
-                    .expect("TLS 1.3 is supported by ring")
-                })
-                .with_root_certificates(roots)
+                .expect("ring supports rustls' default protocol versions")
+                .with_root_certificates(root_store())
                 .with_no_client_auth(),
             )
         })

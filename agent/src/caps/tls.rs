@@ -8,7 +8,7 @@
 //! self-signed certificate is reported rather than hidden behind a failed
 //! connection. Nothing is sent after the handshake.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -74,6 +74,29 @@ impl ServerCertVerifier for Recorder {
     }
 }
 
+type Verifier = (
+    Arc<rustls::crypto::CryptoProvider>,
+    Arc<WebPkiServerVerifier>,
+);
+
+/// The crypto provider and the webpki verifier over the agent's roots,
+/// built on first use and shared by every look-up.
+fn verifier() -> Result<Verifier, String> {
+    static VERIFIER: OnceLock<Result<Verifier, String>> = OnceLock::new();
+    VERIFIER
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let inner = WebPkiServerVerifier::builder_with_provider(
+                super::http::root_store(),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| format!("TLS set-up: {e}"))?;
+            Ok((provider, inner))
+        })
+        .clone()
+}
+
 fn describe(der: &CertificateDer<'_>) -> Result<wit::Certificate, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
         .map_err(|e| format!("unparsable certificate: {e}"))?;
@@ -102,13 +125,7 @@ impl wit::Host for Egress {
         let tcp = connect_vetted(&target, timeout, &refusals)
             .await
             .map_err(|e| format!("{shown}: {e}"))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(super::http::root_store()),
-            provider.clone(),
-        )
-        .build()
-        .map_err(|e| format!("TLS set-up: {e}"))?;
+        let (provider, inner) = verifier()?;
         let seen: Arc<Seen> = Arc::new(Mutex::new(None));
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
