@@ -2,6 +2,7 @@
 //! the check grants.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +38,7 @@ pub struct Context<C> {
     pub(crate) state: State,
     pub(crate) env: Arc<dyn Env>,
     pub(crate) tls: Tls,
+    pub(crate) read_dirs: Vec<PathBuf>,
 }
 
 impl<C> Context<C> {
@@ -58,6 +60,12 @@ impl<C> Context<C> {
     /// An environment variable from the check's `allow.env`.
     pub fn env(&self, name: &str) -> Option<String> {
         self.env.var(name)
+    }
+
+    /// The directories the check grants (`allow.read_dirs`), read-only,
+    /// at their host paths: `std::fs` works beneath them.
+    pub fn read_dirs(&self) -> &[PathBuf] {
+        &self.read_dirs
     }
 
     /// Time left before the deadline (zero once it has passed).

@@ -71,6 +71,10 @@ impl<P: Plugin> bindings::Guest for Adapter<P> {
             state: State::new(Arc::new(HostState)),
             env: Arc::new(ProcessEnv),
             tls: crate::tls::Tls::new(Arc::new(HostTls)),
+            read_dirs: bindings::wasi::filesystem::preopens::get_directories()
+                .into_iter()
+                .map(|(_, path)| std::path::PathBuf::from(path))
+                .collect(),
         };
         P::run(&mut context)
             .map(into_wit_report)

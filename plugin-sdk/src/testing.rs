@@ -140,6 +140,7 @@ pub struct TestContext<C> {
     state: Arc<dyn StateBackend>,
     env: HashMap<String, String>,
     tls: Arc<dyn TlsBackend>,
+    read_dirs: Vec<std::path::PathBuf>,
 }
 
 impl<C> TestContext<C> {
@@ -155,6 +156,7 @@ impl<C> TestContext<C> {
             state: Arc::new(MemoryState::new()),
             env: HashMap::new(),
             tls: Arc::new(NoTls),
+            read_dirs: Vec::new(),
         }
     }
 
@@ -179,6 +181,12 @@ impl<C> TestContext<C> {
     /// Grants an environment variable.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// Grants a directory (as `allow.read_dirs` does).
+    pub fn read_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.read_dirs.push(dir.into());
         self
     }
 
@@ -212,6 +220,7 @@ impl<C> TestContext<C> {
             state: State::new(self.state),
             env: Arc::new(self.env) as Arc<dyn Env>,
             tls: Tls::new(self.tls),
+            read_dirs: self.read_dirs,
         }
     }
 }

@@ -1,0 +1,442 @@
+//! Detection in one file's bytes, with gitleaks' semantics.
+//!
+//! For each file:
+//!
+//! 1. a global allowlist whose paths match skips the file;
+//! 2. one Aho-Corasick pass (ASCII case-insensitive) finds which rule
+//!    keywords occur; a rule runs when one of its keywords occurs or it
+//!    has none;
+//! 3. per rule: its allowlists' commit/path checks, its `path` (a
+//!    path-only rule reports the file itself), then every regex match:
+//!    the line containing `gitleaks:allow` is skipped, the secret is the
+//!    `secretGroup` (or the first non-empty group), the entropy must
+//!    exceed the rule's threshold, then the global allowlists and the
+//!    rule's allowlists (in that order) may allow it;
+//! 4. a finding of a rule whose id contains `generic` is dropped when a
+//!    specific rule found a secret containing it on the same line.
+//!
+//! Line and column numbers are 1-based; columns count bytes.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::config::{Allowlist, Condition, Config, RegexTarget, Rule};
+
+/// The inline marker that allows a line.
+pub const ALLOW_MARKER: &[u8] = b"gitleaks:allow";
+
+/// A secret found in a file (the secret in clear: callers redact).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// Rule id.
+    pub rule: String,
+    /// 1-based line of the match's start.
+    pub line: usize,
+    /// 1-based line of the match's end.
+    pub end_line: usize,
+    /// 1-based byte column of the match's start.
+    pub column: usize,
+    /// 1-based byte column of the match's last byte.
+    pub end_column: usize,
+    /// The match (newlines trimmed).
+    pub matched: String,
+    /// The secret.
+    pub secret: String,
+    /// Shannon entropy of the secret.
+    pub entropy: f32,
+}
+
+/// A compiled configuration ready to scan.
+pub struct Detector {
+    config: Config,
+    keywords: Option<AhoCorasick>,
+    /// Per keyword (pattern id): the rules that list it.
+    keyword_rules: Vec<Vec<usize>>,
+    /// Rules that run on every file.
+    always: Vec<usize>,
+    ignore_allow_marker: bool,
+}
+
+impl Detector {
+    /// Builds the keyword automaton for `config`.
+    pub fn new(config: Config) -> Detector {
+        let keywords: Vec<String> = config.keywords.iter().cloned().collect();
+        let mut keyword_rules = vec![Vec::new(); keywords.len()];
+        let mut always = Vec::new();
+        for (ri, rule) in config.rules.iter().enumerate() {
+            if rule.keywords.is_empty() {
+                always.push(ri);
+            }
+            for k in &rule.keywords {
+                if let Ok(ki) = keywords.binary_search(k) {
+                    keyword_rules[ki].push(ri);
+                }
+            }
+        }
+        let automaton = (!keywords.is_empty()).then(|| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(&keywords)
+                .expect("keywords build an automaton")
+        });
+        Detector {
+            config,
+            keywords: automaton,
+            keyword_rules,
+            always,
+            ignore_allow_marker: false,
+        }
+    }
+
+    /// Ignores `gitleaks:allow` markers (gitleaks' `--ignore-gitleaks-allow`).
+    pub fn ignore_allow_marker(mut self, yes: bool) -> Detector {
+        self.ignore_allow_marker = yes;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether a global allowlist skips the whole file at `path`.
+    pub fn path_allowed(&self, path: &str) -> bool {
+        self.config.allowlists.iter().any(|a| {
+            a.path_allowed(path)
+                && (a.condition == Condition::Or
+                    || (a.regexes.is_empty() && a.stopwords.is_empty() && a.commits.is_empty()))
+        })
+    }
+
+    /// The findings in `data`, the content of the file at `path` (the path
+    /// rules and allowlists see).
+    pub fn detect(&self, path: &str, data: &[u8]) -> Vec<Hit> {
+        if self.path_allowed(path) {
+            return Vec::new();
+        }
+        let mut active = vec![false; self.config.rules.len()];
+        for &ri in &self.always {
+            active[ri] = true;
+        }
+        if let Some(ac) = &self.keywords {
+            let mut seen = vec![false; self.keyword_rules.len()];
+            let mut left = seen.len();
+            for m in ac.find_overlapping_iter(data) {
+                let ki = m.pattern().as_usize();
+                if !seen[ki] {
+                    seen[ki] = true;
+                    for &ri in &self.keyword_rules[ki] {
+                        active[ri] = true;
+                    }
+                    left -= 1;
+                    if left == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut lines = Lines::new(data);
+        let mut hits = Vec::new();
+        for (ri, rule) in self.config.rules.iter().enumerate() {
+            if active[ri] {
+                self.detect_rule(rule, path, data, &mut lines, &mut hits);
+            }
+        }
+        dedup_generic(hits)
+    }
+
+    fn detect_rule(
+        &self,
+        rule: &Rule,
+        path: &str,
+        data: &[u8],
+        lines: &mut Lines<'_>,
+        hits: &mut Vec<Hit>,
+    ) {
+        if commit_or_path_allowed(&rule.allowlists, path) {
+            return;
+        }
+        if let Some(p) = &rule.path {
+            let matches = p.is_match(path.as_bytes());
+            if rule.regex.is_none() {
+                if matches {
+                    hits.push(Hit {
+                        rule: rule.id.clone(),
+                        line: 0,
+                        end_line: 0,
+                        column: 0,
+                        end_column: 0,
+                        matched: format!("file detected: {path}"),
+                        secret: String::new(),
+                        entropy: 0.0,
+                    });
+                }
+                return;
+            }
+            if !matches {
+                return;
+            }
+        }
+        let Some(pattern) = &rule.regex else { return };
+        let re = pattern.regex();
+        for m in re.find_iter(data) {
+            let (start, end) = (m.start(), m.end());
+            let loc = lines.locate(start, end);
+            let line_text = &data[loc.line_start..loc.line_end];
+            if !self.ignore_allow_marker && contains(line_text, ALLOW_MARKER) {
+                continue;
+            }
+            let matched = trim_newlines(m.as_bytes());
+            let mut secret = matched;
+            // The secret group comes from matching the pattern again on the
+            // match alone, as gitleaks does.
+            if pattern.captures_len() > 0
+                && let Some(caps) = re.captures(matched)
+            {
+                if rule.secret_group > 0 {
+                    secret = caps
+                        .get(rule.secret_group)
+                        .map(|g| g.as_bytes())
+                        .unwrap_or(b"");
+                } else if let Some(g) = caps.iter().skip(1).flatten().find(|g| !g.is_empty()) {
+                    secret = g.as_bytes();
+                }
+            }
+            let secret_str = String::from_utf8_lossy(secret);
+            let entropy = shannon_entropy(&secret_str);
+            if rule.entropy != 0.0 && entropy <= rule.entropy {
+                continue;
+            }
+            let candidate = Candidate {
+                secret,
+                secret_str: &secret_str,
+                matched,
+                line: line_text,
+                path,
+            };
+            if finding_allowed(&self.config.allowlists, &candidate)
+                || finding_allowed(&rule.allowlists, &candidate)
+            {
+                continue;
+            }
+            hits.push(Hit {
+                rule: rule.id.clone(),
+                line: loc.line,
+                end_line: loc.end_line,
+                column: loc.column,
+                end_column: loc.end_column,
+                matched: String::from_utf8_lossy(matched).into_owned(),
+                secret: secret_str.into_owned(),
+                entropy: entropy as f32,
+            });
+        }
+    }
+}
+
+struct Candidate<'a> {
+    secret: &'a [u8],
+    secret_str: &'a str,
+    matched: &'a [u8],
+    line: &'a [u8],
+    path: &'a str,
+}
+
+/// gitleaks' pre-check: an allowlist allows the whole rule for this file
+/// by commit or path (an AND allowlist with regexes or stopwords is left
+/// to the per-finding check).
+fn commit_or_path_allowed(allowlists: &[Allowlist], path: &str) -> bool {
+    allowlists.iter().any(|a| match a.condition {
+        Condition::Or => a.path_allowed(path),
+        Condition::And => {
+            if !a.regexes.is_empty() || !a.stopwords.is_empty() {
+                return false;
+            }
+            let mut checks = Vec::new();
+            if !a.commits.is_empty() {
+                checks.push(false);
+            }
+            if !a.paths.is_empty() {
+                checks.push(a.path_allowed(path));
+            }
+            !checks.is_empty() && checks.iter().all(|&c| c)
+        }
+    })
+}
+
+fn finding_allowed(allowlists: &[Allowlist], c: &Candidate<'_>) -> bool {
+    allowlists.iter().any(|a| {
+        let target = match a.regex_target {
+            RegexTarget::Secret => c.secret,
+            RegexTarget::Match => c.matched,
+            RegexTarget::Line => c.line,
+        };
+        let regex = a.regex_allowed(target);
+        let stopword = a.contains_stopword(c.secret_str);
+        let path = a.path_allowed(c.path);
+        let commit = a.commit_allowed("");
+        match a.condition {
+            Condition::Or => commit || path || regex || stopword,
+            Condition::And => {
+                let mut checks = Vec::new();
+                if !a.commits.is_empty() {
+                    checks.push(commit);
+                }
+                if !a.paths.is_empty() {
+                    checks.push(path);
+                }
+                if !a.regexes.is_empty() {
+                    checks.push(regex);
+                }
+                if !a.stopwords.is_empty() {
+                    checks.push(stopword);
+                }
+                !checks.is_empty() && checks.iter().all(|&c| c)
+            }
+        }
+    })
+}
+
+/// Drops generic findings that a specific rule found on the same line.
+fn dedup_generic(hits: Vec<Hit>) -> Vec<Hit> {
+    let keep: Vec<bool> = hits
+        .iter()
+        .map(|f| {
+            if !f.rule.to_lowercase().contains("generic") {
+                return true;
+            }
+            !hits.iter().any(|g| {
+                g.line == f.line
+                    && g.rule != f.rule
+                    && g.secret.contains(&f.secret)
+                    && !g.rule.to_lowercase().contains("generic")
+            })
+        })
+        .collect();
+    hits.into_iter()
+        .zip(keep)
+        .filter_map(|(h, k)| k.then_some(h))
+        .collect()
+}
+
+/// Shannon entropy in bits per character (characters counted as Unicode
+/// scalar values, frequencies over the byte length, as gitleaks does).
+pub fn shannon_entropy(s: &str) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts: Vec<(char, u32)> = Vec::new();
+    let mut ascii = [0u32; 128];
+    for ch in s.chars() {
+        if (ch as u32) < 128 {
+            ascii[ch as usize] += 1;
+        } else if let Some(e) = counts.iter_mut().find(|(c, _)| *c == ch) {
+            e.1 += 1;
+        } else {
+            counts.push((ch, 1));
+        }
+    }
+    let inv = 1.0 / s.len() as f64;
+    ascii
+        .iter()
+        .copied()
+        .chain(counts.iter().map(|(_, n)| *n))
+        .filter(|&n| n > 0)
+        .map(|n| {
+            let f = n as f64 * inv;
+            -f * f.log2()
+        })
+        .sum()
+}
+
+fn trim_newlines(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|&c| c != b'\n').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c != b'\n').map_or(start, |e| e + 1);
+    &b[start..end]
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
+}
+
+/// Where a match is.
+struct Location {
+    line: usize,
+    end_line: usize,
+    column: usize,
+    end_column: usize,
+    line_start: usize,
+    line_end: usize,
+}
+
+/// Newline offsets of a file, computed on first use.
+struct Lines<'a> {
+    data: &'a [u8],
+    newlines: Option<Vec<usize>>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Lines {
+            data,
+            newlines: None,
+        }
+    }
+
+    fn locate(&mut self, start: usize, end: usize) -> Location {
+        let data = self.data;
+        let nl = self.newlines.get_or_insert_with(|| {
+            data.iter()
+                .enumerate()
+                .filter_map(|(i, &b)| (b == b'\n').then_some(i))
+                .collect()
+        });
+        // Line index of a byte offset: newlines strictly before it.
+        let line_of = |off: usize| nl.partition_point(|&n| n < off);
+        let li = line_of(start);
+        let last = end.saturating_sub(1).max(start);
+        let le = line_of(last);
+        let line_start = if li == 0 { 0 } else { nl[li - 1] + 1 };
+        let end_line_start = if le == 0 { 0 } else { nl[le - 1] + 1 };
+        let line_end = nl.get(le).copied().unwrap_or(data.len());
+        let line_end = if line_end > 0 && data.get(line_end - 1) == Some(&b'\r') {
+            line_end - 1
+        } else {
+            line_end
+        };
+        Location {
+            line: li + 1,
+            end_line: le + 1,
+            column: start - line_start + 1,
+            end_column: last - end_line_start + 1,
+            line_start,
+            line_end: line_end.max(line_start),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_matches_gitleaks() {
+        assert_eq!(shannon_entropy(""), 0.0);
+        assert_eq!(shannon_entropy("aaaa"), 0.0);
+        assert!((shannon_entropy("ab") - 1.0).abs() < 1e-9);
+        assert!((shannon_entropy("abcd") - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn locations_are_one_based() {
+        let data = b"first\nsecond KEY here\r\nthird";
+        let mut l = Lines::new(data);
+        let s = 13;
+        let loc = l.locate(s, s + 3);
+        assert_eq!((loc.line, loc.column, loc.end_column), (2, 8, 10));
+        assert_eq!(&data[loc.line_start..loc.line_end], b"second KEY here");
+        let loc = l.locate(0, 5);
+        assert_eq!((loc.line, loc.column, loc.end_column), (1, 1, 5));
+        let loc = l.locate(23, 28);
+        assert_eq!((loc.line, loc.end_line, loc.column), (3, 3, 1));
+    }
+}

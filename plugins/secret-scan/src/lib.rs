@@ -1,0 +1,492 @@
+//! `secret-scan`: a gitleaks-compatible secret scanner for the directories
+//! a check grants.
+//!
+//! - [`config`]: gitleaks' config format (rules, allowlists, `[extend]`);
+//! - [`pattern`]: Go regular expressions on Rust's `regex`;
+//! - [`detect`]: detection in one file, with gitleaks' semantics;
+//! - [`scan`]: walking, the incremental cache, redaction, fingerprints,
+//!   `.gitleaksignore`;
+//! - this module: the plugin (its config, baselines, the report).
+//!
+//! The rule set shipped with the plugin is `default.toml` (gitleaks'
+//! format); each rule's true- and false-positive examples are in
+//! `default-examples.toml` and run by the tests.
+
+pub mod config;
+pub mod detect;
+pub mod pattern;
+pub mod scan;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use warden_plugin_sdk::prelude::*;
+
+use crate::config::{ConfigError, Loader};
+use crate::detect::Detector;
+use crate::pattern::Pattern;
+use crate::scan::{Cache, Found, Settings, Stats};
+
+/// The rule set shipped with the plugin (gitleaks' format).
+pub const DEFAULT_RULES: &str = include_str!("../default.toml");
+/// How errors name the shipped rule set.
+pub const DEFAULT_ORIGIN: &str = "<default rules>";
+
+/// State key of the incremental cache.
+const CACHE_KEY: &str = "scan-cache";
+/// State key of the fingerprints seen by earlier runs.
+const KNOWN_KEY: &str = "known";
+/// Largest cache kept in state (the agent's limit per value is 16 MiB).
+const MAX_CACHE_BYTES: usize = 12 << 20;
+
+/// A size: bytes, or a string with a unit (`512KiB`, `10MiB`, `1GB`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Size {
+    /// Bytes.
+    Bytes(u64),
+    /// With a unit.
+    Text(String),
+}
+
+impl Size {
+    /// The size in bytes.
+    pub fn bytes(&self) -> Result<u64, String> {
+        match self {
+            Size::Bytes(b) => Ok(*b),
+            Size::Text(t) => {
+                let t = t.trim();
+                let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+                let (num, unit) = t.split_at(split);
+                let n: u64 = num
+                    .parse()
+                    .map_err(|_| format!("{t:?} is not a size like 10MiB"))?;
+                let mult: u64 = match unit.trim() {
+                    "" | "B" => 1,
+                    "KB" => 1000,
+                    "KiB" => 1 << 10,
+                    "MB" => 1_000_000,
+                    "MiB" => 1 << 20,
+                    "GB" => 1_000_000_000,
+                    "GiB" => 1 << 30,
+                    u => return Err(format!("{t:?}: unknown unit {u:?}")),
+                };
+                n.checked_mul(mult).ok_or_else(|| format!("{t:?} is too large"))
+            }
+        }
+    }
+}
+
+/// Which findings count as known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BaselineKind {
+    /// Findings reported by this check's earlier runs (default).
+    #[default]
+    Previous,
+    /// None: every finding is new.
+    None,
+}
+
+/// The check's config.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Scan only these files or directories (each inside a granted
+    /// directory); default: every granted directory.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// A gitleaks config file (TOML, in a granted directory) instead of the
+    /// shipped rules; `[extend] useDefault = true` extends the shipped rules.
+    pub config_file: Option<String>,
+    /// A gitleaks config inline (TOML text).
+    pub rules_toml: Option<String>,
+    /// Files larger than this are skipped (bytes or `10MiB`); default 10 MiB.
+    pub max_file_size: Option<Size>,
+    /// Follow symbolic links (default false).
+    #[serde(default)]
+    pub follow_symlinks: bool,
+    /// Skip paths (relative to the scanned directory) matching any of these
+    /// regexes (Go syntax, like gitleaks' allowlist paths).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Read `.gitleaksignore` in each scanned directory (default true).
+    pub gitleaks_ignore: Option<bool>,
+    /// Ignore `gitleaks:allow` markers (default false).
+    #[serde(default)]
+    pub ignore_allow_marker: bool,
+    /// Percent of each secret hidden in reports (default 75).
+    pub redact: Option<u8>,
+    /// Report secrets in clear (default false). Goes into the store and
+    /// the API: use only where that is acceptable.
+    #[serde(default)]
+    pub show_secrets: bool,
+    /// Which findings are known: `previous` (default) or `none`.
+    #[serde(default)]
+    pub baseline: BaselineKind,
+    /// A previous report (gitleaks JSON or SARIF from Warden) whose
+    /// findings are known, in a granted directory.
+    pub baseline_file: Option<String>,
+    /// Skip files unchanged since the last run (default true).
+    pub incremental: Option<bool>,
+    /// Most findings in one report (default 1000; the rest are counted).
+    pub max_findings: Option<usize>,
+}
+
+const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 20;
+const DEFAULT_REDACT: u8 = 75;
+const DEFAULT_MAX_FINDINGS: usize = 1000;
+
+/// The standard plugin.
+pub struct SecretScan;
+
+impl Plugin for SecretScan {
+    type Config = Config;
+
+    fn info() -> PluginInfo {
+        PluginInfo::new("secret-scan", env!("CARGO_PKG_VERSION"))
+            .description(
+                "Finds leaked secrets in granted directories with gitleaks-compatible rules",
+            )
+            .default_schedule("@every 1h")
+        .capability(Capability::Filesystem)
+        .capability(Capability::State)
+    }
+
+    fn validate(c: &Config) -> Result<(), String> {
+        if c.config_file.is_some() && c.rules_toml.is_some() {
+            return Err("config.config_file and config.rules_toml: set one, not both".into());
+        }
+        if let Some(s) = &c.max_file_size {
+            s.bytes()
+                .map_err(|e| format!("config.max_file_size: {e}"))?;
+        }
+        if c.redact.is_some_and(|r| r > 100) {
+            return Err("config.redact: a percentage, 0 to 100".into());
+        }
+        if c.max_findings == Some(0) {
+            return Err("config.max_findings: must be at least 1".into());
+        }
+        for (i, e) in c.exclude.iter().enumerate() {
+            Pattern::new(e).map_err(|e| format!("config.exclude[{i}]: {e}"))?;
+        }
+        for (i, p) in c.paths.iter().enumerate() {
+            if !Path::new(p).is_absolute() {
+                return Err(format!("config.paths[{i}]: {p:?} must be an absolute path"));
+            }
+        }
+        // The config file is read at run time (validation has no grants);
+        // inline and shipped rules are checked here, compiled included.
+        if c.config_file.is_none() {
+            let rules = load_rules(c, None).map_err(|e| format!("config.rules_toml: {e}"))?;
+            rules
+                .compile_all()
+                .map_err(|e| format!("config.rules_toml: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
+        run(ctx)
+    }
+}
+
+/// The loader for configs: `useDefault` means the shipped rules.
+pub fn loader() -> Loader {
+    Loader::new(DEFAULT_ORIGIN, DEFAULT_RULES)
+}
+
+/// The shipped rules.
+pub fn default_rules() -> config::Config {
+    loader()
+        .load_str(DEFAULT_RULES, DEFAULT_ORIGIN, None)
+        .expect("the shipped rules load")
+}
+
+fn load_rules(c: &Config, file: Option<&Path>) -> Result<config::Config, ConfigError> {
+    let loader = loader();
+    match (file, &c.rules_toml) {
+        (Some(path), _) => loader.load_file(path),
+        (None, Some(text)) => loader.load_str(text, "config.rules_toml", None),
+        (None, None) => loader.load_str(DEFAULT_RULES, DEFAULT_ORIGIN, None),
+    }
+}
+
+/// The scan settings a config asks for, with the granted directories.
+pub fn settings(c: &Config, granted: &[PathBuf]) -> Result<Settings, String> {
+    if granted.is_empty() {
+        return Err(
+            "no directory to scan: grant one with allow.read_dirs (or --read-dir)".into(),
+        );
+    }
+    let roots = if c.paths.is_empty() {
+        granted.to_vec()
+    } else {
+        let mut roots = Vec::new();
+        for (i, p) in c.paths.iter().enumerate() {
+            let path = PathBuf::from(p);
+            if !granted.iter().any(|g| path.starts_with(g)) {
+                return Err(format!(
+                    "config.paths[{i}]: {p:?} is not inside a granted directory ({})",
+                    granted
+                        .iter()
+                        .map(|g| g.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            roots.push(path);
+        }
+        roots
+    };
+    Ok(Settings {
+        roots,
+        max_file_size: match &c.max_file_size {
+            Some(s) => s.bytes().map_err(|e| format!("config.max_file_size: {e}"))?,
+            None => DEFAULT_MAX_FILE_SIZE,
+        },
+        follow_symlinks: c.follow_symlinks,
+        exclude: c
+            .exclude
+            .iter()
+            .map(|e| Pattern::new(e))
+            .collect::<Result<_, _>>()?,
+        redact: if c.show_secrets {
+            0
+        } else {
+            c.redact.unwrap_or(DEFAULT_REDACT)
+        },
+    })
+}
+
+/// What the cache depends on: the rules' text and every option that
+/// changes results.
+fn cache_key(rules_text: &str, s: &Settings, ignore_marker: bool) -> String {
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(rules_text.as_bytes());
+    h.update(
+        format!(
+            "{:?}|{}|{}|{}|{:?}",
+            s.max_file_size,
+            s.follow_symlinks,
+            s.redact,
+            ignore_marker,
+            s.exclude.iter().map(|p| p.as_str()).collect::<Vec<_>>()
+        )
+        .as_bytes(),
+    );
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Known fingerprints from a baseline report: gitleaks JSON (an array,
+/// `Fingerprint` = `file:rule:line`) or SARIF (`partialFingerprints`).
+pub fn baseline_fingerprints(text: &str) -> Result<BTreeSet<String>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let mut set = BTreeSet::new();
+    if let Some(items) = v.as_array() {
+        for f in items {
+            if let Some(fp) = f.get("Fingerprint").and_then(|f| f.as_str()) {
+                set.insert(fp.to_string());
+            }
+        }
+        return Ok(set);
+    }
+    let runs = v
+        .get("runs")
+        .and_then(|r| r.as_array())
+        .ok_or("neither a gitleaks report (an array) nor SARIF (with runs)")?;
+    for run in runs {
+        for r in run
+            .get("results")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(fps) = r.get("partialFingerprints").and_then(|f| f.as_object()) {
+                set.extend(fps.values().filter_map(|v| v.as_str()).map(String::from));
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// One run: scan, compare with the baseline, report.
+pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
+    let c = ctx.config.clone();
+    let settings = settings(&c, ctx.read_dirs()).map_err(Error::msg)?;
+    let (rules, rules_text) = match &c.config_file {
+        Some(f) => {
+            let path = PathBuf::from(f);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::msg(format!("config.config_file {f:?}: {e}")))?;
+            (load_rules(&c, Some(&path)), text)
+        }
+        None => (
+            load_rules(&c, None),
+            c.rules_toml.clone().unwrap_or_else(|| DEFAULT_RULES.into()),
+        ),
+    };
+    let rules = rules.map_err(|e| Error::msg(e.to_string()))?;
+    let rule_count = rules.rules.len();
+    let detector = Detector::new(rules).ignore_allow_marker(c.ignore_allow_marker);
+    let incremental = c.incremental.unwrap_or(true);
+    let key = cache_key(&rules_text, &settings, c.ignore_allow_marker);
+    let previous: Option<Cache> = if incremental {
+        ctx.state().get(CACHE_KEY).ok().flatten()
+    } else {
+        None
+    };
+    let (found, stats, cache) = scan::scan(&detector, &settings, previous.as_ref(), &key);
+
+    // Baseline: earlier runs' fingerprints and/or a report file.
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    if c.baseline == BaselineKind::Previous {
+        known = ctx.state().get(KNOWN_KEY).ok().flatten().unwrap_or_default();
+    }
+    if let Some(f) = &c.baseline_file {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::msg(format!("config.baseline_file {f:?}: {e}")))?;
+        known.extend(
+            baseline_fingerprints(&text)
+                .map_err(|e| Error::msg(format!("config.baseline_file {f:?}: {e}")))?,
+        );
+    }
+    let is_known =
+        |f: &Found| known.contains(&f.fingerprint) || known.contains(&f.gitleaks_fingerprint());
+
+    if incremental {
+        let bytes = serde_json::to_vec(&cache).map(|b| b.len()).unwrap_or(0);
+        if bytes <= MAX_CACHE_BYTES {
+            ctx.state().set(CACHE_KEY, &cache)?;
+        } else {
+            warn!("scan cache of {bytes} bytes is over {MAX_CACHE_BYTES}: next run rescans everything");
+            ctx.state().delete(CACHE_KEY);
+        }
+    }
+    if c.baseline == BaselineKind::Previous {
+        let seen: BTreeSet<&str> = found.iter().map(|f| f.fingerprint.as_str()).collect();
+        ctx.state().set(KNOWN_KEY, &seen)?;
+    }
+
+    Ok(report(
+        &detector,
+        &found,
+        &stats,
+        is_known,
+        c.max_findings.unwrap_or(DEFAULT_MAX_FINDINGS),
+        rule_count,
+    ))
+}
+
+fn report(
+    detector: &Detector,
+    found: &[Found],
+    stats: &Stats,
+    is_known: impl Fn(&Found) -> bool,
+    max_findings: usize,
+    rule_count: usize,
+) -> Report {
+    let new_count = found.iter().filter(|f| !is_known(f)).count();
+    let known_count = found.len() - new_count;
+    let files: BTreeSet<&str> = found.iter().map(|f| f.file.as_str()).collect();
+    let status = if new_count > 0 {
+        Status::Critical
+    } else if known_count > 0 || !stats.errors.is_empty() {
+        Status::Warning
+    } else {
+        Status::Ok
+    };
+    let mut summary = if found.is_empty() {
+        "no secrets found".to_string()
+    } else {
+        format!(
+            "{} secret{} ({new_count} new, {known_count} known) in {} file{}",
+            found.len(),
+            if found.len() == 1 { "" } else { "s" },
+            files.len(),
+            if files.len() == 1 { "" } else { "s" },
+        )
+    };
+    summary.push_str(&format!(
+        "; {} files scanned, {} unchanged skipped",
+        stats.scanned, stats.unchanged
+    ));
+    if !stats.errors.is_empty() {
+        summary.push_str(&format!(
+            "; {} unreadable (first: {})",
+            stats.errors.len(),
+            stats.errors[0]
+        ));
+    }
+    if found.len() > max_findings {
+        summary.push_str(&format!(
+            "; {} findings not listed (max_findings {max_findings})",
+            found.len() - max_findings
+        ));
+    }
+    let mut r = Report::new(status, summary)
+        .metric(Metric::new("secret_scan_findings", found.len() as f64))
+        .metric(Metric::new("secret_scan_findings_new", new_count as f64))
+        .metric(Metric::new("secret_scan_files_scanned", stats.scanned as f64))
+        .metric(Metric::new("secret_scan_files_unchanged", stats.unchanged as f64))
+        .metric(Metric::new("secret_scan_files_binary", stats.binary as f64))
+        .metric(Metric::new("secret_scan_files_too_large", stats.too_large as f64))
+        .metric(Metric::new("secret_scan_files_excluded", stats.excluded as f64))
+        .metric(Metric::new("secret_scan_symlinks_skipped", stats.symlinks as f64))
+        .metric(Metric::new("secret_scan_errors", stats.errors.len() as f64))
+        .metric(Metric::new("secret_scan_bytes", stats.bytes as f64).unit("bytes"))
+        .metric(Metric::new("secret_scan_rules", rule_count as f64));
+    // New findings first, so a truncated list still shows them.
+    let mut ordered: Vec<&Found> = found.iter().collect();
+    ordered.sort_by_key(|f| is_known(f));
+    for f in ordered.into_iter().take(max_findings) {
+        let known = is_known(f);
+        let rule = detector.config().rule(&f.rule);
+        let description = rule.map(|r| r.description.as_str()).unwrap_or("");
+        let tags = rule.map(|r| r.tags.join(",")).unwrap_or_default();
+        let what = if description.is_empty() {
+            f.rule.as_str()
+        } else {
+            description
+        };
+        let location = if f.line > 0 {
+            format!("{}:{}:{}", f.file, f.line, f.column)
+        } else {
+            f.file.clone()
+        };
+        r = r.finding(
+            Finding::new(
+                &f.fingerprint,
+                &f.rule,
+                if known {
+                    Severity::Medium
+                } else {
+                    Severity::High
+                },
+                format!(
+                    "{} secret: {what} at {location}",
+                    if known { "known" } else { "new" }
+                ),
+            )
+            .location(location.clone())
+            .attribute("file", &f.file)
+            .attribute("line", f.line.to_string())
+            .attribute("column", f.column.to_string())
+            .attribute("end_line", f.end_line.to_string())
+            .attribute("end_column", f.end_column.to_string())
+            .attribute("entropy", format!("{:.4}", f.entropy))
+            .attribute("match", &f.matched)
+            .attribute("secret", &f.secret)
+            .attribute("tags", tags)
+            .attribute("description", description)
+            .attribute("gitleaks_fingerprint", f.gitleaks_fingerprint())
+            .attribute("baseline", if known { "known" } else { "new" }),
+        );
+    }
+    r
+}
+
+warden_plugin_sdk::export!(SecretScan);

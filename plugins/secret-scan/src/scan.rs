@@ -1,0 +1,403 @@
+//! Walking the granted directories: which files are read, the
+//! incremental cache, redaction, fingerprints and `.gitleaksignore`.
+//!
+//! - `.git` directories are skipped; symlinks are not followed unless
+//!   asked (then at most [`MAX_DEPTH`] levels deep, which also ends loops);
+//! - files over the size limit and binary files (a NUL byte in the first
+//!   8000 bytes, as git decides) are counted and skipped;
+//! - rules and allowlists see the path relative to the scanned root
+//!   (`src/app.py`, as `gitleaks dir .` shows it); findings carry the host
+//!   path;
+//! - a file whose size and modification time are those of the previous
+//!   scan (same rules, same options) is not read again: its findings come
+//!   from the cache;
+//! - secrets are redacted before anything leaves the detector: the cache,
+//!   the report and the fingerprints never hold a secret in clear unless
+//!   the check asks for it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::detect::{Detector, Hit};
+use crate::pattern::Pattern;
+
+/// Deepest directory level walked.
+pub const MAX_DEPTH: usize = 64;
+/// Bytes inspected to decide that a file is binary.
+pub const BINARY_PROBE: usize = 8000;
+/// The ignore file read in each scanned root.
+pub const IGNORE_FILE: &str = ".gitleaksignore";
+
+/// What to scan and how.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Directories or files (host paths).
+    pub roots: Vec<PathBuf>,
+    /// Larger files are skipped.
+    pub max_file_size: u64,
+    /// Follow symbolic links.
+    pub follow_symlinks: bool,
+    /// Paths (relative to the root) matching one of these are skipped.
+    pub exclude: Vec<Pattern>,
+    /// Percent of each secret hidden (gitleaks' `--redact`); 0 shows it.
+    pub redact: u8,
+}
+
+/// A finding as reported: the secret redacted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Found {
+    /// Rule id.
+    pub rule: String,
+    /// Host path of the file.
+    pub file: String,
+    /// Path relative to the scanned root.
+    pub rel: String,
+    /// 1-based lines and byte columns (0 for path-only rules).
+    pub line: usize,
+    /// Last line of the match.
+    pub end_line: usize,
+    /// First column.
+    pub column: usize,
+    /// Last column.
+    pub end_column: usize,
+    /// The match, redacted.
+    pub matched: String,
+    /// The secret, redacted.
+    pub secret: String,
+    /// Shannon entropy of the secret.
+    pub entropy: f32,
+    /// Content fingerprint: rule, file and secret (not the line), so it
+    /// survives the secret moving within the file.
+    pub fingerprint: String,
+}
+
+impl Found {
+    /// gitleaks' fingerprint of a directory scan: `file:rule:line`.
+    pub fn gitleaks_fingerprint(&self) -> String {
+        format!("{}:{}:{}", self.file, self.rule, self.line)
+    }
+
+    fn from_hit(hit: Hit, file: &str, rel: &str, redact: u8) -> Found {
+        let fingerprint = content_fingerprint(&hit.rule, file, &hit.secret);
+        let (matched, secret) = redact_hit(&hit.matched, &hit.secret, redact);
+        Found {
+            rule: hit.rule,
+            file: file.to_string(),
+            rel: rel.to_string(),
+            line: hit.line,
+            end_line: hit.end_line,
+            column: hit.column,
+            end_column: hit.end_column,
+            matched,
+            secret,
+            entropy: hit.entropy,
+            fingerprint,
+        }
+    }
+}
+
+/// sha256 over rule, file and secret; 32 hex digits.
+pub fn content_fingerprint(rule: &str, file: &str, secret: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [rule, file, secret] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// gitleaks' masking: keep the first `100 - percent`% of the secret
+/// (rounded half to even) and append `...`; 100 gives `REDACTED`.
+pub fn mask(secret: &str, percent: u8) -> String {
+    if percent == 0 || secret.is_empty() {
+        return secret.to_string();
+    }
+    if percent >= 100 {
+        return "REDACTED".into();
+    }
+    let len = secret.len() as f64;
+    let keep = (len * f64::from(100 - percent) / 100.0).round_ties_even() as usize;
+    let mut end = keep.min(secret.len());
+    while !secret.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &secret[..end])
+}
+
+fn redact_hit(matched: &str, secret: &str, percent: u8) -> (String, String) {
+    if percent == 0 || secret.is_empty() {
+        return (matched.to_string(), secret.to_string());
+    }
+    let masked = mask(secret, percent);
+    (matched.replace(secret, &masked), masked)
+}
+
+/// What a scan did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Files read and scanned.
+    pub scanned: u64,
+    /// Files not read because they had not changed.
+    pub unchanged: u64,
+    /// Binary files skipped.
+    pub binary: u64,
+    /// Files over the size limit skipped.
+    pub too_large: u64,
+    /// Symbolic links not followed.
+    pub symlinks: u64,
+    /// Files skipped by `exclude` or a global path allowlist.
+    pub excluded: u64,
+    /// Bytes read and scanned.
+    pub bytes: u64,
+    /// Files or directories that could not be read (path: error).
+    pub errors: Vec<String>,
+}
+
+/// Per-file results of earlier scans.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cache {
+    /// Hash of everything that changes results (rules, options).
+    pub key: String,
+    /// Host path → what it was and what was found.
+    pub files: BTreeMap<String, CachedFile>,
+}
+
+/// One file in the cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedFile {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: u128,
+    /// Its findings (redacted).
+    pub found: Vec<Found>,
+}
+
+struct Walker<'a> {
+    detector: &'a Detector,
+    settings: &'a Settings,
+    previous: Option<&'a Cache>,
+    next: Cache,
+    stats: Stats,
+    found: Vec<Found>,
+}
+
+/// Scans `settings.roots`; `previous` (when its key is `cache_key`) spares
+/// unchanged files. Returns the findings, what was done and the cache for
+/// the next scan.
+pub fn scan(
+    detector: &Detector,
+    settings: &Settings,
+    previous: Option<&Cache>,
+    cache_key: &str,
+) -> (Vec<Found>, Stats, Cache) {
+    let mut w = Walker {
+        detector,
+        settings,
+        previous: previous.filter(|c| c.key == cache_key),
+        next: Cache {
+            key: cache_key.to_string(),
+            files: BTreeMap::new(),
+        },
+        stats: Stats::default(),
+        found: Vec::new(),
+    };
+    for root in &settings.roots {
+        match std::fs::symlink_metadata(root) {
+            Ok(m) if m.is_dir() => w.dir(root, root, 0),
+            Ok(_) => {
+                let rel = root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                w.file(root, &rel);
+            }
+            Err(e) => w.stats.errors.push(format!("{}: {e}", root.display())),
+        }
+    }
+    let ignored = ignore_entries(&settings.roots);
+    let Walker {
+        mut found,
+        stats,
+        next,
+        ..
+    } = w;
+    found.retain(|f| {
+        !ignored.contains(&f.gitleaks_fingerprint())
+            && !ignored.contains(&format!("{}:{}:{}", f.rel, f.rule, f.line))
+    });
+    found.sort_by(|a, b| {
+        (&a.file, a.line, a.column, &a.rule).cmp(&(&b.file, b.line, b.column, &b.rule))
+    });
+    (found, stats, next)
+}
+
+/// The fingerprints listed in each root's `.gitleaksignore`.
+fn ignore_entries(roots: &[PathBuf]) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for root in roots {
+        let Ok(text) = std::fs::read_to_string(root.join(IGNORE_FILE)) else {
+            continue;
+        };
+        for line in text.lines() {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                set.insert(line.to_string());
+            }
+        }
+    }
+    set
+}
+
+impl Walker<'_> {
+    fn dir(&mut self, root: &Path, dir: &Path, depth: usize) {
+        if depth > MAX_DEPTH {
+            self.stats
+                .errors
+                .push(format!("{}: deeper than {MAX_DEPTH} levels", dir.display()));
+            return;
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                self.stats.errors.push(format!("{}: {e}", dir.display()));
+                return;
+            }
+        };
+        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        names.sort();
+        for path in names {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let meta = if meta.file_type().is_symlink() {
+                if !self.settings.follow_symlinks {
+                    self.stats.symlinks += 1;
+                    continue;
+                }
+                match std::fs::metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.stats.errors.push(format!("{}: {e}", path.display()));
+                        continue;
+                    }
+                }
+            } else {
+                meta
+            };
+            let rel = rel_path(root, &path);
+            if meta.is_dir() {
+                if path.file_name().is_some_and(|n| n == ".git") {
+                    continue;
+                }
+                self.dir(root, &path, depth + 1);
+            } else if meta.is_file() {
+                self.file(&path, &rel);
+            }
+        }
+    }
+
+    fn file(&mut self, path: &Path, rel: &str) {
+        if self
+            .settings
+            .exclude
+            .iter()
+            .any(|p| p.is_match(rel.as_bytes()))
+            || self.detector.path_allowed(rel)
+        {
+            self.stats.excluded += 1;
+            return;
+        }
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.errors.push(format!("{}: {e}", path.display()));
+                return;
+            }
+        };
+        if meta.len() > self.settings.max_file_size {
+            self.stats.too_large += 1;
+            return;
+        }
+        let host = path.to_string_lossy().into_owned();
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        if let Some(prev) = self.previous.and_then(|c| c.files.get(&host))
+            && prev.size == meta.len()
+            && prev.mtime_ns == mtime_ns
+            && mtime_ns != 0
+        {
+            self.stats.unchanged += 1;
+            self.found.extend(prev.found.iter().cloned());
+            self.next.files.insert(host, prev.clone());
+            return;
+        }
+        let data = match std::fs::read(path) {
+            Ok(d) => d,
+            Err(e) => {
+                self.stats.errors.push(format!("{}: {e}", path.display()));
+                return;
+            }
+        };
+        if data[..data.len().min(BINARY_PROBE)].contains(&0) {
+            self.stats.binary += 1;
+            return;
+        }
+        self.stats.scanned += 1;
+        self.stats.bytes += data.len() as u64;
+        let found: Vec<Found> = self
+            .detector
+            .detect(rel, &data)
+            .into_iter()
+            .map(|h| Found::from_hit(h, &host, rel, self.settings.redact))
+            .collect();
+        self.found.extend(found.iter().cloned());
+        self.next.files.insert(
+            host,
+            CachedFile {
+                size: data.len() as u64,
+                mtime_ns,
+                found,
+            },
+        );
+    }
+}
+
+fn rel_path(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_follows_gitleaks() {
+        assert_eq!(mask("abcdefghij", 100), "REDACTED");
+        assert_eq!(mask("abcdefghij", 0), "abcdefghij");
+        assert_eq!(mask("abcdefghij", 80), "ab...");
+        assert_eq!(mask("abcdefghij", 75), "ab...");
+        assert_eq!(mask("abcdefghijkl", 75), "abc...");
+        let (m, s) = redact_hit("key = \"abcdefghij\"", "abcdefghij", 80);
+        assert_eq!((m.as_str(), s.as_str()), ("key = \"ab...\"", "ab..."));
+    }
+
+    #[test]
+    fn fingerprint_ignores_the_line() {
+        let a = content_fingerprint("r", "/f", "s3cr3t");
+        assert_eq!(a, content_fingerprint("r", "/f", "s3cr3t"));
+        assert_ne!(a, content_fingerprint("r", "/g", "s3cr3t"));
+        assert_ne!(a, content_fingerprint("q", "/f", "s3cr3t"));
+    }
+}
