@@ -1,0 +1,434 @@
+//! Detection semantics (gitleaks'), the shipped rules' examples, the
+//! walker, the incremental cache, baselines and redaction: the scanner
+//! natively on real temporary directories.
+
+mod corpus;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use secret_scan::config::Loader;
+use secret_scan::detect::{Detector, Hit};
+use secret_scan::scan::{self, Settings};
+use secret_scan::{Config, SecretScan};
+use warden_plugin_sdk::testing::{MemoryState, TestContext};
+use warden_plugin_sdk::{Plugin, Report, Severity, Status};
+
+fn detector(toml: &str) -> Detector {
+    Detector::new(
+        secret_scan::loader()
+            .load_str(toml, "test.toml", None)
+            .unwrap(),
+    )
+}
+
+fn rules_of(hits: &[Hit]) -> Vec<&str> {
+    hits.iter().map(|h| h.rule.as_str()).collect()
+}
+
+const GHP: &str = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5";
+
+#[test]
+fn every_shipped_rule_has_examples_that_hold() {
+    let rules = secret_scan::default_rules();
+    let d = Detector::new(rules.clone());
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("default-examples.toml"),
+    )
+    .unwrap();
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    let mut covered = BTreeSet::new();
+    for ex in v["example"].as_array().unwrap() {
+        let rule = ex["rule"].as_str().unwrap();
+        assert!(rules.rule(rule).is_some(), "examples for unknown rule {rule}");
+        let tp = ex["tp"].as_array().unwrap();
+        let fp = ex["fp"].as_array().unwrap();
+        assert!(!tp.is_empty() && !fp.is_empty(), "{rule}: needs tp and fp");
+        for t in tp {
+            let t = t.as_str().unwrap();
+            let hits = d.detect("example.txt", t.as_bytes());
+            assert!(
+                hits.iter().any(|h| h.rule == rule),
+                "{rule}: missed true positive {t:?} (found {:?})",
+                rules_of(&hits)
+            );
+        }
+        for f in fp {
+            let f = f.as_str().unwrap();
+            let hits = d.detect("example.txt", f.as_bytes());
+            assert!(hits.is_empty(), "{rule}: false positive on {f:?}: {hits:?}");
+        }
+        covered.insert(rule.to_string());
+    }
+    for r in &rules.rules {
+        assert!(covered.contains(&r.id), "rule {} has no examples", r.id);
+        assert!(!r.keywords.is_empty(), "rule {} has no keywords", r.id);
+    }
+    // The corpus generator knows every rule too.
+    let generated: BTreeSet<String> = corpus::RULES.iter().map(|s| s.to_string()).collect();
+    assert_eq!(generated, covered);
+}
+
+#[test]
+fn keyword_prefilter_is_ascii_case_insensitive() {
+    let d = detector("[[rules]]\nid = 'r'\nregex = 'v[0-9]+'\nkeywords = ['SeCrEt']\n");
+    assert!(d.detect("f", b"x = v12").is_empty(), "no keyword, no scan");
+    assert_eq!(rules_of(&d.detect("f", b"SECRET\nx = v12")), ["r"]);
+    // The keyword may be anywhere in the file, not only in the match.
+    assert_eq!(d.detect("f", b"v1 v2 secret").len(), 2);
+    // A rule without keywords always runs.
+    let d = detector("[[rules]]\nid = 'r'\nregex = 'v[0-9]+'\n");
+    assert_eq!(d.detect("f", b"v7").len(), 1);
+}
+
+#[test]
+fn secret_group_entropy_and_locations() {
+    let d = detector(
+        "[[rules]]\nid = 'g'\nregex = '''(a)?key=([a-z0-9]+)'''\nentropy = 2.0\n",
+    );
+    // First non-empty group when secretGroup is unset.
+    let h = d.detect("f", b"line one\n  key=abcdef12\n");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].secret, "abcdef12");
+    assert_eq!(h[0].matched, "key=abcdef12");
+    assert_eq!((h[0].line, h[0].column, h[0].end_column), (2, 3, 14));
+    assert!((h[0].entropy - 3.0).abs() < 1e-6);
+    // Entropy at or below the threshold: dropped.
+    assert!(d.detect("f", b"key=aaaaaaaaaa").is_empty());
+
+    let d = detector("[[rules]]\nid = 'g'\nregex = '''(x)=(y+)'''\nsecretGroup = 2\n");
+    assert_eq!(d.detect("f", b"x=yyy")[0].secret, "yyy");
+}
+
+#[test]
+fn inline_allow_marker() {
+    let d = detector("[[rules]]\nid = 'gh'\nregex = 'ghp_[0-9A-Za-z]{36}'\n");
+    let text = format!("a = \"{GHP}\" # gitleaks:allow\nb = \"{GHP}\"\n");
+    let h = d.detect("f", text.as_bytes());
+    assert_eq!(h.iter().map(|h| h.line).collect::<Vec<_>>(), [2]);
+    let d = d.ignore_allow_marker(true);
+    assert_eq!(d.detect("f", text.as_bytes()).len(), 2);
+}
+
+#[test]
+fn allowlists_in_gitleaks_order_and_targets() {
+    let base = "[[rules]]\nid = 'gh'\nregex = '''token=(ghp_[0-9A-Za-z]{36})'''\n";
+    let line = format!("token={GHP} # fixture");
+    let cases: &[(&str, bool)] = &[
+        // regexTarget secret (default): matched against the secret only.
+        ("[[rules.allowlists]]\nregexes = ['^ghp_aB3']\n", true),
+        ("[[rules.allowlists]]\nregexes = ['^token=']\n", false),
+        // match and line targets.
+        ("[[rules.allowlists]]\nregexTarget = 'match'\nregexes = ['^token=']\n", true),
+        ("[[rules.allowlists]]\nregexTarget = 'line'\nregexes = ['fixture']\n", true),
+        // stopwords: in the secret, case-insensitive.
+        ("[[rules.allowlists]]\nstopwords = ['AB3DE5']\n", true),
+        ("[[rules.allowlists]]\nstopwords = ['fixture']\n", false),
+        // AND: every check must allow.
+        ("[[rules.allowlists]]\ncondition = 'AND'\nstopwords = ['ab3']\npaths = ['^other']\n", false),
+        ("[[rules.allowlists]]\ncondition = 'AND'\nstopwords = ['ab3']\npaths = ['^src/']\n", true),
+        // A commit condition never holds in a directory scan.
+        ("[[rules.allowlists]]\ncondition = 'AND'\ncommits = ['abc']\npaths = ['^src/']\n", false),
+        ("[[rules.allowlists]]\ncommits = ['abc']\n", false),
+        // Paths: the rule is skipped for that file.
+        ("[[rules.allowlists]]\npaths = ['''\\.py$''']\n", true),
+        // Global allowlists apply to every rule; targetRules to some.
+        ("[[allowlists]]\nregexes = ['^ghp_']\n", true),
+        ("[[allowlists]]\ntargetRules = ['gh']\nregexes = ['^ghp_']\n", true),
+        ("[[allowlists]]\npaths = ['''^src/''']\n", true),
+        ("[[allowlists]]\ncondition = 'AND'\npaths = ['''^src/''']\nregexes = ['nomatch']\n", false),
+    ];
+    for (extra, allowed) in cases {
+        let d = detector(&format!("{base}{extra}"));
+        let hits = d.detect("src/app.py", line.as_bytes());
+        assert_eq!(hits.is_empty(), *allowed, "{extra}");
+    }
+}
+
+#[test]
+fn path_rules() {
+    let d = detector(
+        "[[rules]]\nid = 'pem-file'\npath = '''\\.pem$'''\n[[rules]]\nid = 'in-py'\npath = '''\\.py$'''\nregex = 'secret[0-9]'\n",
+    );
+    let h = d.detect("keys/server.pem", b"anything");
+    assert_eq!(rules_of(&h), ["pem-file"]);
+    assert_eq!(h[0].matched, "file detected: keys/server.pem");
+    assert_eq!(rules_of(&d.detect("a.py", b"secret1")), ["in-py"]);
+    assert!(d.detect("a.js", b"secret1").is_empty());
+}
+
+#[test]
+fn generic_findings_yield_to_specific_rules_on_the_same_line() {
+    let d = Detector::new(secret_scan::default_rules());
+    let text = format!("github_token = \"{GHP}\"\nauth_token = \"Zq8vN2xR5tL9wK3mP7yB4cD\"\n");
+    let h = d.detect("app.py", text.as_bytes());
+    assert_eq!(rules_of(&h), ["github-pat", "generic-api-key"]);
+    assert_eq!(h[1].line, 2);
+}
+
+fn settings(root: &Path) -> Settings {
+    Settings {
+        roots: vec![root.to_path_buf()],
+        max_file_size: 1 << 20,
+        follow_symlinks: false,
+        exclude: Vec::new(),
+        redact: 75,
+    }
+}
+
+fn gh_detector() -> Detector {
+    detector("[[rules]]\nid = 'gh'\nregex = 'ghp_[0-9A-Za-z]{36}'\n")
+}
+
+#[test]
+fn walker_skips_binary_large_git_excluded_and_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let w = |p: &str, data: &[u8]| {
+        let path = root.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    };
+    w("src/a.txt", GHP.as_bytes());
+    let mut bin = b"\0\x01\x02".to_vec();
+    bin.extend_from_slice(GHP.as_bytes());
+    w("img/blob.bin", &bin);
+    let mut big = vec![b'x'; 2 << 20];
+    big.extend_from_slice(GHP.as_bytes());
+    w("big.log", &big);
+    w(".git/config", GHP.as_bytes());
+    w("vendor/lib.txt", GHP.as_bytes());
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("linked.txt"), GHP).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("linked.txt"), root.join("link.txt")).unwrap();
+
+    let mut s = settings(root);
+    s.exclude = vec![secret_scan::pattern::Pattern::new("^vendor/").unwrap()];
+    let (found, stats, _) = scan::scan(&gh_detector(), &s, None, "k");
+    let files: Vec<&str> = found.iter().map(|f| f.rel.as_str()).collect();
+    assert_eq!(files, ["src/a.txt"]);
+    assert_eq!(found[0].file, root.join("src/a.txt").to_string_lossy());
+    assert_eq!(
+        (stats.scanned, stats.binary, stats.too_large, stats.symlinks, stats.excluded),
+        (1, 1, 1, 1, 1)
+    );
+
+    // Following symlinks when asked.
+    s.follow_symlinks = true;
+    let (found, _, _) = scan::scan(&gh_detector(), &s, None, "k");
+    assert!(found.iter().any(|f| f.rel == "link.txt"));
+}
+
+#[test]
+fn gitleaksignore_takes_both_path_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    for f in ["a/one.txt", "a/two.txt", "a/three.txt"] {
+        std::fs::write(root.join(f), format!("x\n{GHP}\n")).unwrap();
+    }
+    std::fs::write(
+        root.join(".gitleaksignore"),
+        format!(
+            "# reviewed\na/one.txt:gh:2\n{}:gh:2\na/three.txt:gh:1\n",
+            root.join("a/two.txt").display()
+        ),
+    )
+    .unwrap();
+    let (found, _, _) = scan::scan(&gh_detector(), &settings(root), None, "k");
+    let files: Vec<&str> = found.iter().map(|f| f.rel.as_str()).collect();
+    assert_eq!(files, ["a/three.txt"], "wrong line does not ignore");
+}
+
+#[test]
+fn redaction_and_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("app.env");
+    std::fs::write(&f, format!("TOKEN={GHP}\n")).unwrap();
+    let (found, _, cache) = scan::scan(&gh_detector(), &settings(dir.path()), None, "k");
+    let one = &found[0];
+    assert_eq!(one.secret, "ghp_aB3dE5...");
+    assert!(!one.matched.contains(GHP));
+    assert!(!serde_json::to_string(&cache).unwrap().contains(GHP), "cache holds the secret");
+    assert_eq!(one.gitleaks_fingerprint(), format!("{}:gh:1", f.display()));
+
+    // Moving the secret to another line keeps the content fingerprint and
+    // changes gitleaks'.
+    std::fs::write(&f, format!("# moved\n\nTOKEN={GHP}\n")).unwrap();
+    let (moved, _, _) = scan::scan(&gh_detector(), &settings(dir.path()), None, "k");
+    assert_eq!(moved[0].line, 3);
+    assert_eq!(moved[0].fingerprint, one.fingerprint);
+    assert_ne!(moved[0].gitleaks_fingerprint(), one.gitleaks_fingerprint());
+
+    let mut clear = settings(dir.path());
+    clear.redact = 0;
+    let (shown, _, _) = scan::scan(&gh_detector(), &clear, None, "k");
+    assert_eq!(shown[0].secret, GHP);
+}
+
+#[test]
+fn incremental_scans_skip_unchanged_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for i in 0..5 {
+        std::fs::write(root.join(format!("f{i}.txt")), format!("n{i}\n{GHP}\n")).unwrap();
+    }
+    let d = gh_detector();
+    let s = settings(root);
+    let (first, st1, cache) = scan::scan(&d, &s, None, "k1");
+    assert_eq!((st1.scanned, st1.unchanged, first.len()), (5, 0, 5));
+    let (second, st2, cache) = scan::scan(&d, &s, Some(&cache), "k1");
+    assert_eq!((st2.scanned, st2.unchanged), (0, 5));
+    assert_eq!(second, first, "cached findings are reported again");
+    // A changed file is read again (size differs); a removed one is gone.
+    std::fs::write(root.join("f0.txt"), "clean now\n").unwrap();
+    std::fs::remove_file(root.join("f1.txt")).unwrap();
+    let (third, st3, cache) = scan::scan(&d, &s, Some(&cache), "k1");
+    assert_eq!((st3.scanned, st3.unchanged, third.len()), (1, 3, 3));
+    // Another key (rules or options changed): everything is read.
+    let (_, st4, _) = scan::scan(&d, &s, Some(&cache), "k2");
+    assert_eq!((st4.scanned, st4.unchanged), (4, 0));
+}
+
+fn config(json: serde_json::Value) -> Config {
+    warden_plugin_sdk::parse_config::<SecretScan>(&json.to_string()).unwrap()
+}
+
+fn run(cfg: &Config, dir: &Path, state: &Arc<MemoryState>) -> Report {
+    let mut ctx = TestContext::new(cfg.clone())
+        .read_dir(dir)
+        .state(state.clone())
+        .build();
+    SecretScan::run(&mut ctx).unwrap()
+}
+
+fn attr<'a>(f: &'a warden_plugin_sdk::Finding, name: &str) -> &'a str {
+    f.attributes
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+#[test]
+fn plugin_runs_report_new_then_known_and_count_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.py"), format!("token = \"{GHP}\"\n")).unwrap();
+    std::fs::write(dir.path().join("b.py"), "print('clean')\n").unwrap();
+    let state = Arc::new(MemoryState::new());
+    let cfg = config(serde_json::json!({}));
+
+    let r1 = run(&cfg, dir.path(), &state);
+    assert_eq!(r1.status, Status::Critical, "{}", r1.summary);
+    assert_eq!(r1.findings.len(), 1);
+    let f = &r1.findings[0];
+    assert_eq!(f.rule, "github-pat");
+    assert_eq!(f.severity, Severity::High);
+    assert_eq!(attr(f, "baseline"), "new");
+    assert_eq!(attr(f, "line"), "1");
+    assert_eq!(attr(f, "file"), dir.path().join("a.py").to_string_lossy());
+    assert!(!format!("{r1:?}").contains(GHP), "report holds the secret");
+    assert!(r1.summary.contains("2 files scanned"), "{}", r1.summary);
+
+    let r2 = run(&cfg, dir.path(), &state);
+    assert_eq!(r2.status, Status::Warning, "{}", r2.summary);
+    assert_eq!(attr(&r2.findings[0], "baseline"), "known");
+    assert!(r2.summary.contains("0 files scanned, 2 unchanged skipped"), "{}", r2.summary);
+
+    // A new secret elsewhere is new again; the known one stays known.
+    std::fs::write(dir.path().join("b.py"), format!("k = \"{}\"\n", GHP.replace('a', "b"))).unwrap();
+    let r3 = run(&cfg, dir.path(), &state);
+    assert_eq!(r3.status, Status::Critical);
+    let news: Vec<&str> = r3.findings.iter().map(|f| attr(f, "baseline")).collect();
+    assert_eq!(news, ["new", "known"], "new findings are listed first");
+
+    // baseline = none: everything is new.
+    let none = config(serde_json::json!({"baseline": "none"}));
+    assert_eq!(run(&none, dir.path(), &state).status, Status::Critical);
+}
+
+#[test]
+fn baseline_files_gitleaks_and_sarif() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.py");
+    std::fs::write(&a, format!("token = \"{GHP}\"\n")).unwrap();
+    let gitleaks = serde_json::json!([{"RuleID": "github-pat", "Fingerprint": format!("{}:github-pat:1", a.display())}]);
+    std::fs::write(dir.path().join("baseline.json"), gitleaks.to_string()).unwrap();
+    let cfg = config(serde_json::json!({
+        "baseline": "none",
+        "baseline_file": dir.path().join("baseline.json"),
+        "exclude": ["^baseline"],
+    }));
+    let r = run(&cfg, dir.path(), &Arc::new(MemoryState::new()));
+    assert_eq!(r.status, Status::Warning, "{}", r.summary);
+    let fp = r.findings[0].fingerprint.clone();
+
+    // SARIF carries the content fingerprint: the secret may move.
+    std::fs::write(&a, format!("\n\ntoken = \"{GHP}\"\n")).unwrap();
+    let sarif = serde_json::json!({"version": "2.1.0", "runs": [{"results": [{"partialFingerprints": {"warden/v1": fp}}]}]});
+    std::fs::write(dir.path().join("baseline.json"), sarif.to_string()).unwrap();
+    let r = run(&cfg, dir.path(), &Arc::new(MemoryState::new()));
+    assert_eq!(r.status, Status::Warning, "{}", r.summary);
+
+    std::fs::write(dir.path().join("baseline.json"), "{}").unwrap();
+    let mut ctx = TestContext::new(cfg.clone()).read_dir(dir.path()).build();
+    let e = SecretScan::run(&mut ctx).unwrap_err().to_string();
+    assert!(e.contains("config.baseline_file") && e.contains("neither"), "{e}");
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let bad = |json: serde_json::Value| -> String {
+        let c = warden_plugin_sdk::parse_config::<SecretScan>(&json.to_string());
+        match c {
+            Err(e) => e,
+            Ok(c) => SecretScan::validate(&c).unwrap_err(),
+        }
+    };
+    assert!(bad(serde_json::json!({"max_file_size": "10 parsecs"})).contains("config.max_file_size"));
+    assert!(bad(serde_json::json!({"redact": 101})).contains("config.redact"));
+    assert!(bad(serde_json::json!({"exclude": ["a(b"]})).contains("config.exclude[0]"));
+    assert!(bad(serde_json::json!({"paths": ["relative"]})).contains("config.paths[0]"));
+    let e = bad(serde_json::json!({"rules_toml": "[[rules]]\nid = 'x'\nregex = '(('\n"}));
+    assert!(e.contains("config.rules_toml") && e.contains("x: regex"), "{e}");
+    assert!(bad(serde_json::json!({"shout": true})).contains("shout"));
+
+    // Paths outside the grants and no grants at all: clear run errors.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(serde_json::json!({"paths": ["/etc"]}));
+    let mut ctx = TestContext::new(cfg).read_dir(dir.path()).build();
+    let e = SecretScan::run(&mut ctx).unwrap_err().to_string();
+    assert!(e.contains("config.paths[0]") && e.contains("not inside a granted directory"), "{e}");
+    let mut ctx = TestContext::new(config(serde_json::json!({}))).build();
+    let e = SecretScan::run(&mut ctx).unwrap_err().to_string();
+    assert!(e.contains("allow.read_dirs"), "{e}");
+}
+
+#[test]
+fn custom_config_file_extends_the_shipped_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gitleaks.toml"),
+        "[extend]\nuseDefault = true\ndisabledRules = ['generic-api-key']\n[[rules]]\nid = 'internal-token'\nregex = '''itk_[a-z0-9]{20}'''\nkeywords = ['itk_']\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        format!("t = \"itk_0123456789abcdefghij\"\ng = \"{GHP}\"\napi_key = \"Zq8vN2xR5tL9wK3mP7yB4cD\"\n"),
+    )
+    .unwrap();
+    let cfg = config(serde_json::json!({
+        "config_file": dir.path().join("gitleaks.toml"),
+        "exclude": ["gitleaks\\.toml$"],
+    }));
+    let r = run(&cfg, dir.path(), &Arc::new(MemoryState::new()));
+    let rules: Vec<&str> = r.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(rules, ["internal-token", "github-pat"], "{}", r.summary);
+
+    let loaded = Loader::new(secret_scan::DEFAULT_ORIGIN, secret_scan::DEFAULT_RULES)
+        .load_file(&dir.path().join("gitleaks.toml"))
+        .unwrap();
+    assert!(loaded.rule("generic-api-key").is_none());
+    assert!(loaded.rule("aws-access-token").is_some());
+}
