@@ -1,0 +1,196 @@
+//! The `secret-scan` standard plugin end to end: `warden check` with
+//! `--read-dir` and `--format sarif|gitleaks` (exit 2 on new findings),
+//! a report used as the next baseline, and `warden run` on the example
+//! config: findings through the API in both formats, incremental re-scans,
+//! and the secret in clear nowhere (stdout, API, log, SQLite file).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{AgentProcess, http, warden};
+
+const GHP: &str = "ghp_R8sT2uV4wX6yZ8aB0cD2eF4gH6iJ8kL0mN2p";
+const AKIA: &str = "AKIAQ3ZT7WJNB5XKPRM4";
+
+fn plant(dir: &Path) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::create_dir_all(dir.join("testdata")).unwrap();
+    std::fs::write(
+        dir.join("src/settings.py"),
+        format!("DEBUG = False\nGITHUB_TOKEN = \"{GHP}\"\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/deploy.sh"), format!("export AWS_ACCESS_KEY_ID={AKIA}\n")).unwrap();
+    std::fs::write(dir.join("testdata/fixture.env"), format!("T={GHP}\n")).unwrap();
+    std::fs::write(dir.join("src/clean.rs"), "fn main() { let key = map.get(&id); }\n").unwrap();
+}
+
+fn check(state: &Path, dir: &Path, config: &str, format: &str) -> common::Run {
+    warden(
+        state,
+        &[
+            "check",
+            "secret-scan",
+            "--read-dir",
+            dir.to_str().unwrap(),
+            "--config",
+            config,
+            "--format",
+            format,
+        ],
+        &[],
+    )
+}
+
+#[test]
+fn warden_check_sarif_and_gitleaks_with_exit_codes_and_baselines() {
+    let tree = tempfile::tempdir().unwrap();
+    let dir = tree.path().canonicalize().unwrap();
+    plant(&dir);
+    let state = tempfile::tempdir().unwrap();
+    let config = r#"{"exclude": ["^testdata/"]}"#;
+
+    // First scan: two new findings, SARIF on stdout, exit 2.
+    let r = check(state.path(), &dir, config, "sarif");
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let sarif = r.json();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let mut rules: Vec<&str> = results.iter().map(|x| x["ruleId"].as_str().unwrap()).collect();
+    rules.sort();
+    assert_eq!(rules, ["aws-access-token", "github-pat"]);
+    let uri = results
+        .iter()
+        .map(|x| x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap())
+        .find(|u| u.ends_with("settings.py"))
+        .unwrap();
+    assert!(uri.contains(dir.to_str().unwrap()), "host path in {uri}");
+    for out in [&r.stdout, &r.stderr] {
+        assert!(!out.contains(GHP) && !out.contains(AKIA), "secret in clear:\n{out}");
+    }
+
+    // Second scan: the same findings are known (earlier runs of this
+    // check), exit 1; the gitleaks report names host paths and lines.
+    let r = check(state.path(), &dir, config, "gitleaks");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    let gh = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["RuleID"] == "github-pat")
+        .unwrap();
+    let settings = dir.join("src/settings.py");
+    assert_eq!(gh["File"], settings.to_str().unwrap());
+    assert_eq!(gh["StartLine"], 2);
+    assert_eq!(gh["Fingerprint"], format!("{}:github-pat:2", settings.display()));
+    assert!(!r.stdout.contains(GHP));
+
+    // That report as the baseline of a fresh check (no history): exit 1;
+    // a new leak makes it 2 again.
+    let fresh = tempfile::tempdir().unwrap();
+    let baseline = dir.join("baseline.json");
+    std::fs::write(&baseline, &r.stdout).unwrap();
+    let with_baseline = format!(
+        r#"{{"exclude": ["^testdata/", "^baseline"], "baseline_file": "{}"}}"#,
+        baseline.display()
+    );
+    let r = check(fresh.path(), &dir, &with_baseline, "text");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    std::fs::write(dir.join("src/new.py"), format!("key = \"{}\"\n", GHP.replace('R', "Q"))).unwrap();
+    let r = check(fresh.path(), &dir, &with_baseline, "text");
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+
+    // Bad input: a directory that is not granted, a broken inline config.
+    let r = check(state.path(), &dir, r#"{"paths": ["/etc"]}"#, "text");
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stdout.contains("config.paths[0]"), "{}", r.stdout);
+    let r = check(state.path(), &dir, r#"{"rules_toml": "[[rules]]\nid = 'x'\n"}"#, "text");
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("both |regex| and |path| are empty"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn scheduled_scans_are_incremental_and_findings_leave_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    plant(&tree);
+    let tree = tree.canonicalize().unwrap();
+    let example = std::fs::read_to_string(format!(
+        "{}/../examples/secret-scan.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n{}",
+        example.replace("/srv/app", tree.to_str().unwrap())
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    let run = |agent: &AgentProcess| {
+        let r = http(agent.port, "POST", "/v1/checks/repo-secrets/run", &[], b"");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    let metric = |run: &serde_json::Value, name: &str| -> f64 {
+        run["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no metric {name} in {run}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+
+    let first = run(&agent);
+    assert_eq!(first["status"], "critical", "{first}");
+    assert_eq!(metric(&first, "secret_scan_findings"), 2.0, "testdata/ is excluded");
+    assert_eq!(metric(&first, "secret_scan_files_scanned"), 3.0);
+
+    let second = run(&agent);
+    assert_eq!(second["status"], "warning", "{second}");
+    assert_eq!(metric(&second, "secret_scan_files_scanned"), 0.0);
+    assert_eq!(metric(&second, "secret_scan_files_unchanged"), 3.0);
+    assert!(second["summary"].as_str().unwrap().contains("3 unchanged skipped"));
+
+    // Touching one file re-reads just that one.
+    std::fs::write(tree.join("src/clean.rs"), "fn main() {}\n// changed\n").unwrap();
+    let third = run(&agent);
+    assert_eq!(metric(&third, "secret_scan_files_scanned"), 1.0, "{third}");
+
+    for format in ["sarif", "gitleaks", "json"] {
+        let r = agent.get(&format!("/v1/findings?check=repo-secrets&format={format}"));
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.contains("settings.py"), "{format}: {}", r.body);
+        assert!(!r.body.contains(GHP) && !r.body.contains(AKIA), "{format}: secret in clear");
+    }
+    let sarif = agent
+        .get("/v1/findings?check=repo-secrets&format=sarif")
+        .json();
+    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 2);
+
+    agent.wait_until("the log is written", Duration::from_secs(5), |a| {
+        a.log().contains("repo-secrets")
+    });
+    let log = agent.log();
+    let state_dir = dir.path().join(".warden");
+    let code = agent.terminate();
+    assert_eq!(code, 0);
+    assert!(!log.contains(GHP) && !log.contains(AKIA), "secret in the log");
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(&state_dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            stored.extend(std::fs::read(p).unwrap());
+        }
+    }
+    assert!(!stored.is_empty(), "no store in {}", state_dir.display());
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(!stored.contains(GHP) && !stored.contains(AKIA), "secret in the store");
+}
