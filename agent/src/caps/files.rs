@@ -43,7 +43,16 @@ impl FileGrants {
     }
 
     /// Preopens every granted directory read-only.
+    ///
+    /// File operations then run on the run's own thread instead of being
+    /// handed to tokio's blocking pool and back: a plugin reading thousands
+    /// of small files (a secret scan) spends most of its time in those
+    /// hand-offs otherwise (2.6 s of 6.5 s for 105 MB in 8,500 files).
+    /// Local reads are short; the run's deadline still applies.
     pub fn apply(&self, builder: &mut WasiCtxBuilder) -> anyhow::Result<()> {
+        if !self.dirs.is_empty() {
+            builder.allow_blocking_current_thread(true);
+        }
         for dir in &self.dirs {
             let guest = dir.to_string_lossy();
             builder

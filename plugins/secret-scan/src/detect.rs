@@ -45,6 +45,17 @@ pub struct Hit {
     pub entropy: f32,
 }
 
+/// Where detection time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Reading files (and their metadata).
+    pub read: std::time::Duration,
+    /// The keyword prefilter.
+    pub prefilter: std::time::Duration,
+    /// Running the rules' regexes and checks.
+    pub rules: std::time::Duration,
+}
+
 /// A compiled configuration ready to scan.
 pub struct Detector {
     config: Config,
@@ -111,9 +122,15 @@ impl Detector {
     /// The findings in `data`, the content of the file at `path` (the path
     /// rules and allowlists see).
     pub fn detect(&self, path: &str, data: &[u8]) -> Vec<Hit> {
+        self.detect_timed(path, data, &mut Timings::default())
+    }
+
+    /// [`Detector::detect`], adding the time spent to `t`.
+    pub fn detect_timed(&self, path: &str, data: &[u8], t: &mut Timings) -> Vec<Hit> {
         if self.path_allowed(path) {
             return Vec::new();
         }
+        let t0 = std::time::Instant::now();
         let mut active = vec![false; self.config.rules.len()];
         for &ri in &self.always {
             active[ri] = true;
@@ -135,6 +152,8 @@ impl Detector {
                 }
             }
         }
+        let t1 = std::time::Instant::now();
+        t.prefilter += t1 - t0;
         let mut lines = Lines::new(data);
         let mut hits = Vec::new();
         for (ri, rule) in self.config.rules.iter().enumerate() {
@@ -142,7 +161,9 @@ impl Detector {
                 self.detect_rule(rule, path, data, &mut lines, &mut hits);
             }
         }
-        dedup_generic(hits)
+        let hits = dedup_generic(hits);
+        t.rules += t1.elapsed();
+        hits
     }
 
     fn detect_rule(

@@ -439,6 +439,17 @@ fn report(
         .metric(Metric::new("secret_scan_errors", stats.errors.len() as f64))
         .metric(Metric::new("secret_scan_bytes", stats.bytes as f64).unit("bytes"))
         .metric(Metric::new("secret_scan_rules", rule_count as f64));
+    for (phase, d) in [
+        ("read", stats.timings.read),
+        ("prefilter", stats.timings.prefilter),
+        ("rules", stats.timings.rules),
+    ] {
+        r = r.metric(
+            Metric::new("secret_scan_seconds", d.as_secs_f64())
+                .unit("seconds")
+                .label("phase", phase),
+        );
+    }
     // New findings first, so a truncated list still shows them.
     let mut ordered: Vec<&Found> = found.iter().collect();
     ordered.sort_by_key(|f| is_known(f));

@@ -1,0 +1,240 @@
+//! `secret-scan` throughput: the plugin in the agent's sandbox, the same
+//! scanner compiled natively, and detect-secrets (PyPI), in one run over
+//! one generated corpus.
+//!
+//! The corpus (the plugin tests' generator: source-like files of many
+//! types with planted secrets of every rule family and near misses) is
+//! written once to a temporary directory. Then:
+//!
+//! - **sandbox**: the release `warden check secret-scan --read-dir CORPUS`
+//!   (after a warm-up run, so the compiled plugin comes from the cache);
+//!   CPU is that of the `warden` process;
+//! - **native**: `secret_scan::scan::scan` in this process;
+//! - **detect-secrets**: `detect-secrets scan --all-files` from a virtualenv
+//!   under the target directory (installed from PyPI on first use by
+//!   `benches/peers/detect-secrets.sh`); CPU is that of the process and
+//!   its workers.
+//!
+//! Sandbox and native findings must be identical (rule, file, line and
+//! content fingerprint). Throughput is MB (10^6 bytes) per CPU-second,
+//! i.e. per core. Run with `cargo bench -p warden --bench secret_scan`;
+//! `WARDEN_BENCH_MB` (default 105) sizes the corpus. Figures go to
+//! `docs/BENCHMARKS.md`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+#[path = "../../plugins/secret-scan/tests/corpus/mod.rs"]
+mod corpus;
+mod common;
+
+use common::cpu_seconds;
+use secret_scan::detect::Detector;
+use secret_scan::scan::{self, Settings};
+
+/// Children's CPU seconds (user + system) of this process so far.
+fn children_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let t = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(13) + t(14)) / 100.0
+}
+
+struct Measured {
+    wall: f64,
+    cpu: f64,
+}
+
+impl Measured {
+    fn mb_per_cpu_s(&self, bytes: u64) -> f64 {
+        bytes as f64 / 1e6 / self.cpu
+    }
+}
+
+/// Runs a child process, measuring wall time and the CPU it (and the
+/// processes it waited for) used.
+fn measure_child(cmd: &mut Command) -> (Measured, std::process::Output) {
+    let cpu0 = children_cpu();
+    let t0 = Instant::now();
+    let out = cmd.output().expect("running child");
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = children_cpu() - cpu0;
+    (Measured { wall, cpu }, out)
+}
+
+fn warden_check(state: &Path, corpus: &Path) -> (Measured, serde_json::Value) {
+    let config = r#"{"incremental": false, "baseline": "none", "redact": 100, "max_findings": 100000, "max_file_size": "10MiB"}"#;
+    let (m, out) = measure_child(Command::new(env!("CARGO_BIN_EXE_warden")).args([
+        "check",
+        "secret-scan",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--read-dir",
+        corpus.to_str().unwrap(),
+        "--timeout",
+        "30m",
+        "--memory",
+        "512MiB",
+        "--format",
+        "json",
+        "--config",
+        config,
+    ]));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "warden check output is not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (m, json)
+}
+
+fn detect_secrets() -> Option<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peers/detect-secrets.sh");
+    let out = Command::new("bash").arg(script).output().ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "detect-secrets unavailable: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+type Key = (String, u64, String, String);
+
+fn main() {
+    let mb: u64 = std::env::var("WARDEN_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(105);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("corpus");
+    std::fs::create_dir_all(&root).unwrap();
+    let root = root.canonicalize().unwrap();
+    let t0 = Instant::now();
+    let c = corpus::generate(&root, mb * 1_000_000, 12 * 1024, 42);
+    println!(
+        "corpus: {} files, {:.1} MB, {} planted secrets, {} near misses (generated in {:.1} s)",
+        c.files,
+        c.bytes as f64 / 1e6,
+        c.planted.len(),
+        c.near_misses,
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Sandbox: warm the compile cache on an empty directory, then scan.
+    let state = dir.path().join("state");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    warden_check(&state, &empty);
+    let (sandbox, report) = warden_check(&state, &root);
+    let sandbox_found: BTreeSet<Key> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            let attr = |n: &str| {
+                f["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a[0] == n)
+                    .map(|a| a[1].as_str().unwrap().to_string())
+                    .unwrap_or_default()
+            };
+            (
+                attr("file"),
+                attr("line").parse().unwrap(),
+                f["rule"].as_str().unwrap().to_string(),
+                f["fingerprint"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+
+    // Native: the same scanner in this process.
+    let cpu0 = cpu_seconds("self");
+    let t0 = Instant::now();
+    let detector = Detector::new(secret_scan::default_rules());
+    let settings = Settings {
+        roots: vec![root.clone()],
+        max_file_size: 10 << 20,
+        follow_symlinks: false,
+        exclude: Vec::new(),
+        redact: 100,
+    };
+    let (found, stats, _) = scan::scan(&detector, &settings, None, "bench");
+    let native = Measured {
+        wall: t0.elapsed().as_secs_f64(),
+        cpu: cpu_seconds("self") - cpu0,
+    };
+    let native_found: BTreeSet<Key> = found
+        .iter()
+        .map(|f| (f.file.clone(), f.line as u64, f.rule.clone(), f.fingerprint.clone()))
+        .collect();
+    let planted: BTreeSet<(String, u64, String)> = c
+        .planted
+        .iter()
+        .map(|p| (p.file.to_string_lossy().into_owned(), p.line as u64, p.rule.clone()))
+        .collect();
+    let native_simple: BTreeSet<(String, u64, String)> = native_found
+        .iter()
+        .map(|(f, l, r, _)| (f.clone(), *l, r.clone()))
+        .collect();
+    let recall = planted.intersection(&native_simple).count() as f64 / planted.len() as f64;
+    let extra = native_simple.difference(&planted).count();
+
+    println!(
+        "native:  {:>7.2} s wall, {:>7.2} CPU-s, {:>7.1} MB/s per core, {} findings ({} files scanned)",
+        native.wall,
+        native.cpu,
+        native.mb_per_cpu_s(stats.bytes),
+        found.len(),
+        stats.scanned
+    );
+    println!(
+        "sandbox: {:>7.2} s wall, {:>7.2} CPU-s, {:>7.1} MB/s per core, {} findings",
+        sandbox.wall,
+        sandbox.cpu,
+        sandbox.mb_per_cpu_s(stats.bytes),
+        sandbox_found.len()
+    );
+    println!("recall on planted secrets {recall:.4}, findings where nothing was planted {extra}");
+    let same = sandbox_found == native_found;
+    println!(
+        "sandbox/native: {:.2} (per core); same findings inside and outside the sandbox: {same}",
+        sandbox.mb_per_cpu_s(stats.bytes) / native.mb_per_cpu_s(stats.bytes)
+    );
+
+    if let Some(ds) = detect_secrets() {
+        let (m, out) = measure_child(
+            Command::new(ds)
+                .args(["scan", "--all-files", "."])
+                .current_dir(&root),
+        );
+        let results = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["results"].as_object().map(|o| o.values().map(|f| f.as_array().map_or(0, |a| a.len())).sum::<usize>()))
+            .unwrap_or(0);
+        println!(
+            "detect-secrets: {:>7.2} s wall, {:>7.2} CPU-s, {:>7.2} MB/s per core, {results} findings",
+            m.wall,
+            m.cpu,
+            m.mb_per_cpu_s(c.bytes)
+        );
+        println!(
+            "sandbox / detect-secrets (per core): {:.1}x",
+            sandbox.mb_per_cpu_s(stats.bytes) / m.mb_per_cpu_s(c.bytes)
+        );
+    }
+    assert!(same, "sandbox and native findings differ");
+}
