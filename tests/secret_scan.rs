@@ -22,9 +22,17 @@ fn plant(dir: &Path) {
         format!("DEBUG = False\nGITHUB_TOKEN = \"{GHP}\"\n"),
     )
     .unwrap();
-    std::fs::write(dir.join("src/deploy.sh"), format!("export AWS_ACCESS_KEY_ID={AKIA}\n")).unwrap();
+    std::fs::write(
+        dir.join("src/deploy.sh"),
+        format!("export AWS_ACCESS_KEY_ID={AKIA}\n"),
+    )
+    .unwrap();
     std::fs::write(dir.join("testdata/fixture.env"), format!("T={GHP}\n")).unwrap();
-    std::fs::write(dir.join("src/clean.rs"), "fn main() { let key = map.get(&id); }\n").unwrap();
+    std::fs::write(
+        dir.join("src/clean.rs"),
+        "fn main() { let key = map.get(&id); }\n",
+    )
+    .unwrap();
 }
 
 fn check(state: &Path, dir: &Path, config: &str, format: &str) -> common::Run {
@@ -58,17 +66,27 @@ fn warden_check_sarif_and_gitleaks_with_exit_codes_and_baselines() {
     let sarif = r.json();
     assert_eq!(sarif["version"], "2.1.0");
     let results = sarif["runs"][0]["results"].as_array().unwrap();
-    let mut rules: Vec<&str> = results.iter().map(|x| x["ruleId"].as_str().unwrap()).collect();
+    let mut rules: Vec<&str> = results
+        .iter()
+        .map(|x| x["ruleId"].as_str().unwrap())
+        .collect();
     rules.sort();
     assert_eq!(rules, ["aws-access-token", "github-pat"]);
     let uri = results
         .iter()
-        .map(|x| x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap())
+        .map(|x| {
+            x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+        })
         .find(|u| u.ends_with("settings.py"))
         .unwrap();
     assert!(uri.contains(dir.to_str().unwrap()), "host path in {uri}");
     for out in [&r.stdout, &r.stderr] {
-        assert!(!out.contains(GHP) && !out.contains(AKIA), "secret in clear:\n{out}");
+        assert!(
+            !out.contains(GHP) && !out.contains(AKIA),
+            "secret in clear:\n{out}"
+        );
     }
 
     // Second scan: the same findings are known (earlier runs of this
@@ -85,7 +103,10 @@ fn warden_check_sarif_and_gitleaks_with_exit_codes_and_baselines() {
     let settings = dir.join("src/settings.py");
     assert_eq!(gh["File"], settings.to_str().unwrap());
     assert_eq!(gh["StartLine"], 2);
-    assert_eq!(gh["Fingerprint"], format!("{}:github-pat:2", settings.display()));
+    assert_eq!(
+        gh["Fingerprint"],
+        format!("{}:github-pat:2", settings.display())
+    );
     assert!(!r.stdout.contains(GHP));
 
     // That report as the baseline of a fresh check (no history): exit 1;
@@ -99,7 +120,11 @@ fn warden_check_sarif_and_gitleaks_with_exit_codes_and_baselines() {
     );
     let r = check(fresh.path(), &dir, &with_baseline, "text");
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    std::fs::write(dir.join("src/new.py"), format!("key = \"{}\"\n", GHP.replace('R', "Q"))).unwrap();
+    std::fs::write(
+        dir.join("src/new.py"),
+        format!("key = \"{}\"\n", GHP.replace('R', "Q")),
+    )
+    .unwrap();
     let r = check(fresh.path(), &dir, &with_baseline, "text");
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
 
@@ -107,7 +132,12 @@ fn warden_check_sarif_and_gitleaks_with_exit_codes_and_baselines() {
     let r = check(state.path(), &dir, r#"{"paths": ["/etc"]}"#, "text");
     assert_eq!(r.code, 3, "{}", r.stdout);
     assert!(r.stdout.contains("config.paths[0]"), "{}", r.stdout);
-    let r = check(state.path(), &dir, r#"{"rules_toml": "[[rules]]\nid = 'x'\n"}"#, "text");
+    let r = check(
+        state.path(),
+        &dir,
+        r#"{"rules_toml": "[[rules]]\nid = 'x'\n"}"#,
+        "text",
+    );
     assert_eq!(r.code, 3, "{}", r.stdout);
     assert!(
         r.stdout.contains("both |regex| and |path| are empty"),
@@ -150,14 +180,23 @@ fn scheduled_scans_are_incremental_and_findings_leave_through_the_api() {
 
     let first = run(&agent);
     assert_eq!(first["status"], "critical", "{first}");
-    assert_eq!(metric(&first, "secret_scan_findings"), 2.0, "testdata/ is excluded");
+    assert_eq!(
+        metric(&first, "secret_scan_findings"),
+        2.0,
+        "testdata/ is excluded"
+    );
     assert_eq!(metric(&first, "secret_scan_files_scanned"), 3.0);
 
     let second = run(&agent);
     assert_eq!(second["status"], "warning", "{second}");
     assert_eq!(metric(&second, "secret_scan_files_scanned"), 0.0);
     assert_eq!(metric(&second, "secret_scan_files_unchanged"), 3.0);
-    assert!(second["summary"].as_str().unwrap().contains("3 unchanged skipped"));
+    assert!(
+        second["summary"]
+            .as_str()
+            .unwrap()
+            .contains("3 unchanged skipped")
+    );
 
     // Touching one file re-reads just that one.
     std::fs::write(tree.join("src/clean.rs"), "fn main() {}\n// changed\n").unwrap();
@@ -168,7 +207,10 @@ fn scheduled_scans_are_incremental_and_findings_leave_through_the_api() {
         let r = agent.get(&format!("/v1/findings?check=repo-secrets&format={format}"));
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(r.body.contains("settings.py"), "{format}: {}", r.body);
-        assert!(!r.body.contains(GHP) && !r.body.contains(AKIA), "{format}: secret in clear");
+        assert!(
+            !r.body.contains(GHP) && !r.body.contains(AKIA),
+            "{format}: secret in clear"
+        );
     }
     let sarif = agent
         .get("/v1/findings?check=repo-secrets&format=sarif")
@@ -182,7 +224,10 @@ fn scheduled_scans_are_incremental_and_findings_leave_through_the_api() {
     let state_dir = dir.path().join(".warden");
     let code = agent.terminate();
     assert_eq!(code, 0);
-    assert!(!log.contains(GHP) && !log.contains(AKIA), "secret in the log");
+    assert!(
+        !log.contains(GHP) && !log.contains(AKIA),
+        "secret in the log"
+    );
     let mut stored = Vec::new();
     for entry in std::fs::read_dir(&state_dir).unwrap() {
         let p = entry.unwrap().path();
@@ -192,5 +237,8 @@ fn scheduled_scans_are_incremental_and_findings_leave_through_the_api() {
     }
     assert!(!stored.is_empty(), "no store in {}", state_dir.display());
     let stored = String::from_utf8_lossy(&stored);
-    assert!(!stored.contains(GHP) && !stored.contains(AKIA), "secret in the store");
+    assert!(
+        !stored.contains(GHP) && !stored.contains(AKIA),
+        "secret in the store"
+    );
 }

@@ -6,9 +6,9 @@
 //! types with planted secrets of every rule family and near misses) is
 //! written once to a temporary directory. Then:
 //!
-//! - **sandbox**: the release `warden check secret-scan --read-dir CORPUS`
-//!   (after a warm-up run, so the compiled plugin comes from the cache);
-//!   CPU is that of the `warden` process;
+//! - **sandbox**: the embedded plugin run by the agent's runtime (the
+//!   code path of `warden run` and `warden check`) with the corpus granted
+//!   as a read-only directory, after a warm-up run; CPU is this process's;
 //! - **native**: `secret_scan::scan::scan` in this process;
 //! - **detect-secrets**: `detect-secrets scan --all-files` from a virtualenv
 //!   under the target directory (installed from PyPI on first use by
@@ -18,21 +18,25 @@
 //! Sandbox and native findings must be identical (rule, file, line and
 //! content fingerprint). Throughput is MB (10^6 bytes) per CPU-second,
 //! i.e. per core. Run with `cargo bench -p warden --bench secret_scan`;
-//! `WARDEN_BENCH_MB` (default 105) sizes the corpus. Figures go to
-//! `docs/BENCHMARKS.md`.
+//! `WARDEN_BENCH_MB` (default 105) sizes the corpus and
+//! `WARDEN_BENCH_KEYWORD_PERCENT` (default 10) how many of its ordinary
+//! lines name keys, tokens or passwords (each such line makes the generic
+//! rule work). Figures go to `docs/BENCHMARKS.md`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
+mod common;
 #[path = "../../plugins/secret-scan/tests/corpus/mod.rs"]
 mod corpus;
-mod common;
 
 use common::cpu_seconds;
 use secret_scan::detect::Detector;
 use secret_scan::scan::{self, Settings};
+use warden::caps::Grants;
+use warden::runtime::{Origin, RunOutcome, RunRequest, Runtime, RuntimeOptions};
 
 /// Children's CPU seconds (user + system) of this process so far.
 fn children_cpu() -> f64 {
@@ -43,7 +47,12 @@ fn children_cpu() -> f64 {
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    let t = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let t = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (t(13) + t(14)) / 100.0
 }
 
@@ -69,32 +78,32 @@ fn measure_child(cmd: &mut Command) -> (Measured, std::process::Output) {
     (Measured { wall, cpu }, out)
 }
 
-fn warden_check(state: &Path, corpus: &Path) -> (Measured, serde_json::Value) {
+/// Runs the plugin once in the agent's runtime over `dir`; CPU is this
+/// process's (the runtime's threads; nothing else runs meanwhile).
+fn sandbox_scan(
+    rt: &tokio::runtime::Runtime,
+    runtime: &Runtime,
+    plugin: &warden::runtime::Plugin,
+    dir: &Path,
+) -> (Measured, RunOutcome) {
     let config = r#"{"incremental": false, "baseline": "none", "redact": 100, "max_findings": 100000, "max_file_size": "10MiB"}"#;
-    let (m, out) = measure_child(Command::new(env!("CARGO_BIN_EXE_warden")).args([
-        "check",
-        "secret-scan",
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--read-dir",
-        corpus.to_str().unwrap(),
-        "--timeout",
-        "30m",
-        "--memory",
-        "512MiB",
-        "--format",
-        "json",
-        "--config",
-        config,
-    ]));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "warden check output is not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (m, json)
+    let request = RunRequest {
+        check: "bench".into(),
+        config: config.into(),
+        scheduled: SystemTime::now(),
+        attempt: 1,
+        timeout: Duration::from_secs(1800),
+        memory: 512 << 20,
+        grants: Grants::parse::<&str>(&[], &[dir.to_str().unwrap()], &[]).expect("grants"),
+    };
+    let cpu0 = cpu_seconds("self");
+    let t0 = Instant::now();
+    let outcome = rt.block_on(runtime.run(plugin, &request));
+    let m = Measured {
+        wall: t0.elapsed().as_secs_f64(),
+        cpu: cpu_seconds("self") - cpu0,
+    };
+    (m, outcome)
 }
 
 fn detect_secrets() -> Option<PathBuf> {
@@ -117,14 +126,18 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(105);
+    let keyword_percent: usize = std::env::var("WARDEN_BENCH_KEYWORD_PERCENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("corpus");
     std::fs::create_dir_all(&root).unwrap();
     let root = root.canonicalize().unwrap();
     let t0 = Instant::now();
-    let c = corpus::generate(&root, mb * 1_000_000, 12 * 1024, 42);
+    let c = corpus::generate(&root, mb * 1_000_000, 12 * 1024, keyword_percent, 42);
     println!(
-        "corpus: {} files, {:.1} MB, {} planted secrets, {} near misses (generated in {:.1} s)",
+        "corpus: {} files, {:.1} MB, {} planted secrets, {} near misses, {keyword_percent}% of lines naming keys/tokens (generated in {:.1} s)",
         c.files,
         c.bytes as f64 / 1e6,
         c.planted.len(),
@@ -132,31 +145,44 @@ fn main() {
         t0.elapsed().as_secs_f64()
     );
 
-    // Sandbox: warm the compile cache on an empty directory, then scan.
-    let state = dir.path().join("state");
+    // Sandbox: the agent's runtime, plugin compiled at load (not timed),
+    // one warm-up run on an empty directory, then the scan.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let runtime = Runtime::new(RuntimeOptions::default()).expect("runtime");
+    let wasm = std::fs::read(Path::new(env!("WARDEN_WASM_DIR")).join("secret_scan.wasm")).unwrap();
+    let plugin = rt
+        .block_on(runtime.load(&wasm, Origin::Embedded("secret-scan".into())))
+        .expect("load secret-scan");
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    warden_check(&state, &empty);
-    let (sandbox, report) = warden_check(&state, &root);
-    let sandbox_found: BTreeSet<Key> = report["findings"]
-        .as_array()
-        .expect("findings")
+    sandbox_scan(&rt, &runtime, &plugin, &empty);
+    let (sandbox, outcome) = sandbox_scan(&rt, &runtime, &plugin, &root);
+    assert!(
+        outcome.error.is_none(),
+        "sandbox run failed: {:?} {}",
+        outcome.error,
+        outcome.summary
+    );
+    let sandbox_found: BTreeSet<Key> = outcome
+        .findings
         .iter()
         .map(|f| {
             let attr = |n: &str| {
-                f["attributes"]
-                    .as_array()
-                    .unwrap()
+                f.attributes
                     .iter()
-                    .find(|a| a[0] == n)
-                    .map(|a| a[1].as_str().unwrap().to_string())
+                    .find(|(k, _)| k == n)
+                    .map(|(_, v)| v.clone())
                     .unwrap_or_default()
             };
             (
                 attr("file"),
                 attr("line").parse().unwrap(),
-                f["rule"].as_str().unwrap().to_string(),
-                f["fingerprint"].as_str().unwrap().to_string(),
+                f.rule.clone(),
+                f.fingerprint.clone(),
             )
         })
         .collect();
@@ -179,12 +205,25 @@ fn main() {
     };
     let native_found: BTreeSet<Key> = found
         .iter()
-        .map(|f| (f.file.clone(), f.line as u64, f.rule.clone(), f.fingerprint.clone()))
+        .map(|f| {
+            (
+                f.file.clone(),
+                f.line as u64,
+                f.rule.clone(),
+                f.fingerprint.clone(),
+            )
+        })
         .collect();
     let planted: BTreeSet<(String, u64, String)> = c
         .planted
         .iter()
-        .map(|p| (p.file.to_string_lossy().into_owned(), p.line as u64, p.rule.clone()))
+        .map(|p| {
+            (
+                p.file.to_string_lossy().into_owned(),
+                p.line as u64,
+                p.rule.clone(),
+            )
+        })
         .collect();
     let native_simple: BTreeSet<(String, u64, String)> = native_found
         .iter()
@@ -223,7 +262,13 @@ fn main() {
         );
         let results = serde_json::from_slice::<serde_json::Value>(&out.stdout)
             .ok()
-            .and_then(|v| v["results"].as_object().map(|o| o.values().map(|f| f.as_array().map_or(0, |a| a.len())).sum::<usize>()))
+            .and_then(|v| {
+                v["results"].as_object().map(|o| {
+                    o.values()
+                        .map(|f| f.as_array().map_or(0, |a| a.len()))
+                        .sum::<usize>()
+                })
+            })
             .unwrap_or(0);
         println!(
             "detect-secrets: {:>7.2} s wall, {:>7.2} CPU-s, {:>7.2} MB/s per core, {results} findings",

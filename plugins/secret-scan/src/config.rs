@@ -134,6 +134,18 @@ pub struct Allowlist {
     pub stopwords: Vec<String>,
     path_any: Option<Pattern>,
     regex_any: Option<Pattern>,
+    stopword_set: StopwordSet,
+}
+
+/// The stopwords as one automaton (ASCII case-insensitive); equal when the
+/// stopword lists are.
+#[derive(Debug, Clone, Default)]
+struct StopwordSet(Option<aho_corasick::AhoCorasick>);
+
+impl PartialEq for StopwordSet {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Allowlist {
@@ -148,20 +160,22 @@ impl Allowlist {
 
     /// Whether a regex matches `target`.
     pub fn regex_allowed(&self, target: &[u8]) -> bool {
-        !target.is_empty()
-            && self
-                .regex_any
-                .as_ref()
-                .is_some_and(|p| p.is_match(target))
+        !target.is_empty() && self.regex_any.as_ref().is_some_and(|p| p.is_match(target))
     }
 
     /// Whether the lower-cased `secret` contains a stopword.
     pub fn contains_stopword(&self, secret: &str) -> bool {
-        if secret.is_empty() || self.stopwords.is_empty() {
+        let Some(ac) = &self.stopword_set.0 else {
+            return false;
+        };
+        if secret.is_empty() {
             return false;
         }
-        let lower = secret.to_lowercase();
-        self.stopwords.iter().any(|w| lower.contains(w.as_str()))
+        if secret.is_ascii() {
+            ac.is_match(secret)
+        } else {
+            ac.is_match(&secret.to_lowercase())
+        }
     }
 
     /// Whether the commit is listed (a directory scan has none).
@@ -505,7 +519,10 @@ impl Loader {
                 let shown = path.display().to_string();
                 self.translate(&text, &shown, path.parent(), depth + 1)
                     .map_err(|e| {
-                        err(format!("failed to load extended config {:?}: {e}", ext.path))
+                        err(format!(
+                            "failed to load extended config {:?}: {e}",
+                            ext.path
+                        ))
                     })?
             };
             extend(&mut partial, base, &ext.disabledrules);
@@ -651,6 +668,16 @@ fn parse_allowlist(a: RawAllowlist) -> Result<Allowlist, String> {
     let mut stopwords: Vec<String> = a.stopwords.iter().map(|s| s.to_lowercase()).collect();
     stopwords.sort();
     stopwords.dedup();
+    let stopword_set = StopwordSet(
+        (!stopwords.is_empty())
+            .then(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(&stopwords)
+                    .ok()
+            })
+            .flatten(),
+    );
     let mut commits: Vec<String> = a.commits.iter().map(|s| s.to_lowercase()).collect();
     commits.sort();
     commits.dedup();
@@ -660,6 +687,7 @@ fn parse_allowlist(a: RawAllowlist) -> Result<Allowlist, String> {
         commits,
         path_any: join_or(&paths),
         regex_any: join_or(&regexes),
+        stopword_set,
         paths,
         regex_target,
         regexes,

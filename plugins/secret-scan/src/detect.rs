@@ -17,7 +17,9 @@
 //!
 //! Line and column numbers are 1-based; columns count bytes.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{Anchored, MatchKind, StartKind, dfa::DFA};
+use memchr::memmem;
 
 use crate::config::{Allowlist, Condition, Config, RegexTarget, Rule};
 
@@ -59,12 +61,13 @@ pub struct Timings {
 /// A compiled configuration ready to scan.
 pub struct Detector {
     config: Config,
-    keywords: Option<AhoCorasick>,
+    keywords: Option<DFA>,
     /// Per keyword (pattern id): the rules that list it.
     keyword_rules: Vec<Vec<usize>>,
     /// Rules that run on every file.
     always: Vec<usize>,
     ignore_allow_marker: bool,
+    allow_marker: memmem::Finder<'static>,
 }
 
 impl Detector {
@@ -83,10 +86,14 @@ impl Detector {
                 }
             }
         }
+        // A DFA stepped by hand (see `detect_timed`): every keyword
+        // occurrence, overlapping ones included, at the cost of one table
+        // look-up per byte.
         let automaton = (!keywords.is_empty()).then(|| {
-            AhoCorasickBuilder::new()
+            DFA::builder()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
+                .start_kind(StartKind::Unanchored)
                 .build(&keywords)
                 .expect("keywords build an automaton")
         });
@@ -96,6 +103,7 @@ impl Detector {
             keyword_rules,
             always,
             ignore_allow_marker: false,
+            allow_marker: memmem::Finder::new(ALLOW_MARKER),
         }
     }
 
@@ -135,30 +143,23 @@ impl Detector {
         for &ri in &self.always {
             active[ri] = true;
         }
-        if let Some(ac) = &self.keywords {
-            let mut seen = vec![false; self.keyword_rules.len()];
-            let mut left = seen.len();
-            for m in ac.find_overlapping_iter(data) {
-                let ki = m.pattern().as_usize();
-                if !seen[ki] {
-                    seen[ki] = true;
-                    for &ri in &self.keyword_rules[ki] {
-                        active[ri] = true;
-                    }
-                    left -= 1;
-                    if left == 0 {
-                        break;
-                    }
-                }
-            }
+        if let Some(dfa) = &self.keywords {
+            self.activate(dfa, data, &mut active);
         }
         let t1 = std::time::Instant::now();
         t.prefilter += t1 - t0;
         let mut lines = Lines::new(data);
         let mut hits = Vec::new();
+        // Path checks of the global allowlists, once per file.
+        let global_paths: Vec<bool> = self
+            .config
+            .allowlists
+            .iter()
+            .map(|a| a.path_allowed(path))
+            .collect();
         for (ri, rule) in self.config.rules.iter().enumerate() {
             if active[ri] {
-                self.detect_rule(rule, path, data, &mut lines, &mut hits);
+                self.detect_rule(rule, path, data, &global_paths, &mut lines, &mut hits);
             }
         }
         let hits = dedup_generic(hits);
@@ -166,11 +167,51 @@ impl Detector {
         hits
     }
 
+    /// Marks the rules whose keywords occur in `data`.
+    fn activate(&self, dfa: &DFA, data: &[u8], active: &mut [bool]) {
+        let mut seen = vec![false; self.keyword_rules.len()];
+        let mut left = seen.len();
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return;
+        };
+        let mut on_match = |sid| {
+            for i in 0..dfa.match_len(sid) {
+                let ki = dfa.match_pattern(sid, i).as_usize();
+                if !seen[ki] {
+                    seen[ki] = true;
+                    for &ri in &self.keyword_rules[ki] {
+                        active[ri] = true;
+                    }
+                    left -= 1;
+                }
+            }
+            left == 0
+        };
+        // Eight bytes per iteration: fewer loop back-edges, which in the
+        // sandbox each carry an interruption check.
+        let (chunks, rest) = data.as_chunks::<8>();
+        for chunk in chunks {
+            for &b in chunk {
+                sid = dfa.next_state(Anchored::No, sid, b);
+                if dfa.is_special(sid) && dfa.is_match(sid) && on_match(sid) {
+                    return;
+                }
+            }
+        }
+        for &b in rest {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_special(sid) && dfa.is_match(sid) && on_match(sid) {
+                return;
+            }
+        }
+    }
+
     fn detect_rule(
         &self,
         rule: &Rule,
         path: &str,
         data: &[u8],
+        global_paths: &[bool],
         lines: &mut Lines<'_>,
         hits: &mut Vec<Hit>,
     ) {
@@ -200,27 +241,29 @@ impl Detector {
         }
         let Some(pattern) = &rule.regex else { return };
         let re = pattern.regex();
+        let rule_paths: Vec<bool> = rule
+            .allowlists
+            .iter()
+            .map(|a| a.path_allowed(path))
+            .collect();
+        let mut locs = re.capture_locations();
         for m in re.find_iter(data) {
             let (start, end) = (m.start(), m.end());
             let loc = lines.locate(start, end);
             let line_text = &data[loc.line_start..loc.line_end];
-            if !self.ignore_allow_marker && contains(line_text, ALLOW_MARKER) {
+            if !self.ignore_allow_marker && self.allow_marker.find(line_text).is_some() {
                 continue;
             }
             let matched = trim_newlines(m.as_bytes());
             let mut secret = matched;
             // The secret group comes from matching the pattern again on the
             // match alone, as gitleaks does.
-            if pattern.captures_len() > 0
-                && let Some(caps) = re.captures(matched)
-            {
+            if pattern.captures_len() > 0 && re.captures_read(&mut locs, matched).is_some() {
+                let group = |g: usize| locs.get(g).map(|(a, b)| &matched[a..b]);
                 if rule.secret_group > 0 {
-                    secret = caps
-                        .get(rule.secret_group)
-                        .map(|g| g.as_bytes())
-                        .unwrap_or(b"");
-                } else if let Some(g) = caps.iter().skip(1).flatten().find(|g| !g.is_empty()) {
-                    secret = g.as_bytes();
+                    secret = group(rule.secret_group).unwrap_or(b"");
+                } else if let Some(g) = (1..locs.len()).filter_map(group).find(|g| !g.is_empty()) {
+                    secret = g;
                 }
             }
             let secret_str = String::from_utf8_lossy(secret);
@@ -233,10 +276,9 @@ impl Detector {
                 secret_str: &secret_str,
                 matched,
                 line: line_text,
-                path,
             };
-            if finding_allowed(&self.config.allowlists, &candidate)
-                || finding_allowed(&rule.allowlists, &candidate)
+            if finding_allowed(&self.config.allowlists, global_paths, &candidate)
+                || finding_allowed(&rule.allowlists, &rule_paths, &candidate)
             {
                 continue;
             }
@@ -259,7 +301,6 @@ struct Candidate<'a> {
     secret_str: &'a str,
     matched: &'a [u8],
     line: &'a [u8],
-    path: &'a str,
 }
 
 /// gitleaks' pre-check: an allowlist allows the whole rule for this file
@@ -284,34 +325,30 @@ fn commit_or_path_allowed(allowlists: &[Allowlist], path: &str) -> bool {
     })
 }
 
-fn finding_allowed(allowlists: &[Allowlist], c: &Candidate<'_>) -> bool {
-    allowlists.iter().any(|a| {
+/// Whether an allowlist allows the candidate; `paths[i]` is whether
+/// `allowlists[i]`'s paths match the file (computed once per file).
+fn finding_allowed(allowlists: &[Allowlist], paths: &[bool], c: &Candidate<'_>) -> bool {
+    allowlists.iter().zip(paths).any(|(a, &path)| {
         let target = match a.regex_target {
             RegexTarget::Secret => c.secret,
             RegexTarget::Match => c.matched,
             RegexTarget::Line => c.line,
         };
-        let regex = a.regex_allowed(target);
-        let stopword = a.contains_stopword(c.secret_str);
-        let path = a.path_allowed(c.path);
         let commit = a.commit_allowed("");
         match a.condition {
-            Condition::Or => commit || path || regex || stopword,
+            // Cheapest checks first; all are pure.
+            Condition::Or => {
+                commit || path || a.contains_stopword(c.secret_str) || a.regex_allowed(target)
+            }
             Condition::And => {
-                let mut checks = Vec::new();
-                if !a.commits.is_empty() {
-                    checks.push(commit);
-                }
-                if !a.paths.is_empty() {
-                    checks.push(path);
-                }
-                if !a.regexes.is_empty() {
-                    checks.push(regex);
-                }
-                if !a.stopwords.is_empty() {
-                    checks.push(stopword);
-                }
-                !checks.is_empty() && checks.iter().all(|&c| c)
+                let checks = [
+                    (a.commits.is_empty(), commit),
+                    (a.paths.is_empty(), path),
+                    (a.regexes.is_empty(), a.regex_allowed(target)),
+                    (a.stopwords.is_empty(), a.contains_stopword(c.secret_str)),
+                ];
+                checks.iter().any(|(absent, _)| !absent)
+                    && checks.iter().all(|&(absent, ok)| absent || ok)
             }
         }
     })
@@ -375,10 +412,6 @@ fn trim_newlines(b: &[u8]) -> &[u8] {
     &b[start..end]
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(hay, needle).is_some()
-}
-
 /// Where a match is.
 struct Location {
     line: usize,
@@ -405,12 +438,9 @@ impl<'a> Lines<'a> {
 
     fn locate(&mut self, start: usize, end: usize) -> Location {
         let data = self.data;
-        let nl = self.newlines.get_or_insert_with(|| {
-            data.iter()
-                .enumerate()
-                .filter_map(|(i, &b)| (b == b'\n').then_some(i))
-                .collect()
-        });
+        let nl = self
+            .newlines
+            .get_or_insert_with(|| memchr::memchr_iter(b'\n', data).collect());
         // Line index of a byte offset: newlines strictly before it.
         let line_of = |off: usize| nl.partition_point(|&n| n < off);
         let li = line_of(start);

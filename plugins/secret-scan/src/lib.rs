@@ -72,7 +72,8 @@ impl Size {
                     "GiB" => 1 << 30,
                     u => return Err(format!("{t:?}: unknown unit {u:?}")),
                 };
-                n.checked_mul(mult).ok_or_else(|| format!("{t:?} is too large"))
+                n.checked_mul(mult)
+                    .ok_or_else(|| format!("{t:?} is too large"))
             }
         }
     }
@@ -150,8 +151,8 @@ impl Plugin for SecretScan {
                 "Finds leaked secrets in granted directories with gitleaks-compatible rules",
             )
             .default_schedule("@every 1h")
-        .capability(Capability::Filesystem)
-        .capability(Capability::State)
+            .capability(Capability::Filesystem)
+            .capability(Capability::State)
     }
 
     fn validate(c: &Config) -> Result<(), String> {
@@ -216,9 +217,7 @@ fn load_rules(c: &Config, file: Option<&Path>) -> Result<config::Config, ConfigE
 /// The scan settings a config asks for, with the granted directories.
 pub fn settings(c: &Config, granted: &[PathBuf]) -> Result<Settings, String> {
     if granted.is_empty() {
-        return Err(
-            "no directory to scan: grant one with allow.read_dirs (or --read-dir)".into(),
-        );
+        return Err("no directory to scan: grant one with allow.read_dirs (or --read-dir)".into());
     }
     let roots = if c.paths.is_empty() {
         granted.to_vec()
@@ -243,7 +242,9 @@ pub fn settings(c: &Config, granted: &[PathBuf]) -> Result<Settings, String> {
     Ok(Settings {
         roots,
         max_file_size: match &c.max_file_size {
-            Some(s) => s.bytes().map_err(|e| format!("config.max_file_size: {e}"))?,
+            Some(s) => s
+                .bytes()
+                .map_err(|e| format!("config.max_file_size: {e}"))?,
             None => DEFAULT_MAX_FILE_SIZE,
         },
         follow_symlinks: c.follow_symlinks,
@@ -283,8 +284,7 @@ fn cache_key(rules_text: &str, s: &Settings, ignore_marker: bool) -> String {
 /// Known fingerprints from a baseline report: gitleaks JSON (an array,
 /// `Fingerprint` = `file:rule:line`) or SARIF (`partialFingerprints`).
 pub fn baseline_fingerprints(text: &str) -> Result<BTreeSet<String>, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let mut set = BTreeSet::new();
     if let Some(items) = v.as_array() {
         for f in items {
@@ -344,7 +344,12 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
     // Baseline: earlier runs' fingerprints and/or a report file.
     let mut known: BTreeSet<String> = BTreeSet::new();
     if c.baseline == BaselineKind::Previous {
-        known = ctx.state().get(KNOWN_KEY).ok().flatten().unwrap_or_default();
+        known = ctx
+            .state()
+            .get(KNOWN_KEY)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
     }
     if let Some(f) = &c.baseline_file {
         let text = std::fs::read_to_string(f)
@@ -362,7 +367,9 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
         if bytes <= MAX_CACHE_BYTES {
             ctx.state().set(CACHE_KEY, &cache)?;
         } else {
-            warn!("scan cache of {bytes} bytes is over {MAX_CACHE_BYTES}: next run rescans everything");
+            warn!(
+                "scan cache of {bytes} bytes is over {MAX_CACHE_BYTES}: next run rescans everything"
+            );
             ctx.state().delete(CACHE_KEY);
         }
     }
@@ -430,12 +437,27 @@ fn report(
     let mut r = Report::new(status, summary)
         .metric(Metric::new("secret_scan_findings", found.len() as f64))
         .metric(Metric::new("secret_scan_findings_new", new_count as f64))
-        .metric(Metric::new("secret_scan_files_scanned", stats.scanned as f64))
-        .metric(Metric::new("secret_scan_files_unchanged", stats.unchanged as f64))
+        .metric(Metric::new(
+            "secret_scan_files_scanned",
+            stats.scanned as f64,
+        ))
+        .metric(Metric::new(
+            "secret_scan_files_unchanged",
+            stats.unchanged as f64,
+        ))
         .metric(Metric::new("secret_scan_files_binary", stats.binary as f64))
-        .metric(Metric::new("secret_scan_files_too_large", stats.too_large as f64))
-        .metric(Metric::new("secret_scan_files_excluded", stats.excluded as f64))
-        .metric(Metric::new("secret_scan_symlinks_skipped", stats.symlinks as f64))
+        .metric(Metric::new(
+            "secret_scan_files_too_large",
+            stats.too_large as f64,
+        ))
+        .metric(Metric::new(
+            "secret_scan_files_excluded",
+            stats.excluded as f64,
+        ))
+        .metric(Metric::new(
+            "secret_scan_symlinks_skipped",
+            stats.symlinks as f64,
+        ))
         .metric(Metric::new("secret_scan_errors", stats.errors.len() as f64))
         .metric(Metric::new("secret_scan_bytes", stats.bytes as f64).unit("bytes"))
         .metric(Metric::new("secret_scan_rules", rule_count as f64));

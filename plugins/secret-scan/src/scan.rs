@@ -316,7 +316,19 @@ impl Walker<'_> {
             self.stats.excluded += 1;
             return;
         }
-        let meta = match std::fs::metadata(path) {
+        let t0 = std::time::Instant::now();
+        // With a cache, most files are unchanged: one stat by path decides.
+        // Without, open first and stat the open file (fewer calls across
+        // the sandbox boundary).
+        let (meta, mut file) = if self.previous.is_some() {
+            (std::fs::metadata(path), None)
+        } else {
+            match std::fs::File::open(path) {
+                Ok(f) => (f.metadata(), Some(f)),
+                Err(e) => (Err(e), None),
+            }
+        };
+        let meta = match meta {
             Ok(m) => m,
             Err(e) => {
                 self.stats.errors.push(format!("{}: {e}", path.display()));
@@ -343,8 +355,11 @@ impl Walker<'_> {
             self.next.files.insert(host, prev.clone());
             return;
         }
-        let t0 = std::time::Instant::now();
-        let data = match read_file(path, meta.len()) {
+        let opened = match file.take() {
+            Some(f) => Ok(f),
+            None => std::fs::File::open(path),
+        };
+        let data = match opened.and_then(|f| read_all(f, meta.len())) {
             Ok(d) => d,
             Err(e) => {
                 self.stats.errors.push(format!("{}: {e}", path.display()));
@@ -376,13 +391,29 @@ impl Walker<'_> {
     }
 }
 
-/// Reads a whole file in as few calls as possible (one read when the size
-/// is known; every call crosses the sandbox boundary).
-fn read_file(path: &Path, size_hint: u64) -> std::io::Result<Vec<u8>> {
+/// Reads an open file of about `size` bytes with as few calls as
+/// possible (each crosses the sandbox boundary): normally one read that
+/// fills the buffer and one that sees the end.
+fn read_all(mut f: std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut data = Vec::with_capacity(size_hint as usize + 1);
-    f.read_to_end(&mut data)?;
+    let mut data = vec![0u8; size as usize + 1];
+    let mut filled = 0;
+    loop {
+        match f.read(&mut data[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled == data.len() {
+                    // It grew since the stat: read the rest the usual way.
+                    f.read_to_end(&mut data)?;
+                    return Ok(data);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    data.truncate(filled);
     Ok(data)
 }
 

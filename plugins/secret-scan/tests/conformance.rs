@@ -63,7 +63,10 @@ fn every_fixture_is_covered() {
     }
     for entry in std::fs::read_dir(fixtures().join("testdata/config/invalid")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        assert!(load(&format!("invalid/{name}")).is_err(), "invalid/{name} loaded");
+        assert!(
+            load(&format!("invalid/{name}")).is_err(),
+            "invalid/{name} loaded"
+        );
     }
 }
 
@@ -71,13 +74,19 @@ fn every_fixture_is_covered() {
 fn rules() {
     let c = valid("rule_path_only");
     let r = &c.rules[0];
-    assert_eq!((r.id.as_str(), r.description.as_str()), ("python-files-only", "Python Files"));
+    assert_eq!(
+        (r.id.as_str(), r.description.as_str()),
+        ("python-files-only", "Python Files")
+    );
     assert_eq!(r.path.as_ref().unwrap().as_str(), ".py");
     assert!(r.regex.is_none());
 
     let c = valid("rule_regex_escaped_character_group");
     let r = &c.rules[0];
-    assert_eq!(r.regex.as_ref().unwrap().as_str(), r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9\-_]{50,1000}");
+    assert_eq!(
+        r.regex.as_ref().unwrap().as_str(),
+        r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9\-_]{50,1000}"
+    );
     assert_eq!(r.tags, ["key", "pypi"]);
 
     let c = valid("rule_entropy_group");
@@ -107,7 +116,10 @@ fn global_allowlists() {
     let c = valid("allowlist_global_old_compat");
     assert!(c.rules.is_empty());
     assert_eq!(c.allowlists.len(), 1);
-    assert_eq!(c.allowlists[0].stopwords, ["0989c462-69c9-49fa-b7d2-30dc5c576a97"]);
+    assert_eq!(
+        c.allowlists[0].stopwords,
+        ["0989c462-69c9-49fa-b7d2-30dc5c576a97"]
+    );
 
     let c = valid("allowlist_global_multiple");
     assert_eq!(c.allowlists.len(), 2);
@@ -170,17 +182,26 @@ fn rule_allowlists() {
     assert_eq!(r.allowlists[0].regexes[0].as_str(), "AKIALALEMEL33243OLIA");
 
     let c = valid("allowlist_rule_commit");
-    assert_eq!(c.rule("aws-access-key").unwrap().allowlists[0].commits, ["allowthiscommit"]);
+    assert_eq!(
+        c.rule("aws-access-key").unwrap().allowlists[0].commits,
+        ["allowthiscommit"]
+    );
 
     let c = valid("allowlist_rule_path");
-    assert_eq!(c.rule("aws-access-key").unwrap().allowlists[0].paths[0].as_str(), ".go");
+    assert_eq!(
+        c.rule("aws-access-key").unwrap().allowlists[0].paths[0].as_str(),
+        ".go"
+    );
 
     // Extending gitleaks' default: the rule keeps the default's regex and
     // gains the allowlist.
     let c = valid("allowlist_rule_extend_default");
     let r = c.rule("generic-api-key").unwrap();
     assert!(r.regex.is_some());
-    assert_eq!(r.allowlists.last().unwrap().description, "Exclude a specific file from generic-api-key rule");
+    assert_eq!(
+        r.allowlists.last().unwrap().description,
+        "Exclude a specific file from generic-api-key rule"
+    );
     assert!(c.rules.len() > 200);
 }
 
@@ -203,9 +224,23 @@ fn invalid_rule_allowlists() {
 #[test]
 fn extend_chains_two_levels() {
     let c = valid("extend");
-    assert_eq!(ids(&c), ["aws-access-key", "aws-secret-key", "aws-secret-key-again"]);
-    assert_eq!(c.rule("aws-secret-key").unwrap().regex.as_ref().unwrap().as_str(), AWS_SECRET);
-    assert_eq!(c.rule("aws-access-key").unwrap().description, "AWS Access Key");
+    assert_eq!(
+        ids(&c),
+        ["aws-access-key", "aws-secret-key", "aws-secret-key-again"]
+    );
+    assert_eq!(
+        c.rule("aws-secret-key")
+            .unwrap()
+            .regex
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        AWS_SECRET
+    );
+    assert_eq!(
+        c.rule("aws-access-key").unwrap().description,
+        "AWS Access Key"
+    );
 
     let c = valid("extend_disabled");
     assert_eq!(c.title, "gitleaks extend disable");
@@ -223,22 +258,37 @@ fn extend_chains_two_levels() {
 #[test]
 fn extend_overrides() {
     let aws = |name: &str| valid(name).rule("aws-access-key").unwrap().clone();
-    assert_eq!(aws("extend_rule_override_description").description, "Puppy Doggy");
+    assert_eq!(
+        aws("extend_rule_override_description").description,
+        "Puppy Doggy"
+    );
     let r = aws("extend_rule_override_path");
     assert_eq!(r.path.as_ref().unwrap().as_str(), "(?:puppy)");
     assert_eq!(r.regex.as_ref().unwrap().as_str(), AWS_KEY);
-    assert_eq!(aws("extend_rule_override_regex").regex.unwrap().as_str(), "(?:a)");
+    assert_eq!(
+        aws("extend_rule_override_regex").regex.unwrap().as_str(),
+        "(?:a)"
+    );
     let r = aws("extend_rule_override_secret_group");
     assert_eq!((r.regex.unwrap().as_str(), r.secret_group), ("(a)(a)", 2));
     assert_eq!(aws("extend_rule_override_entropy").entropy, 999.0);
     assert_eq!(aws("extend_rule_override_keywords").keywords, ["puppy"]);
-    assert_eq!(aws("extend_rule_override_tags").tags, ["key", "AWS", "puppy"]);
-    assert_eq!(valid("extend_rule_override_tags").title, "override a built-in rule's tags");
+    assert_eq!(
+        aws("extend_rule_override_tags").tags,
+        ["key", "AWS", "puppy"]
+    );
+    assert_eq!(
+        valid("extend_rule_override_tags").title,
+        "override a built-in rule's tags"
+    );
 }
 
 #[test]
 fn extend_merges_allowlists_and_keywords() {
-    for (name, cond) in [("extend_rule_allowlist_or", Condition::Or), ("extend_rule_allowlist_and", Condition::And)] {
+    for (name, cond) in [
+        ("extend_rule_allowlist_or", Condition::Or),
+        ("extend_rule_allowlist_and", Condition::And),
+    ] {
         let c = valid(name);
         let r = c.rule("aws-secret-key-again-again").unwrap();
         assert_eq!(r.allowlists.len(), 2, "{name}");
@@ -254,7 +304,10 @@ fn extend_merges_allowlists_and_keywords() {
     // Keywords are lower-cased, whether inherited or new.
     let c = valid("extend_base_rule_including_keywords_with_attribute");
     assert!(c.keywords.contains("aws"));
-    assert_eq!(c.rule("aws-secret-key-again-again").unwrap().description, "A new description");
+    assert_eq!(
+        c.rule("aws-secret-key-again-again").unwrap().description,
+        "A new description"
+    );
     let c = valid("extend_rule_new");
     assert!(c.keywords.contains("cms"));
     assert!(c.keywords.contains("aws"));
@@ -263,8 +316,14 @@ fn extend_merges_allowlists_and_keywords() {
 #[test]
 fn invalid_extends() {
     let e = invalid("extend_invalid_base");
-    assert!(e.contains("failed to load extended config") && e.contains("does_not_exist.toml"), "{e}");
-    assert_eq!(invalid("extend_invalid_ruleid"), "rule |id| is missing or empty");
+    assert!(
+        e.contains("failed to load extended config") && e.contains("does_not_exist.toml"),
+        "{e}"
+    );
+    assert_eq!(
+        invalid("extend_invalid_ruleid"),
+        "rule |id| is missing or empty"
+    );
 }
 
 #[test]
@@ -290,20 +349,43 @@ fn keys_are_case_insensitive_and_unknown_keys_ignored() {
         )
         .unwrap();
     let r = c.rule("x").unwrap();
-    assert_eq!((r.secret_group, r.keywords.as_slice()), (2, ["a".to_string()].as_slice()));
+    assert_eq!(
+        (r.secret_group, r.keywords.as_slice()),
+        (2, ["a".to_string()].as_slice())
+    );
 }
 
 #[test]
 fn errors_name_the_file_and_rule() {
     let e = Loader::default()
-        .load_str("[[rules]]\nid = 'bad'\nregex = 'a(b'\n", "custom.toml", None)
+        .load_str(
+            "[[rules]]\nid = 'bad'\nregex = 'a(b'\n",
+            "custom.toml",
+            None,
+        )
         .unwrap_err();
     assert_eq!(e.file, "custom.toml");
-    assert!(e.to_string().starts_with("custom.toml: bad: regex: invalid regex \"a(b\""), "{e}");
-    let e = Loader::default().load_str("[[rules]\n", "broken.toml", None).unwrap_err();
-    assert!(e.to_string().starts_with("broken.toml: not valid TOML"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("custom.toml: bad: regex: invalid regex \"a(b\""),
+        "{e}"
+    );
     let e = Loader::default()
-        .load_str("[extend]\nuseDefault = true\npath = 'x.toml'\n", "both.toml", None)
+        .load_str("[[rules]\n", "broken.toml", None)
         .unwrap_err();
-    assert!(e.message.contains("extend.path and extend.useDefault"), "{e}");
+    assert!(
+        e.to_string().starts_with("broken.toml: not valid TOML"),
+        "{e}"
+    );
+    let e = Loader::default()
+        .load_str(
+            "[extend]\nuseDefault = true\npath = 'x.toml'\n",
+            "both.toml",
+            None,
+        )
+        .unwrap_err();
+    assert!(
+        e.message.contains("extend.path and extend.useDefault"),
+        "{e}"
+    );
 }

@@ -12,15 +12,24 @@ use secret_scan::scan::{self, Settings};
 #[test]
 fn planted_corpus_recall_and_false_positives() {
     let dir = tempfile::tempdir().unwrap();
-    let c = corpus::generate(dir.path(), 3 << 20, 4096, 7);
-    assert!(c.planted.len() >= corpus::RULES.len() * 3, "{} planted", c.planted.len());
+    // Dense: half of the lines name keys or tokens.
+    let c = corpus::generate(dir.path(), 3 << 20, 4096, 50, 7);
+    assert!(
+        c.planted.len() >= corpus::RULES.len() * 3,
+        "{} planted",
+        c.planted.len()
+    );
     assert!(c.near_misses > 100);
     let types: BTreeSet<String> = c
         .planted
         .iter()
         .map(|p| p.file.extension().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(types.len(), corpus::TYPES.len(), "secrets in every file type");
+    assert_eq!(
+        types.len(),
+        corpus::TYPES.len(),
+        "secrets in every file type"
+    );
 
     let d = Detector::new(secret_scan::default_rules());
     let settings = Settings {
@@ -36,7 +45,13 @@ fn planted_corpus_recall_and_false_positives() {
     let expected: BTreeSet<(String, usize, String)> = c
         .planted
         .iter()
-        .map(|p| (p.file.to_string_lossy().into_owned(), p.line, p.rule.clone()))
+        .map(|p| {
+            (
+                p.file.to_string_lossy().into_owned(),
+                p.line,
+                p.rule.clone(),
+            )
+        })
         .collect();
     let got: BTreeSet<(String, usize, String)> = found
         .iter()

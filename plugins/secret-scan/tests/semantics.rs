@@ -41,7 +41,10 @@ fn every_shipped_rule_has_examples_that_hold() {
     let mut covered = BTreeSet::new();
     for ex in v["example"].as_array().unwrap() {
         let rule = ex["rule"].as_str().unwrap();
-        assert!(rules.rule(rule).is_some(), "examples for unknown rule {rule}");
+        assert!(
+            rules.rule(rule).is_some(),
+            "examples for unknown rule {rule}"
+        );
         let tp = ex["tp"].as_array().unwrap();
         let fp = ex["fp"].as_array().unwrap();
         assert!(!tp.is_empty() && !fp.is_empty(), "{rule}: needs tp and fp");
@@ -84,9 +87,7 @@ fn keyword_prefilter_is_ascii_case_insensitive() {
 
 #[test]
 fn secret_group_entropy_and_locations() {
-    let d = detector(
-        "[[rules]]\nid = 'g'\nregex = '''(a)?key=([a-z0-9]+)'''\nentropy = 2.0\n",
-    );
+    let d = detector("[[rules]]\nid = 'g'\nregex = '''(a)?key=([a-z0-9]+)'''\nentropy = 2.0\n");
     // First non-empty group when secretGroup is unset.
     let h = d.detect("f", b"line one\n  key=abcdef12\n");
     assert_eq!(h.len(), 1);
@@ -120,24 +121,45 @@ fn allowlists_in_gitleaks_order_and_targets() {
         ("[[rules.allowlists]]\nregexes = ['^ghp_aB3']\n", true),
         ("[[rules.allowlists]]\nregexes = ['^token=']\n", false),
         // match and line targets.
-        ("[[rules.allowlists]]\nregexTarget = 'match'\nregexes = ['^token=']\n", true),
-        ("[[rules.allowlists]]\nregexTarget = 'line'\nregexes = ['fixture']\n", true),
+        (
+            "[[rules.allowlists]]\nregexTarget = 'match'\nregexes = ['^token=']\n",
+            true,
+        ),
+        (
+            "[[rules.allowlists]]\nregexTarget = 'line'\nregexes = ['fixture']\n",
+            true,
+        ),
         // stopwords: in the secret, case-insensitive.
         ("[[rules.allowlists]]\nstopwords = ['AB3DE5']\n", true),
         ("[[rules.allowlists]]\nstopwords = ['fixture']\n", false),
         // AND: every check must allow.
-        ("[[rules.allowlists]]\ncondition = 'AND'\nstopwords = ['ab3']\npaths = ['^other']\n", false),
-        ("[[rules.allowlists]]\ncondition = 'AND'\nstopwords = ['ab3']\npaths = ['^src/']\n", true),
+        (
+            "[[rules.allowlists]]\ncondition = 'AND'\nstopwords = ['ab3']\npaths = ['^other']\n",
+            false,
+        ),
+        (
+            "[[rules.allowlists]]\ncondition = 'AND'\nstopwords = ['ab3']\npaths = ['^src/']\n",
+            true,
+        ),
         // A commit condition never holds in a directory scan.
-        ("[[rules.allowlists]]\ncondition = 'AND'\ncommits = ['abc']\npaths = ['^src/']\n", false),
+        (
+            "[[rules.allowlists]]\ncondition = 'AND'\ncommits = ['abc']\npaths = ['^src/']\n",
+            false,
+        ),
         ("[[rules.allowlists]]\ncommits = ['abc']\n", false),
         // Paths: the rule is skipped for that file.
         ("[[rules.allowlists]]\npaths = ['''\\.py$''']\n", true),
         // Global allowlists apply to every rule; targetRules to some.
         ("[[allowlists]]\nregexes = ['^ghp_']\n", true),
-        ("[[allowlists]]\ntargetRules = ['gh']\nregexes = ['^ghp_']\n", true),
+        (
+            "[[allowlists]]\ntargetRules = ['gh']\nregexes = ['^ghp_']\n",
+            true,
+        ),
         ("[[allowlists]]\npaths = ['''^src/''']\n", true),
-        ("[[allowlists]]\ncondition = 'AND'\npaths = ['''^src/''']\nregexes = ['nomatch']\n", false),
+        (
+            "[[allowlists]]\ncondition = 'AND'\npaths = ['''^src/''']\nregexes = ['nomatch']\n",
+            false,
+        ),
     ];
     for (extra, allowed) in cases {
         let d = detector(&format!("{base}{extra}"));
@@ -210,7 +232,13 @@ fn walker_skips_binary_large_git_excluded_and_symlinks() {
     assert_eq!(files, ["src/a.txt"]);
     assert_eq!(found[0].file, root.join("src/a.txt").to_string_lossy());
     assert_eq!(
-        (stats.scanned, stats.binary, stats.too_large, stats.symlinks, stats.excluded),
+        (
+            stats.scanned,
+            stats.binary,
+            stats.too_large,
+            stats.symlinks,
+            stats.excluded
+        ),
         (1, 1, 1, 1, 1)
     );
 
@@ -250,7 +278,10 @@ fn redaction_and_fingerprints() {
     let one = &found[0];
     assert_eq!(one.secret, "ghp_aB3dE5...");
     assert!(!one.matched.contains(GHP));
-    assert!(!serde_json::to_string(&cache).unwrap().contains(GHP), "cache holds the secret");
+    assert!(
+        !serde_json::to_string(&cache).unwrap().contains(GHP),
+        "cache holds the secret"
+    );
     assert_eq!(one.gitleaks_fingerprint(), format!("{}:gh:1", f.display()));
 
     // Moving the secret to another line keeps the content fingerprint and
@@ -334,10 +365,18 @@ fn plugin_runs_report_new_then_known_and_count_skips() {
     let r2 = run(&cfg, dir.path(), &state);
     assert_eq!(r2.status, Status::Warning, "{}", r2.summary);
     assert_eq!(attr(&r2.findings[0], "baseline"), "known");
-    assert!(r2.summary.contains("0 files scanned, 2 unchanged skipped"), "{}", r2.summary);
+    assert!(
+        r2.summary.contains("0 files scanned, 2 unchanged skipped"),
+        "{}",
+        r2.summary
+    );
 
     // A new secret elsewhere is new again; the known one stays known.
-    std::fs::write(dir.path().join("b.py"), format!("k = \"{}\"\n", GHP.replace('a', "b"))).unwrap();
+    std::fs::write(
+        dir.path().join("b.py"),
+        format!("k = \"{}\"\n", GHP.replace('a', "b")),
+    )
+    .unwrap();
     let r3 = run(&cfg, dir.path(), &state);
     assert_eq!(r3.status, Status::Critical);
     let news: Vec<&str> = r3.findings.iter().map(|f| attr(f, "baseline")).collect();
@@ -374,7 +413,10 @@ fn baseline_files_gitleaks_and_sarif() {
     std::fs::write(dir.path().join("baseline.json"), "{}").unwrap();
     let mut ctx = TestContext::new(cfg.clone()).read_dir(dir.path()).build();
     let e = SecretScan::run(&mut ctx).unwrap_err().to_string();
-    assert!(e.contains("config.baseline_file") && e.contains("neither"), "{e}");
+    assert!(
+        e.contains("config.baseline_file") && e.contains("neither"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -386,12 +428,17 @@ fn config_errors_name_the_field() {
             Ok(c) => SecretScan::validate(&c).unwrap_err(),
         }
     };
-    assert!(bad(serde_json::json!({"max_file_size": "10 parsecs"})).contains("config.max_file_size"));
+    assert!(
+        bad(serde_json::json!({"max_file_size": "10 parsecs"})).contains("config.max_file_size")
+    );
     assert!(bad(serde_json::json!({"redact": 101})).contains("config.redact"));
     assert!(bad(serde_json::json!({"exclude": ["a(b"]})).contains("config.exclude[0]"));
     assert!(bad(serde_json::json!({"paths": ["relative"]})).contains("config.paths[0]"));
     let e = bad(serde_json::json!({"rules_toml": "[[rules]]\nid = 'x'\nregex = '(('\n"}));
-    assert!(e.contains("config.rules_toml") && e.contains("x: regex"), "{e}");
+    assert!(
+        e.contains("config.rules_toml") && e.contains("x: regex"),
+        "{e}"
+    );
     assert!(bad(serde_json::json!({"shout": true})).contains("shout"));
 
     // Paths outside the grants and no grants at all: clear run errors.
@@ -399,7 +446,10 @@ fn config_errors_name_the_field() {
     let cfg = config(serde_json::json!({"paths": ["/etc"]}));
     let mut ctx = TestContext::new(cfg).read_dir(dir.path()).build();
     let e = SecretScan::run(&mut ctx).unwrap_err().to_string();
-    assert!(e.contains("config.paths[0]") && e.contains("not inside a granted directory"), "{e}");
+    assert!(
+        e.contains("config.paths[0]") && e.contains("not inside a granted directory"),
+        "{e}"
+    );
     let mut ctx = TestContext::new(config(serde_json::json!({}))).build();
     let e = SecretScan::run(&mut ctx).unwrap_err().to_string();
     assert!(e.contains("allow.read_dirs"), "{e}");

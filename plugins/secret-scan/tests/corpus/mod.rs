@@ -181,12 +181,10 @@ pub fn secret_line(rule: &str, ext: &str, r: &mut Rng) -> String {
             r.string(68, URLSAFE)
         ),
         "telegram-bot-token" => format!("{}:AA{}", r.string(9, DIGITS), r.string(33, URLSAFE)),
-        "twilio-api-key" => return assign(ext, "twilio_api_key", &format!("SK{}", r.string(32, HEX))),
-        "sendgrid-api-token" => format!(
-            "SG.{}.{}",
-            r.string(22, URLSAFE),
-            r.string(43, URLSAFE)
-        ),
+        "twilio-api-key" => {
+            return assign(ext, "twilio_api_key", &format!("SK{}", r.string(32, HEX)));
+        }
+        "sendgrid-api-token" => format!("SG.{}.{}", r.string(22, URLSAFE), r.string(43, URLSAFE)),
         "openai-api-key" => format!(
             "sk-proj-{}T3BlbkFJ{}",
             r.string(40, URLSAFE),
@@ -219,7 +217,12 @@ pub fn secret_line(rule: &str, ext: &str, r: &mut Rng) -> String {
             "https://deploy:{}@git.corp.internal/platform/app.git",
             r.string(20, ALNUM)
         ),
-        "generic-api-key" => return assign(ext, "service_api_key", &r.string(32, ALNUM)),
+        "generic-api-key" => {
+            // Real keys mix in digits; an all-letter value reads as an
+            // identifier and is allowlisted.
+            let value = format!("{}{}", r.string(31, ALNUM), r.string(1, DIGITS));
+            return assign(ext, "service_api_key", &value);
+        }
         other => panic!("no generator for {other}"),
     };
     assign(ext, "config_value", &value)
@@ -265,35 +268,53 @@ const WORDS: &[&str] = &[
     "schema", "payload", "invoice", "ledger", "tenant", "region", "bucket", "stream", "window",
 ];
 
-/// A line of ordinary code: names keys, tokens, secrets and passwords but
-/// holds none.
-fn filler(ext: &str, r: &mut Rng) -> String {
+/// A line of ordinary code. With probability `keyword_percent`% it names
+/// keys, tokens, secrets or passwords (without holding any), the lines a
+/// secret scanner must look at closely; otherwise it is plain code.
+fn filler(ext: &str, keyword_percent: usize, r: &mut Rng) -> String {
     let a = *r.pick(WORDS);
     let b = *r.pick(WORDS);
     let n = r.below(1000);
-    let templates: [String; 16] = [
-        format!("    {a}_count = len({b}_items) + {n}"),
-        format!("    token = request.headers.get(\"Authorization\")"),
-        format!("    if not is_valid_{a}({b}, key=lambda k: k.{a}_id):"),
-        format!("def refresh_{a}_token(self, {b}):"),
-        format!("    let key = {a}_map.get(&{b}_id).cloned();"),
-        format!("    password_field = form.{a}_password"),
-        format!("    secret = vault.read(\"secret/data/{a}/{b}\")"),
-        format!("    api_key = os.environ[\"{}_API_KEY\"]", a.to_uppercase()),
-        format!("    return {{\"{a}\": {b}, \"total\": {n}, \"status\": \"ok\"}}"),
-        format!("    for {a} in {b}s: process({a}, retries={n})"),
-        format!("    log.info(\"{a} {b} finished in %d ms\", elapsed)"),
-        format!("    access_level = Access.{}", a.to_uppercase()),
-        format!("    // TODO: rotate the {a} key every {n} days"),
-        format!("    auth = AuthProvider(issuer=\"https://{a}.example.com\")"),
-        format!("    {a}_url = \"https://api.{b}.example.com/v1/{a}s/{n}\""),
-        format!("    credentials_path = \"/etc/{a}/{b}.json\""),
-    ];
-    let line = r.pick(&templates).clone();
+    let line = if r.below(100) < keyword_percent {
+        let templates: [String; 12] = [
+            format!("    token = request.headers.get(\"Authorization\")"),
+            format!("    if not is_valid_{a}({b}, key=lambda k: k.{a}_id):"),
+            format!("def refresh_{a}_token(self, {b}):"),
+            format!("    let key = {a}_map.get(&{b}_id).cloned();"),
+            format!("    password_field = form.{a}_password"),
+            format!("    secret = vault.read(\"secret/data/{a}/{b}\")"),
+            format!("    api_key = os.environ[\"{}_API_KEY\"]", a.to_uppercase()),
+            format!("    access_level = Access.{}", a.to_uppercase()),
+            format!("    // TODO: rotate the {a} key every {n} days"),
+            format!("    auth = AuthProvider(issuer=\"https://{a}.example.com\")"),
+            format!("    {a}_url = \"https://api.{b}.example.com/v1/{a}s/{n}\""),
+            format!("    credentials_path = \"/etc/{a}/{b}.json\""),
+        ];
+        r.pick(&templates).clone()
+    } else {
+        let templates: [String; 12] = [
+            format!("    {a}_count = len({b}_items) + {n}"),
+            format!("    return {{\"{a}\": {b}, \"total\": {n}, \"status\": \"ok\"}}"),
+            format!("    for {a} in {b}s: process({a}, retries={n})"),
+            format!("    log.info(\"{a} {b} finished in %d ms\", elapsed)"),
+            format!("def handle_{a}(self, {b}, limit={n}):"),
+            format!("    if {a}.{b}_id is None:"),
+            format!("        raise ValueError(\"missing {b} for {a}\")"),
+            format!("    result = compute_{a}({b}, window={n})"),
+            format!("    # merge the {a} into the {b} before flushing"),
+            format!("    self.{a}s.append({b})"),
+            format!("import {a}.{b} as {b}_mod"),
+            format!("    }} else if ({a}.size() > {n}) {{"),
+        ];
+        r.pick(&templates).clone()
+    };
     match ext {
         "json" => format!("  \"{a}_{b}\": {n},"),
         "xml" => format!("  <{a} id=\"{n}\">{b}</{a}>"),
-        "md" => format!("The {a} {b} is refreshed every {n} seconds; see the token docs."),
+        "md" if r.below(100) < keyword_percent => {
+            format!("The {a} {b} is refreshed every {n} seconds; see the token docs.")
+        }
+        "md" => format!("The {a} {b} is refreshed every {n} seconds."),
         "env" | "properties" => format!("{}_{}_TIMEOUT={n}", a.to_uppercase(), b.to_uppercase()),
         _ => line,
     }
@@ -312,10 +333,17 @@ pub fn near_misses() -> Vec<String> {
     out
 }
 
-/// Writes about `target_bytes` of files under `dir` (in `files_per_dir`
-/// subdirectories); one in `plant_every` files gets a secret, cycling
-/// through every rule and file type; one in `miss_every` gets a near-miss.
-pub fn generate(dir: &Path, target_bytes: u64, file_bytes: usize, seed: u64) -> Corpus {
+/// Writes about `target_bytes` of files of about `file_bytes` under `dir`
+/// (200 files per subdirectory). One file in three gets a secret, cycling
+/// through every rule and file type; one in five a near miss;
+/// `keyword_percent`% of the other lines name keys, tokens or passwords.
+pub fn generate(
+    dir: &Path,
+    target_bytes: u64,
+    file_bytes: usize,
+    keyword_percent: usize,
+    seed: u64,
+) -> Corpus {
     let mut r = Rng::new(seed);
     let misses = near_misses();
     let mut planted = Vec::new();
@@ -333,8 +361,16 @@ pub fn generate(dir: &Path, target_bytes: u64, file_bytes: usize, seed: u64) -> 
         let mut lines: Vec<String> = Vec::new();
         let mut size = 0;
         let mut line_no = 1;
-        let plant_at = if files % 3 == 0 { Some(r.below(40) + 5) } else { None };
-        let miss_at = if files % 5 == 1 { Some(r.below(40) + 5) } else { None };
+        let plant_at = if files % 3 == 0 {
+            Some(r.below(40) + 5)
+        } else {
+            None
+        };
+        let miss_at = if files % 5 == 1 {
+            Some(r.below(40) + 5)
+        } else {
+            None
+        };
         while size < file_bytes {
             let line = if plant_at == Some(lines.len()) {
                 let rule = RULES[rule_i % RULES.len()];
@@ -349,9 +385,13 @@ pub fn generate(dir: &Path, target_bytes: u64, file_bytes: usize, seed: u64) -> 
             } else if miss_at == Some(lines.len()) {
                 near += 1;
                 let m = r.pick(&misses).clone();
-                if comment.is_empty() { m } else { format!("{comment} {m}") }
+                if comment.is_empty() {
+                    m
+                } else {
+                    format!("{comment} {m}")
+                }
             } else {
-                filler(ext, &mut r)
+                filler(ext, keyword_percent, &mut r)
             };
             size += line.len() + 1;
             line_no += line.matches('\n').count() + 1;
