@@ -15,13 +15,15 @@
 //!   `benches/peers/detect-secrets.sh`); CPU is that of the process and
 //!   its workers.
 //!
-//! Sandbox and native findings must be identical (rule, file, line and
+//! Each side scans three times (`WARDEN_BENCH_RUNS`), alternating; the
+//! median counts. Sandbox and native findings must be identical (rule, file, line and
 //! content fingerprint). Throughput is MB (10^6 bytes) per CPU-second,
 //! i.e. per core. Run with `cargo bench -p warden --bench secret_scan`;
 //! `WARDEN_BENCH_MB` (default 105) sizes the corpus and
 //! `WARDEN_BENCH_KEYWORD_PERCENT` (default 10) how many of its ordinary
 //! lines name keys, tokens or passwords (each such line makes the generic
-//! rule work). Figures go to `docs/BENCHMARKS.md`.
+//! rule work); `WARDEN_BENCH_SKIP_PEER=1` skips detect-secrets (minutes
+//! on its own). Figures go to `docs/BENCHMARKS.md`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -126,6 +128,26 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(105);
+    // gitleaks' own default config: load (parse, translate, validate) and
+    // compile every pattern.
+    let gitleaks = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/gitleaks/config/gitleaks.toml"),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let cfg = secret_scan::loader()
+        .load_str(&gitleaks, "gitleaks.toml", None)
+        .expect("gitleaks' config loads");
+    let loaded = t0.elapsed();
+    cfg.compile_all().expect("gitleaks' patterns compile");
+    println!(
+        "gitleaks default config: {} rules loaded in {:.1} ms, all patterns compiled in {:.1} ms more",
+        cfg.rules.len(),
+        loaded.as_secs_f64() * 1e3,
+        (t0.elapsed() - loaded).as_secs_f64() * 1e3
+    );
+
     let keyword_percent: usize = std::env::var("WARDEN_BENCH_KEYWORD_PERCENT")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -160,13 +182,71 @@ fn main() {
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     sandbox_scan(&rt, &runtime, &plugin, &empty);
-    let (sandbox, outcome) = sandbox_scan(&rt, &runtime, &plugin, &root);
+
+    // Each side runs `runs` times, alternating; the median CPU time counts.
+    let runs: usize = std::env::var("WARDEN_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let native_scan = || {
+        let cpu0 = cpu_seconds("self");
+        let t0 = Instant::now();
+        let detector = Detector::new(secret_scan::default_rules());
+        let settings = Settings {
+            roots: vec![root.clone()],
+            max_file_size: 10 << 20,
+            follow_symlinks: false,
+            exclude: Vec::new(),
+            redact: 100,
+            cache: false,
+            ignore_file: true,
+        };
+        let (found, stats, _) = scan::scan(&detector, &settings, None, "bench");
+        let m = Measured {
+            wall: t0.elapsed().as_secs_f64(),
+            cpu: cpu_seconds("self") - cpu0,
+        };
+        (m, found, stats)
+    };
+    let mut sandboxes = Vec::new();
+    let mut natives = Vec::new();
+    for _ in 0..runs {
+        sandboxes.push(sandbox_scan(&rt, &runtime, &plugin, &root));
+        natives.push(native_scan());
+    }
+    sandboxes.sort_by(|a, b| a.0.cpu.total_cmp(&b.0.cpu));
+    natives.sort_by(|a, b| a.0.cpu.total_cmp(&b.0.cpu));
+    println!(
+        "CPU-s per run, sandbox: {:?}; native: {:?}",
+        sandboxes
+            .iter()
+            .map(|s| (s.0.cpu * 100.0).round() / 100.0)
+            .collect::<Vec<_>>(),
+        natives
+            .iter()
+            .map(|s| (s.0.cpu * 100.0).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+    let (sandbox, outcome) = sandboxes.swap_remove(runs / 2);
+    let (native, found, stats) = natives.swap_remove(runs / 2);
     assert!(
         outcome.error.is_none(),
         "sandbox run failed: {:?} {}",
         outcome.error,
         outcome.summary
     );
+    let phases: Vec<String> = outcome
+        .metrics
+        .iter()
+        .filter(|m| m.name == "secret_scan_seconds")
+        .map(|m| {
+            format!(
+                "{} {:.3} s",
+                m.labels.iter().map(|(_, v)| v.as_str()).collect::<String>(),
+                m.value
+            )
+        })
+        .collect();
     let sandbox_found: BTreeSet<Key> = outcome
         .findings
         .iter()
@@ -187,22 +267,6 @@ fn main() {
         })
         .collect();
 
-    // Native: the same scanner in this process.
-    let cpu0 = cpu_seconds("self");
-    let t0 = Instant::now();
-    let detector = Detector::new(secret_scan::default_rules());
-    let settings = Settings {
-        roots: vec![root.clone()],
-        max_file_size: 10 << 20,
-        follow_symlinks: false,
-        exclude: Vec::new(),
-        redact: 100,
-    };
-    let (found, stats, _) = scan::scan(&detector, &settings, None, "bench");
-    let native = Measured {
-        wall: t0.elapsed().as_secs_f64(),
-        cpu: cpu_seconds("self") - cpu0,
-    };
     let native_found: BTreeSet<Key> = found
         .iter()
         .map(|f| {
@@ -247,6 +311,16 @@ fn main() {
         sandbox.mb_per_cpu_s(stats.bytes),
         sandbox_found.len()
     );
+    println!(
+        "sandbox phases (wall, inside the plugin): {}",
+        phases.join(", ")
+    );
+    println!(
+        "native phases: read {:.3} s, prefilter {:.3} s, rules {:.3} s",
+        stats.timings.read.as_secs_f64(),
+        stats.timings.prefilter.as_secs_f64(),
+        stats.timings.rules.as_secs_f64()
+    );
     println!("recall on planted secrets {recall:.4}, findings where nothing was planted {extra}");
     let same = sandbox_found == native_found;
     println!(
@@ -254,7 +328,8 @@ fn main() {
         sandbox.mb_per_cpu_s(stats.bytes) / native.mb_per_cpu_s(stats.bytes)
     );
 
-    if let Some(ds) = detect_secrets() {
+    let peer = std::env::var("WARDEN_BENCH_SKIP_PEER").is_err();
+    if let Some(ds) = peer.then(detect_secrets).flatten() {
         let (m, out) = measure_child(
             Command::new(ds)
                 .args(["scan", "--all-files", "."])

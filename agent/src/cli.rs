@@ -314,21 +314,29 @@ async fn check(args: CheckArgs) -> ExitCode {
         Format::Json => serde_json::to_string_pretty(&outcome),
         Format::Sarif => serde_json::to_string_pretty(&crate::export::sarif("warden", &exported())),
         Format::Gitleaks => serde_json::to_string_pretty(&crate::export::gitleaks(&exported())),
-        Format::Text => {
-            print_outcome(&outcome);
-            Ok(String::new())
-        }
+        Format::Text => Ok(format_outcome(&outcome)),
     };
     match printed {
-        Ok(text) if !text.is_empty() => println!("{text}"),
-        Ok(_) => {}
+        Ok(text) => emit(&text),
         Err(e) => return unknown(e),
     }
     ExitCode::from(outcome.status.exit_code())
 }
 
-fn print_outcome(o: &RunOutcome) {
-    println!("{}: {}", o.status.label(), o.summary);
+/// Writes `text` and a newline to stdout; a closed pipe (`| head`) is not
+/// an error worth a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_all(text.as_bytes())
+        .and_then(|_| out.write_all(b"\n"));
+}
+
+fn format_outcome(o: &RunOutcome) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = write!(s, "{}: {}", o.status.label(), o.summary);
     for m in &o.metrics {
         let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         let labels = if labels.is_empty() {
@@ -336,7 +344,11 @@ fn print_outcome(o: &RunOutcome) {
         } else {
             format!("{{{}}}", labels.join(","))
         };
-        println!("  metric   {}{labels} = {} {}", m.name, m.value, m.unit);
+        let _ = write!(
+            s,
+            "\n  metric   {}{labels} = {} {}",
+            m.name, m.value, m.unit
+        );
     }
     for f in &o.findings {
         let at = f
@@ -344,17 +356,24 @@ fn print_outcome(o: &RunOutcome) {
             .as_deref()
             .map(|l| format!(" at {l}"))
             .unwrap_or_default();
-        println!(
-            "  finding  [{:?}] {}{at}: {}",
+        let _ = write!(
+            s,
+            "\n  finding  [{:?}] {}{at}: {}",
             f.severity, f.rule, f.message
         );
     }
     for out in &o.outputs {
-        println!("  output   {}={}", out.key, crate::redact::url(&out.value));
+        let _ = write!(
+            s,
+            "\n  output   {}={}",
+            out.key,
+            crate::redact::url(&out.value)
+        );
     }
     for r in &o.refusals {
-        println!("  refused  {r}");
+        let _ = write!(s, "\n  refused  {r}");
     }
+    s
 }
 
 async fn inspect(args: InspectArgs) -> Result<()> {

@@ -20,6 +20,8 @@
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{Anchored, MatchKind, StartKind, dfa::DFA};
 use memchr::memmem;
+use regex_automata::meta::Regex;
+use regex_automata::{Input, Span};
 
 use crate::config::{Allowlist, Condition, Config, RegexTarget, Rule};
 
@@ -66,6 +68,12 @@ pub struct Detector {
     keyword_rules: Vec<Vec<usize>>,
     /// Rules that run on every file.
     always: Vec<usize>,
+    /// Keyword lengths (by pattern id).
+    keyword_len: Vec<usize>,
+    /// Keywords whose occurrences anchored rules need.
+    keyword_anchors: Vec<bool>,
+    /// Per rule: whether every match starts at one of its keywords.
+    anchored: Vec<bool>,
     ignore_allow_marker: bool,
     allow_marker: memmem::Finder<'static>,
 }
@@ -97,11 +105,19 @@ impl Detector {
                 .build(&keywords)
                 .expect("keywords build an automaton")
         });
+        let anchored: Vec<bool> = config.rules.iter().map(starts_with_keyword).collect();
+        let keyword_anchors = keyword_rules
+            .iter()
+            .map(|rules| rules.iter().any(|&ri| anchored[ri]))
+            .collect();
         Detector {
+            keyword_len: keywords.iter().map(String::len).collect(),
             config,
             keywords: automaton,
             keyword_rules,
             always,
+            keyword_anchors,
+            anchored,
             ignore_allow_marker: false,
             allow_marker: memmem::Finder::new(ALLOW_MARKER),
         }
@@ -111,6 +127,26 @@ impl Detector {
     pub fn ignore_allow_marker(mut self, yes: bool) -> Detector {
         self.ignore_allow_marker = yes;
         self
+    }
+
+    /// Scans every active rule's regex over the whole file, as gitleaks
+    /// does, instead of searching only at keyword occurrences. The results
+    /// are the same (the tests hold them to it); this is slower.
+    pub fn without_anchoring(mut self) -> Detector {
+        self.anchored.iter_mut().for_each(|a| *a = false);
+        self.keyword_anchors.iter_mut().for_each(|a| *a = false);
+        self
+    }
+
+    /// Ids of the rules searched only at their keyword occurrences.
+    pub fn anchored_rules(&self) -> Vec<&str> {
+        self.config
+            .rules
+            .iter()
+            .zip(&self.anchored)
+            .filter(|(_, a)| **a)
+            .map(|(r, _)| r.id.as_str())
+            .collect()
     }
 
     /// The configuration.
@@ -143,8 +179,9 @@ impl Detector {
         for &ri in &self.always {
             active[ri] = true;
         }
+        let mut anchors = Vec::new();
         if let Some(dfa) = &self.keywords {
-            self.activate(dfa, data, &mut active);
+            self.activate(dfa, data, &mut active, &mut anchors);
         }
         let t1 = std::time::Instant::now();
         t.prefilter += t1 - t0;
@@ -159,7 +196,13 @@ impl Detector {
             .collect();
         for (ri, rule) in self.config.rules.iter().enumerate() {
             if active[ri] {
-                self.detect_rule(rule, path, data, &global_paths, &mut lines, &mut hits);
+                let ctx = FileCtx {
+                    path,
+                    data,
+                    global_paths: &global_paths,
+                    anchors: &anchors,
+                };
+                self.detect_rule(ri, rule, &ctx, &mut lines, &mut hits);
             }
         }
         let hits = dedup_generic(hits);
@@ -167,22 +210,38 @@ impl Detector {
         hits
     }
 
-    /// Marks the rules whose keywords occur in `data`.
-    fn activate(&self, dfa: &DFA, data: &[u8], active: &mut [bool]) {
+    /// Marks the rules whose keywords occur in `data`, and collects
+    /// `(keyword, start)` of every occurrence anchored rules need.
+    fn activate(
+        &self,
+        dfa: &DFA,
+        data: &[u8],
+        active: &mut [bool],
+        anchors: &mut Vec<(usize, usize)>,
+    ) {
         let mut seen = vec![false; self.keyword_rules.len()];
-        let mut left = seen.len();
+        // Without anchored rules the scan may stop once every keyword has
+        // been seen.
+        let mut left = if self.keyword_anchors.iter().any(|&a| a) {
+            usize::MAX
+        } else {
+            seen.len()
+        };
         let Ok(mut sid) = dfa.start_state(Anchored::No) else {
             return;
         };
-        let mut on_match = |sid| {
+        let mut on_match = |sid, end: usize| {
             for i in 0..dfa.match_len(sid) {
                 let ki = dfa.match_pattern(sid, i).as_usize();
+                if self.keyword_anchors[ki] {
+                    anchors.push((ki, end + 1 - self.keyword_len[ki]));
+                }
                 if !seen[ki] {
                     seen[ki] = true;
                     for &ri in &self.keyword_rules[ki] {
                         active[ri] = true;
                     }
-                    left -= 1;
+                    left = left.saturating_sub(1);
                 }
             }
             left == 0
@@ -190,31 +249,65 @@ impl Detector {
         // Eight bytes per iteration: fewer loop back-edges, which in the
         // sandbox each carry an interruption check.
         let (chunks, rest) = data.as_chunks::<8>();
-        for chunk in chunks {
-            for &b in chunk {
+        for (c, chunk) in chunks.iter().enumerate() {
+            for (j, &b) in chunk.iter().enumerate() {
                 sid = dfa.next_state(Anchored::No, sid, b);
-                if dfa.is_special(sid) && dfa.is_match(sid) && on_match(sid) {
+                if dfa.is_special(sid) && dfa.is_match(sid) && on_match(sid, c * 8 + j) {
                     return;
                 }
             }
         }
-        for &b in rest {
+        let base = chunks.len() * 8;
+        for (j, &b) in rest.iter().enumerate() {
             sid = dfa.next_state(Anchored::No, sid, b);
-            if dfa.is_special(sid) && dfa.is_match(sid) && on_match(sid) {
+            if dfa.is_special(sid) && dfa.is_match(sid) && on_match(sid, base + j) {
                 return;
             }
         }
     }
 
+    /// The rule's matches in `data`, leftmost-first and non-overlapping
+    /// (what `find_iter` gives). For an anchored rule only the keyword
+    /// occurrences are tried, each with an anchored search: the same
+    /// matches without scanning the whole file again.
+    fn matches(&self, ri: usize, re: &Regex, ctx: &FileCtx<'_>) -> Vec<Span> {
+        if !self.anchored[ri] {
+            return re.find_iter(ctx.data).map(|m| m.span()).collect();
+        }
+        let mut starts: Vec<usize> = ctx
+            .anchors
+            .iter()
+            .filter(|(ki, _)| self.keyword_rules[*ki].contains(&ri))
+            .map(|&(_, start)| start)
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
+        let mut out = Vec::new();
+        let mut next = 0;
+        for start in starts {
+            if start < next {
+                continue;
+            }
+            let input = Input::new(ctx.data)
+                .span(start..ctx.data.len())
+                .anchored(regex_automata::Anchored::Yes);
+            if let Some(m) = re.search(&input) {
+                next = m.end().max(m.start() + 1);
+                out.push(m.span());
+            }
+        }
+        out
+    }
+
     fn detect_rule(
         &self,
+        ri: usize,
         rule: &Rule,
-        path: &str,
-        data: &[u8],
-        global_paths: &[bool],
+        ctx: &FileCtx<'_>,
         lines: &mut Lines<'_>,
         hits: &mut Vec<Hit>,
     ) {
+        let (path, data, global_paths) = (ctx.path, ctx.data, ctx.global_paths);
         if commit_or_path_allowed(&rule.allowlists, path) {
             return;
         }
@@ -246,24 +339,30 @@ impl Detector {
             .iter()
             .map(|a| a.path_allowed(path))
             .collect();
-        let mut locs = re.capture_locations();
-        for m in re.find_iter(data) {
-            let (start, end) = (m.start(), m.end());
+        let mut caps = re.create_captures();
+        for m in self.matches(ri, re, ctx) {
+            let (start, end) = (m.start, m.end);
             let loc = lines.locate(start, end);
             let line_text = &data[loc.line_start..loc.line_end];
             if !self.ignore_allow_marker && self.allow_marker.find(line_text).is_some() {
                 continue;
             }
-            let matched = trim_newlines(m.as_bytes());
+            let matched = trim_newlines(&data[start..end]);
             let mut secret = matched;
             // The secret group comes from matching the pattern again on the
             // match alone, as gitleaks does.
-            if pattern.captures_len() > 0 && re.captures_read(&mut locs, matched).is_some() {
-                let group = |g: usize| locs.get(g).map(|(a, b)| &matched[a..b]);
-                if rule.secret_group > 0 {
-                    secret = group(rule.secret_group).unwrap_or(b"");
-                } else if let Some(g) = (1..locs.len()).filter_map(group).find(|g| !g.is_empty()) {
-                    secret = g;
+            if pattern.captures_len() > 0 {
+                re.search_captures(&Input::new(matched), &mut caps);
+                if caps.is_match() {
+                    let group = |g: usize| caps.get_group(g).map(|s| &matched[s.range()]);
+                    if rule.secret_group > 0 {
+                        secret = group(rule.secret_group).unwrap_or(b"");
+                    } else if let Some(g) = (1..caps.group_len())
+                        .filter_map(group)
+                        .find(|g| !g.is_empty())
+                    {
+                        secret = g;
+                    }
                 }
             }
             let secret_str = String::from_utf8_lossy(secret);
@@ -294,6 +393,57 @@ impl Detector {
             });
         }
     }
+}
+
+/// What every rule sees of one file.
+struct FileCtx<'a> {
+    path: &'a str,
+    data: &'a [u8],
+    /// Whether each global allowlist's paths match the file.
+    global_paths: &'a [bool],
+    /// `(keyword, start)` of keyword occurrences anchored rules need.
+    anchors: &'a [(usize, usize)],
+}
+
+/// Whether every match of the rule's regex starts with one of its
+/// keywords (ASCII case-insensitively): then its matches can be found by
+/// anchored searches at the keyword occurrences the prefilter already
+/// located. Decided from the regex's prefix literals; Unicode case
+/// variants of ASCII letters (the Kelvin sign for `k`, the long s for `s`)
+/// are not keyword occurrences, as for the prefilter itself.
+fn starts_with_keyword(rule: &Rule) -> bool {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let Some(re) = &rule.regex else { return false };
+    if rule.keywords.is_empty() {
+        return false;
+    }
+    let mut extractor = Extractor::new();
+    extractor
+        .kind(ExtractKind::Prefix)
+        .limit_class(64)
+        .limit_repeat(16)
+        .limit_literal_len(64)
+        .limit_total(20_000);
+    let seq = extractor.extract(&re.hir());
+    let Some(literals) = seq.literals() else {
+        return false;
+    };
+    let mut ascii = 0;
+    for lit in literals {
+        let bytes = lit.as_bytes();
+        if !bytes.is_ascii() {
+            continue;
+        }
+        ascii += 1;
+        let starts = rule
+            .keywords
+            .iter()
+            .any(|k| bytes.len() >= k.len() && bytes[..k.len()].eq_ignore_ascii_case(k.as_bytes()));
+        if !starts {
+            return false;
+        }
+    }
+    ascii > 0
 }
 
 struct Candidate<'a> {

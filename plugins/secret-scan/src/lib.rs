@@ -258,6 +258,8 @@ pub fn settings(c: &Config, granted: &[PathBuf]) -> Result<Settings, String> {
         } else {
             c.redact.unwrap_or(DEFAULT_REDACT)
         },
+        cache: c.incremental.unwrap_or(true),
+        ignore_file: c.gitleaks_ignore.unwrap_or(true),
     })
 }
 
@@ -332,7 +334,7 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
     let rules = rules.map_err(|e| Error::msg(e.to_string()))?;
     let rule_count = rules.rules.len();
     let detector = Detector::new(rules).ignore_allow_marker(c.ignore_allow_marker);
-    let incremental = c.incremental.unwrap_or(true);
+    let incremental = settings.cache;
     let key = cache_key(&rules_text, &settings, c.ignore_allow_marker);
     let previous: Option<Cache> = if incremental {
         ctx.state().get(CACHE_KEY).ok().flatten()
@@ -499,10 +501,7 @@ fn report(
                 } else {
                     Severity::High
                 },
-                format!(
-                    "{} secret: {what} at {location}",
-                    if known { "known" } else { "new" }
-                ),
+                format!("{} secret: {what}", if known { "known" } else { "new" }),
             )
             .location(location.clone())
             .attribute("file", &f.file)

@@ -18,7 +18,8 @@
 
 use std::sync::OnceLock;
 
-use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
 
 /// A pattern as written in the config, with its Rust translation.
 pub struct Pattern {
@@ -90,13 +91,12 @@ impl Pattern {
     /// The compiled regex (compiled on first use).
     pub fn regex(&self) -> &Regex {
         self.compiled.get_or_init(|| {
-            RegexBuilder::new(&self.translated)
-                .size_limit(SIZE_LIMIT)
-                .build()
+            build(&self.translated)
                 // The parse in `new` accepted it; only the size limit can
-                // fail here, and a pattern that cannot compile must not
-                // match anything.
-                .unwrap_or_else(|_| Regex::new(r"[^\x00-\x{10FFFF}]").expect("empty class"))
+                // fail here (`Config::compile_all` reports it when the
+                // config is validated), and a pattern that cannot compile
+                // must not match anything.
+                .unwrap_or_else(|_| Regex::new_many::<&str>(&[]).expect("empty regex"))
         })
     }
 
@@ -105,17 +105,36 @@ impl Pattern {
         if let Some(re) = self.compiled.get() {
             return Ok(re);
         }
-        let re = RegexBuilder::new(&self.translated)
-            .size_limit(SIZE_LIMIT)
-            .build()
+        let re = build(&self.translated)
             .map_err(|e| format!("regex {:?} does not compile: {e}", self.source))?;
         Ok(self.compiled.get_or_init(|| re))
+    }
+
+    /// The translated pattern's syntax tree.
+    pub fn hir(&self) -> regex_syntax::hir::Hir {
+        regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(&self.translated)
+            .expect("parsed in Pattern::new")
     }
 
     /// Whether the pattern matches anywhere in `text`.
     pub fn is_match(&self, text: &[u8]) -> bool {
         self.regex().is_match(text)
     }
+}
+
+/// Compiles a translated pattern the way `regex::bytes::Regex` would.
+fn build(translated: &str) -> Result<Regex, meta::BuildError> {
+    meta::Builder::new()
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(SIZE_LIMIT))
+                .utf8_empty(false),
+        )
+        .syntax(syntax::Config::new().utf8(false))
+        .build(translated)
 }
 
 /// Joins patterns as gitleaks does for allowlists: `(?:a)|(?:b)`.
@@ -339,7 +358,7 @@ mod tests {
             .unwrap()
             .regex()
             .find(text.as_bytes())
-            .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
+            .map(|m| text[m.range()].to_string())
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct Settings {
     pub exclude: Vec<Pattern>,
     /// Percent of each secret hidden (gitleaks' `--redact`); 0 shows it.
     pub redact: u8,
+    /// Build the cache for the next scan (incremental scans).
+    pub cache: bool,
+    /// Honour `.gitleaksignore` in each root.
+    pub ignore_file: bool,
 }
 
 /// A finding as reported: the secret redacted.
@@ -187,6 +191,8 @@ struct Walker<'a> {
     next: Cache,
     stats: Stats,
     found: Vec<Found>,
+    /// One read buffer for every file.
+    buf: Vec<u8>,
 }
 
 /// Scans `settings.roots`; `previous` (when its key is `cache_key`) spares
@@ -208,6 +214,7 @@ pub fn scan(
         },
         stats: Stats::default(),
         found: Vec::new(),
+        buf: Vec::new(),
     };
     for root in &settings.roots {
         match std::fs::symlink_metadata(root) {
@@ -222,7 +229,11 @@ pub fn scan(
             Err(e) => w.stats.errors.push(format!("{}: {e}", root.display())),
         }
     }
-    let ignored = ignore_entries(&settings.roots);
+    let ignored = if settings.ignore_file {
+        ignore_entries(&settings.roots)
+    } else {
+        BTreeSet::new()
+    };
     let Walker {
         mut found,
         stats,
@@ -359,14 +370,18 @@ impl Walker<'_> {
             Some(f) => Ok(f),
             None => std::fs::File::open(path),
         };
-        let data = match opened.and_then(|f| read_all(f, meta.len())) {
-            Ok(d) => d,
-            Err(e) => {
-                self.stats.errors.push(format!("{}: {e}", path.display()));
-                return;
-            }
-        };
+        let mut data = std::mem::take(&mut self.buf);
+        if let Err(e) = opened.and_then(|f| read_all(f, meta.len(), &mut data)) {
+            self.stats.errors.push(format!("{}: {e}", path.display()));
+            self.buf = data;
+            return;
+        }
         self.stats.timings.read += t0.elapsed();
+        self.scan_data(&host, rel, mtime_ns, &data);
+        self.buf = data;
+    }
+
+    fn scan_data(&mut self, host: &str, rel: &str, mtime_ns: u128, data: &[u8]) {
         if data[..data.len().min(BINARY_PROBE)].contains(&0) {
             self.stats.binary += 1;
             return;
@@ -375,13 +390,17 @@ impl Walker<'_> {
         self.stats.bytes += data.len() as u64;
         let found: Vec<Found> = self
             .detector
-            .detect_timed(rel, &data, &mut self.stats.timings)
+            .detect_timed(rel, data, &mut self.stats.timings)
             .into_iter()
-            .map(|h| Found::from_hit(h, &host, rel, self.settings.redact))
+            .map(|h| Found::from_hit(h, host, rel, self.settings.redact))
             .collect();
+        if !self.settings.cache {
+            self.found.extend(found);
+            return;
+        }
         self.found.extend(found.iter().cloned());
         self.next.files.insert(
-            host,
+            host.to_string(),
             CachedFile {
                 size: data.len() as u64,
                 mtime_ns,
@@ -394,9 +413,10 @@ impl Walker<'_> {
 /// Reads an open file of about `size` bytes with as few calls as
 /// possible (each crosses the sandbox boundary): normally one read that
 /// fills the buffer and one that sees the end.
-fn read_all(mut f: std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
+fn read_all(mut f: std::fs::File, size: u64, data: &mut Vec<u8>) -> std::io::Result<()> {
     use std::io::Read;
-    let mut data = vec![0u8; size as usize + 1];
+    data.clear();
+    data.resize(size as usize + 1, 0);
     let mut filled = 0;
     loop {
         match f.read(&mut data[filled..]) {
@@ -405,8 +425,8 @@ fn read_all(mut f: std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
                 filled += n;
                 if filled == data.len() {
                     // It grew since the stat: read the rest the usual way.
-                    f.read_to_end(&mut data)?;
-                    return Ok(data);
+                    f.read_to_end(data)?;
+                    return Ok(());
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -414,7 +434,7 @@ fn read_all(mut f: std::fs::File, size: u64) -> std::io::Result<Vec<u8>> {
         }
     }
     data.truncate(filled);
-    Ok(data)
+    Ok(())
 }
 
 fn rel_path(root: &Path, path: &Path) -> String {

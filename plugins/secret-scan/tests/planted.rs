@@ -38,6 +38,8 @@ fn planted_corpus_recall_and_false_positives() {
         follow_symlinks: false,
         exclude: Vec::new(),
         redact: 100,
+        cache: false,
+        ignore_file: true,
     };
     let (found, stats, _) = scan::scan(&d, &settings, None, "k");
     assert_eq!(stats.scanned as usize, c.files);
@@ -72,4 +74,15 @@ fn planted_corpus_recall_and_false_positives() {
     assert!(extra.is_empty(), "false positives: {extra:#?}");
     // Secrets never in clear with full redaction.
     assert!(found.iter().all(|f| f.secret == "REDACTED"));
+
+    // Searching only at keyword occurrences finds exactly what scanning
+    // every file with every active rule finds.
+    assert!(
+        d.anchored_rules().contains(&"generic-api-key"),
+        "{:?}",
+        d.anchored_rules()
+    );
+    let plain = Detector::new(secret_scan::default_rules()).without_anchoring();
+    let (unanchored, _, _) = scan::scan(&plain, &settings, None, "k");
+    assert_eq!(found, unanchored);
 }

@@ -74,6 +74,27 @@ fn every_shipped_rule_has_examples_that_hold() {
 }
 
 #[test]
+fn anchored_search_equals_a_full_scan() {
+    // Keyword occurrences overlapping, adjacent, nested, in other cases,
+    // and matches that start at one occurrence and swallow the next.
+    let d = detector(
+        "[[rules]]\nid = 'kv'\nregex = '''(?i)(?:key|keys|api_key|token)[\\w.-]{0,20}\\s*=\\s*([a-z0-9]{6,})'''\nkeywords = ['key', 'keys', 'api_key', 'token']\n",
+    );
+    assert_eq!(d.anchored_rules(), ["kv"]);
+    let text = b"api_key=abc123 KEYS = zz9988 tokenkey=q1w2e3r4 key key=x keytoken = 1234567 Api_Key_token=aa11bb22\nkey=\n5555555";
+    let plain = detector(
+        "[[rules]]\nid = 'kv'\nregex = '''(?i)(?:key|keys|api_key|token)[\\w.-]{0,20}\\s*=\\s*([a-z0-9]{6,})'''\nkeywords = ['key', 'keys', 'api_key', 'token']\n",
+    )
+    .without_anchoring();
+    let a = d.detect("f", text);
+    assert_eq!(a, plain.detect("f", text));
+    assert_eq!(a.len(), 6, "{a:#?}");
+    // A regex that may start elsewhere is not anchored.
+    let d = detector("[[rules]]\nid = 'x'\nregex = '''[a-z]+key'''\nkeywords = ['key']\n");
+    assert!(d.anchored_rules().is_empty());
+}
+
+#[test]
 fn keyword_prefilter_is_ascii_case_insensitive() {
     let d = detector("[[rules]]\nid = 'r'\nregex = 'v[0-9]+'\nkeywords = ['SeCrEt']\n");
     assert!(d.detect("f", b"x = v12").is_empty(), "no keyword, no scan");
@@ -196,6 +217,8 @@ fn settings(root: &Path) -> Settings {
         follow_symlinks: false,
         exclude: Vec::new(),
         redact: 75,
+        cache: true,
+        ignore_file: true,
     }
 }
 
@@ -267,6 +290,10 @@ fn gitleaksignore_takes_both_path_forms() {
     let (found, _, _) = scan::scan(&gh_detector(), &settings(root), None, "k");
     let files: Vec<&str> = found.iter().map(|f| f.rel.as_str()).collect();
     assert_eq!(files, ["a/three.txt"], "wrong line does not ignore");
+    let mut off = settings(root);
+    off.ignore_file = false;
+    let (found, _, _) = scan::scan(&gh_detector(), &off, None, "k");
+    assert_eq!(found.len(), 3, "gitleaks_ignore = false");
 }
 
 #[test]
