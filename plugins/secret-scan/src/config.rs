@@ -395,7 +395,7 @@ impl Loader {
         })?;
         let raw: RawConfig = lowercase_keys(value)
             .try_into()
-            .map_err(|e: toml::de::Error| err(format!("{}", e.message())))?;
+            .map_err(|e: toml::de::Error| err(e.message().to_string()))?;
 
         let mut rules: Vec<Rule> = Vec::new();
         for (i, vr) in raw.rules.into_iter().enumerate() {

@@ -126,7 +126,7 @@ impl Pattern {
 }
 
 /// Compiles a translated pattern the way `regex::bytes::Regex` would.
-fn build(translated: &str) -> Result<Regex, meta::BuildError> {
+fn build(translated: &str) -> Result<Regex, String> {
     meta::Builder::new()
         .configure(
             meta::Config::new()
@@ -135,6 +135,7 @@ fn build(translated: &str) -> Result<Regex, meta::BuildError> {
         )
         .syntax(syntax::Config::new().utf8(false))
         .build(translated)
+        .map_err(|e| e.to_string())
 }
 
 /// Joins patterns as gitleaks does for allowlists: `(?:a)|(?:b)`.

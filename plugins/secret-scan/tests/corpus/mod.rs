@@ -277,7 +277,7 @@ fn filler(ext: &str, keyword_percent: usize, r: &mut Rng) -> String {
     let n = r.below(1000);
     let line = if r.below(100) < keyword_percent {
         let templates: [String; 12] = [
-            format!("    token = request.headers.get(\"Authorization\")"),
+            "    token = request.headers.get(\"Authorization\")".to_string(),
             format!("    if not is_valid_{a}({b}, key=lambda k: k.{a}_id):"),
             format!("def refresh_{a}_token(self, {b}):"),
             format!("    let key = {a}_map.get(&{b}_id).cloned();"),
@@ -354,14 +354,14 @@ pub fn generate(
     while bytes < target_bytes {
         let (ext, comment) = TYPES[files % TYPES.len()];
         let sub = dir.join(format!("pkg{:03}", files / 200));
-        if files % 200 == 0 {
+        if files.is_multiple_of(200) {
             std::fs::create_dir_all(&sub).expect("mkdir");
         }
         let path = sub.join(format!("{}_{files}.{ext}", WORDS[files % WORDS.len()]));
         let mut lines: Vec<String> = Vec::new();
         let mut size = 0;
         let mut line_no = 1;
-        let plant_at = if files % 3 == 0 {
+        let plant_at = if files.is_multiple_of(3) {
             Some(r.below(40) + 5)
         } else {
             None
