@@ -526,7 +526,12 @@ async fn outputs(
     q: Result<Query<OutputsQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
-    ok(json!({ "outputs": agent.store.outputs(q.check.as_deref())? }))
+    let mut outputs = agent.store.outputs(q.check.as_deref())?;
+    // Shown redacted, like every output (see `report::Output`).
+    for o in &mut outputs {
+        o.value = crate::redact::url(&o.value);
+    }
+    ok(json!({ "outputs": outputs }))
 }
 
 #[cfg(test)]

@@ -104,12 +104,28 @@ pub struct Finding {
 }
 
 /// A published value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Serialized (API responses, run history, `--format json`) with the value
+/// redacted like a URL (user info and query values masked): an output such
+/// as an RPC URL may carry an API key. The clear value goes only to the
+/// check's `outputs_file` and the store's `outputs` table it is rendered
+/// from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Output {
     /// Key.
     pub key: String,
     /// Value.
     pub value: String,
+}
+
+impl Serialize for Output {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Output", 2)?;
+        st.serialize_field("key", &self.key)?;
+        st.serialize_field("value", &crate::redact::url(&self.value))?;
+        st.end()
+    }
 }
 
 /// A report as returned by a plugin and accepted by the agent.

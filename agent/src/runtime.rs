@@ -659,7 +659,15 @@ fn finish(mut outcome: RunOutcome, result: Result<Report, String>, t0: Instant) 
             outcome.status = report.status;
             outcome.summary = crate::redact::words(&report.summary);
             outcome.metrics = report.metrics;
-            outcome.findings = report.findings;
+            // Messages are free text: the same masking as summaries.
+            outcome.findings = report
+                .findings
+                .into_iter()
+                .map(|mut f| {
+                    f.message = crate::redact::words(&f.message);
+                    f
+                })
+                .collect();
             outcome.outputs = report.outputs;
         }
         Err(reason) => {

@@ -100,7 +100,8 @@ pub fn respond(node: &mut Node, body: &[u8]) -> (u16, Vec<(String, String)>, Vec
         return (
             429,
             vec![("retry-after".into(), secs.to_string())],
-            br#"{"jsonrpc":"2.0","error":{"code":429,"message":"Too many requests"},"id":null}"#.to_vec(),
+            br#"{"jsonrpc":"2.0","error":{"code":429,"message":"Too many requests"},"id":null}"#
+                .to_vec(),
         );
     }
     let answer = match &req {
@@ -215,12 +216,14 @@ pub fn serve(nodes: Arc<Mutex<Vec<Node>>>, index: usize) -> u16 {
             std::thread::spawn(move || {
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
                 let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-                loop {
+                // One request per connection (`connection: close`).
+                {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 {
                         return;
                     }
                     let mut len = 0usize;
+                    let mut chunked = false;
                     loop {
                         let mut h = String::new();
                         if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -229,15 +232,42 @@ pub fn serve(nodes: Arc<Mutex<Vec<Node>>>, index: usize) -> u16 {
                         if h == "\r\n" {
                             break;
                         }
-                        if let Some((k, v)) = h.split_once(':')
-                            && k.eq_ignore_ascii_case("content-length")
-                        {
-                            len = v.trim().parse().unwrap_or(0);
+                        if let Some((k, v)) = h.split_once(':') {
+                            let (k, v) =
+                                (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase());
+                            if k == "content-length" {
+                                len = v.parse().unwrap_or(0);
+                            } else if k == "transfer-encoding" && v.contains("chunked") {
+                                chunked = true;
+                            }
                         }
                     }
-                    let mut body = vec![0; len];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
+                    let mut body = Vec::new();
+                    if chunked {
+                        loop {
+                            let mut size = String::new();
+                            if reader.read_line(&mut size).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let n = usize::from_str_radix(
+                                size.trim().split(';').next().unwrap_or(""),
+                                16,
+                            )
+                            .unwrap_or(0);
+                            let mut chunk = vec![0; n + 2];
+                            if reader.read_exact(&mut chunk).is_err() {
+                                return;
+                            }
+                            if n == 0 {
+                                break;
+                            }
+                            body.extend_from_slice(&chunk[..n]);
+                        }
+                    } else {
+                        body = vec![0; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
                     }
                     let (down, delay) = {
                         let n = nodes.lock().expect("nodes");
@@ -252,17 +282,20 @@ pub fn serve(nodes: Arc<Mutex<Vec<Node>>>, index: usize) -> u16 {
                         respond(&mut n[index], &body)
                     };
                     let mut head = format!(
-                        "HTTP/1.1 {status} {}\r\ncontent-length: {}\r\n",
-                        if status == 200 { "OK" } else { "Too Many Requests" },
+                        "HTTP/1.1 {status} {}\r\ncontent-length: {}\r\nconnection: close\r\n",
+                        if status == 200 {
+                            "OK"
+                        } else {
+                            "Too Many Requests"
+                        },
                         out.len()
                     );
                     for (k, v) in headers {
                         head.push_str(&format!("{k}: {v}\r\n"));
                     }
                     head.push_str("\r\n");
-                    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&out).is_err() {
-                        return;
-                    }
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&out);
                 }
             });
         }

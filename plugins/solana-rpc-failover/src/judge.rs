@@ -91,7 +91,13 @@ pub struct Decision {
 }
 
 /// Judges the probes and updates `h`.
-pub fn judge(cfg: &Config, s: &Settings, probes: &[Probe], h: &mut History, now_ms: u64) -> Decision {
+pub fn judge(
+    cfg: &Config,
+    s: &Settings,
+    probes: &[Probe],
+    h: &mut History,
+    now_ms: u64,
+) -> Decision {
     // Remember genesis checks, errors and throttling.
     for (e, p) in cfg.endpoints.iter().zip(probes) {
         let eh = h.endpoints.entry(e.name.clone()).or_default();
@@ -167,15 +173,27 @@ pub fn judge(cfg: &Config, s: &Settings, probes: &[Probe], h: &mut History, now_
         if let Some(until) = p.cooling_until {
             no(
                 "cooldown",
-                format!("throttled; cooling down for {} s more", (until - now_ms).div_ceil(1000)),
+                format!(
+                    "throttled; cooling down for {} s more",
+                    (until - now_ms).div_ceil(1000)
+                ),
             );
         } else if let Some(wait) = p.throttled {
             no(
                 "throttled",
-                format!("throttled (HTTP 429 or rate limit); resting {} s", wait.as_secs()),
+                format!(
+                    "throttled (HTTP 429 or rate limit); resting {} s",
+                    wait.as_secs()
+                ),
             );
         } else if p.unreachable() {
-            no("unreachable", format!("no answer: {}", p.errors.first().cloned().unwrap_or_default()));
+            no(
+                "unreachable",
+                format!(
+                    "no answer: {}",
+                    p.errors.first().cloned().unwrap_or_default()
+                ),
+            );
         } else {
             if s.genesis.is_some() && !trusted_chain(e) {
                 no(
@@ -219,7 +237,10 @@ pub fn judge(cfg: &Config, s: &Settings, probes: &[Probe], h: &mut History, now_
             {
                 no(
                     "slot_ahead",
-                    format!("slot {gap} ahead of every other endpoint (more than {}); not trusted", s.leader_gap),
+                    format!(
+                        "slot {gap} ahead of every other endpoint (more than {}); not trusted",
+                        s.leader_gap
+                    ),
                 );
             }
             if let Some(l) = p.latency
@@ -227,7 +248,11 @@ pub fn judge(cfg: &Config, s: &Settings, probes: &[Probe], h: &mut History, now_
             {
                 no(
                     "slow",
-                    format!("{} ms, over {} ms", l.as_millis(), s.max_latency.as_millis()),
+                    format!(
+                        "{} ms, over {} ms",
+                        l.as_millis(),
+                        s.max_latency.as_millis()
+                    ),
                 );
             }
             if v.error_rate > s.max_error_rate {
@@ -293,7 +318,9 @@ pub fn judge(cfg: &Config, s: &Settings, probes: &[Probe], h: &mut History, now_
                         .iter()
                         .copied()
                         .filter(|&i| cfg.endpoints[i].role == Role::Primary)
-                        .filter(|&i| h.endpoints[&cfg.endpoints[i].name].eligible_streak >= s.failback_runs)
+                        .filter(|&i| {
+                            h.endpoints[&cfg.endpoints[i].name].eligible_streak >= s.failback_runs
+                        })
                         .min_by_key(rank)
                 })
                 .flatten();
@@ -305,7 +332,11 @@ pub fn judge(cfg: &Config, s: &Settings, probes: &[Probe], h: &mut History, now_
                 // Never from a primary to a backup for speed alone.
                 let clearly = i != c
                     && !(cur.role == Role::Primary && cfg.endpoints[i].role == Role::Backup)
-                    && verdicts[i].lag.unwrap_or(u64::MAX).saturating_add(s.better_slots) < cur_lag;
+                    && verdicts[i]
+                        .lag
+                        .unwrap_or(u64::MAX)
+                        .saturating_add(s.better_slots)
+                        < cur_lag;
                 let eh = h.endpoints.get_mut(name).expect("entry");
                 eh.better_streak = if clearly { eh.better_streak + 1 } else { 0 };
                 if clearly && eh.better_streak >= s.better_runs && better.is_none() {

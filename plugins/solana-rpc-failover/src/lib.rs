@@ -19,7 +19,10 @@ pub use probe::{Health, MethodResult, Probe};
 
 /// Genesis hashes of the public clusters.
 pub const CLUSTERS: &[(&str, &str)] = &[
-    ("mainnet-beta", "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d"),
+    (
+        "mainnet-beta",
+        "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d",
+    ),
     ("devnet", "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG"),
     ("testnet", "4uhcVJyU9pJkvQyS88uRDiswHXSCkY3zQawwpjk2NsNY"),
 ];
@@ -130,7 +133,9 @@ pub struct Settings {
 /// Parses `500ms`, `5s`, `2m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
     let n: f64 = n
         .parse()
@@ -211,7 +216,8 @@ impl Config {
             }
         }
         let dur = |field: &str, v: &Option<String>, default: &str| {
-            parse_duration(v.as_deref().unwrap_or(default)).map_err(|e| format!("config.{field}: {e}"))
+            parse_duration(v.as_deref().unwrap_or(default))
+                .map_err(|e| format!("config.{field}: {e}"))
         };
         let rate = self.max_error_rate.unwrap_or(0.5);
         if !(0.0..=1.0).contains(&rate) {
@@ -298,7 +304,9 @@ impl Plugin for SolanaRpcFailover {
 
     fn info() -> PluginInfo {
         PluginInfo::new("solana-rpc-failover", env!("CARGO_PKG_VERSION"))
-            .description("Probes Solana RPC endpoints and publishes the healthiest as SOLANA_RPC_URL")
+            .description(
+                "Probes Solana RPC endpoints and publishes the healthiest as SOLANA_RPC_URL",
+            )
             .default_schedule("@every 30s")
             .capability(Capability::Http)
             .capability(Capability::Environment)
@@ -330,18 +338,25 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
         urls.insert(e.name.clone(), url);
     }
     let probes = probe::probe_all(ctx.http(), &cfg, &settings, &urls, &history, now_ms);
-    let decision = judge(&cfg, &settings, &probes, &mut history, now_ms);
+    let mut decision = judge(&cfg, &settings, &probes, &mut history, now_ms);
+    // Error texts quote the URLs they failed on; show them as templates.
+    for v in &mut decision.verdicts {
+        for reason in &mut v.reasons {
+            for e in &cfg.endpoints {
+                *reason = reason.replace(&urls[&e.name], &redact(&e.url));
+            }
+        }
+    }
     ctx.state().set(HISTORY_KEY, &history)?;
     Ok(report(&cfg, &decision, &probes, &urls))
 }
 
-fn report(
-    cfg: &Config,
-    d: &Decision,
-    probes: &[Probe],
-    urls: &BTreeMap<String, String>,
-) -> Report {
-    let ineligible: Vec<&judge::Verdict> = d.verdicts.iter().filter(|v| !v.reasons.is_empty()).collect();
+fn report(cfg: &Config, d: &Decision, probes: &[Probe], urls: &BTreeMap<String, String>) -> Report {
+    let ineligible: Vec<&judge::Verdict> = d
+        .verdicts
+        .iter()
+        .filter(|v| !v.reasons.is_empty())
+        .collect();
     let status = match &d.choice {
         None => Status::Critical,
         Some(_) if d.eligible_count == 0 => Status::Critical,
@@ -378,7 +393,10 @@ fn report(
     if let Some(tip) = d.tip {
         r = r.metric(Metric::new("solana_rpc_tip_slot", tip as f64));
     }
-    r = r.metric(Metric::new("solana_rpc_eligible_endpoints", d.eligible_count as f64));
+    r = r.metric(Metric::new(
+        "solana_rpc_eligible_endpoints",
+        d.eligible_count as f64,
+    ));
     for v in &d.verdicts {
         let p = probes.iter().find(|p| p.name == v.name);
         let m = |name: &str, value: f64| Metric::new(name, value).label("endpoint", v.name.clone());
@@ -392,7 +410,10 @@ fn report(
             r = r.metric(m("solana_rpc_latency_seconds", l.as_secs_f64()).unit("seconds"));
         }
         r = r
-            .metric(m("solana_rpc_eligible", if v.reasons.is_empty() { 1.0 } else { 0.0 }))
+            .metric(m(
+                "solana_rpc_eligible",
+                if v.reasons.is_empty() { 1.0 } else { 0.0 },
+            ))
             .metric(m("solana_rpc_error_rate", v.error_rate));
         for (class, reason) in v.classes.iter().zip(&v.reasons) {
             r = r.finding(

@@ -132,8 +132,16 @@ pub fn probe_all(
             asked.push((i, what));
         };
         ask(Ask::Health, "getHealth", json!([]));
-        ask(Ask::SlotProcessed, "getSlot", json!([{"commitment": "processed"}]));
-        ask(Ask::SlotFinalized, "getSlot", json!([{"commitment": "finalized"}]));
+        ask(
+            Ask::SlotProcessed,
+            "getSlot",
+            json!([{"commitment": "processed"}]),
+        );
+        ask(
+            Ask::SlotFinalized,
+            "getSlot",
+            json!([{"commitment": "finalized"}]),
+        );
         ask(Ask::Version, "getVersion", json!([]));
         let genesis_known = h.is_some_and(|h| h.genesis_url.as_deref() == Some(e.url.as_str()));
         if s.genesis.is_some() && !genesis_known {
@@ -294,9 +302,7 @@ fn record(p: &mut Probe, what: Ask, r: Result<Value, JsonRpcError>, s: &Settings
                 Some(acc) => acc
                     .pointer("/data/parsed/info")
                     .map(|_| ())
-                    .ok_or_else(|| {
-                        JsonRpcError::Decode("account data not jsonParsed".into())
-                    }),
+                    .ok_or_else(|| JsonRpcError::Decode("account data not jsonParsed".into())),
             });
             method_outcome(p, "getAccountInfo", outcome, s);
         }

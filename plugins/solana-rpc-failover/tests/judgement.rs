@@ -67,7 +67,8 @@ impl Harness {
         for (k, v) in extra.as_object().unwrap() {
             cfg[k] = v.clone();
         }
-        let config = warden_plugin_sdk::parse_config::<SolanaRpcFailover>(&cfg.to_string()).unwrap();
+        let config =
+            warden_plugin_sdk::parse_config::<SolanaRpcFailover>(&cfg.to_string()).unwrap();
         SolanaRpcFailover::validate(&config).unwrap();
         Harness {
             nodes: Arc::new(Mutex::new(nodes)),
@@ -102,7 +103,10 @@ impl Harness {
 }
 
 fn output(r: &Report, key: &str) -> Option<String> {
-    r.outputs.iter().find(|o| o.key == key).map(|o| o.value.clone())
+    r.outputs
+        .iter()
+        .find(|o| o.key == key)
+        .map(|o| o.value.clone())
 }
 
 fn chosen(r: &Report) -> String {
@@ -148,7 +152,11 @@ fn lagging_primary_fails_over_and_back_only_after_failback_runs() {
     let r = h.run();
     assert_eq!(chosen(&r), "n1", "{}", r.summary);
     assert_eq!(r.status, Status::Warning);
-    assert!(rules(&r).contains(&"n0:lagging".to_string()), "{:?}", rules(&r));
+    assert!(
+        rules(&r).contains(&"n0:lagging".to_string()),
+        "{:?}",
+        rules(&r)
+    );
     // It catches up; the backup stays until the primary has been eligible
     // for three runs in a row.
     h.node(0)[0].slot += 500;
@@ -162,7 +170,11 @@ fn lagging_primary_fails_over_and_back_only_after_failback_runs() {
 #[test]
 fn health_errors_with_and_without_slots_behind() {
     let mut h = Harness::new(
-        vec![Node::healthy(1000), Node::healthy(1000), Node::healthy(1000)],
+        vec![
+            Node::healthy(1000),
+            Node::healthy(1000),
+            Node::healthy(1000),
+        ],
         &["primary", "backup", "backup"],
         serde_json::json!({}),
     );
@@ -171,7 +183,10 @@ fn health_errors_with_and_without_slots_behind() {
     let r = h.run();
     assert_eq!(chosen(&r), "n2");
     let f = rules(&r);
-    assert!(f.contains(&"n0:behind".into()) && f.contains(&"n1:unhealthy".into()), "{f:?}");
+    assert!(
+        f.contains(&"n0:behind".into()) && f.contains(&"n1:unhealthy".into()),
+        "{f:?}"
+    );
     assert!(r.summary.contains("42 slots behind"), "{}", r.summary);
 }
 
@@ -185,7 +200,11 @@ fn throttling_cools_down_and_honours_retry_after() {
     h.node(0)[0].throttle = Some(90);
     let r = h.run();
     assert_eq!(chosen(&r), "n1");
-    assert!(rules(&r).contains(&"n0:throttled".into()), "{:?}", rules(&r));
+    assert!(
+        rules(&r).contains(&"n0:throttled".into()),
+        "{:?}",
+        rules(&r)
+    );
     h.node(0)[0].throttle = None;
     let before = h.node(0)[0].calls("getHealth");
     // 30 s and 60 s later: still cooling down, not even asked.
@@ -193,7 +212,11 @@ fn throttling_cools_down_and_honours_retry_after() {
         let r = h.run();
         assert!(rules(&r).contains(&"n0:cooldown".into()), "{:?}", rules(&r));
     }
-    assert_eq!(h.node(0)[0].calls("getHealth"), before, "asked during its cooldown");
+    assert_eq!(
+        h.node(0)[0].calls("getHealth"),
+        before,
+        "asked during its cooldown"
+    );
     // 90 s later it is asked again, eligible, and failed back to.
     let r = h.run();
     assert_eq!(chosen(&r), "n0", "{}", r.summary);
@@ -221,7 +244,11 @@ fn wrong_genesis_is_ineligible_and_checked_once() {
 #[test]
 fn unsupported_methods_and_parsing() {
     let mut h = Harness::new(
-        vec![Node::healthy(1000), Node::healthy(1000), Node::healthy(1000)],
+        vec![
+            Node::healthy(1000),
+            Node::healthy(1000),
+            Node::healthy(1000),
+        ],
         &["primary", "backup", "backup"],
         serde_json::json!({}),
     );
@@ -232,7 +259,11 @@ fn unsupported_methods_and_parsing() {
     let f = rules(&r);
     assert!(f.contains(&"n0:unsupported_method".into()), "{f:?}");
     assert!(f.contains(&"n1:method_failed".into()), "{f:?}");
-    assert!(r.summary.contains("getBlockTime unsupported"), "{}", r.summary);
+    assert!(
+        r.summary.contains("getBlockTime unsupported"),
+        "{}",
+        r.summary
+    );
 }
 
 #[test]
@@ -251,16 +282,28 @@ fn slow_endpoints_are_ineligible() {
 #[test]
 fn a_lying_leader_does_not_set_the_tip() {
     let mut h = Harness::new(
-        vec![Node::healthy(1000), Node::healthy(1000), Node::healthy(1010)],
+        vec![
+            Node::healthy(1000),
+            Node::healthy(1000),
+            Node::healthy(1010),
+        ],
         &["primary", "backup", "backup"],
         serde_json::json!({"leader_gap": 150}),
     );
     h.node(2)[2].slot = 1_000_000;
     let r = h.run();
     assert_eq!(chosen(&r), "n0");
-    assert!(rules(&r).contains(&"n2:slot_ahead".into()), "{:?}", rules(&r));
+    assert!(
+        rules(&r).contains(&"n2:slot_ahead".into()),
+        "{:?}",
+        rules(&r)
+    );
     assert_eq!(metric(&r, "solana_rpc_slot_lag", "n0"), Some(0.0));
-    assert!(!rules(&r).iter().any(|f| f.ends_with(":lagging")), "{:?}", rules(&r));
+    assert!(
+        !rules(&r).iter().any(|f| f.ends_with(":lagging")),
+        "{:?}",
+        rules(&r)
+    );
 }
 
 #[test]
@@ -273,7 +316,11 @@ fn a_flapping_primary_does_not_make_the_choice_flap() {
     let mut choices = Vec::new();
     for run in 0..12 {
         // Healthy on even runs, unhealthy on odd ones.
-        h.node(0)[0].health = if run % 2 == 0 { SimHealth::Ok } else { SimHealth::Unhealthy };
+        h.node(0)[0].health = if run % 2 == 0 {
+            SimHealth::Ok
+        } else {
+            SimHealth::Unhealthy
+        };
         choices.push(chosen(&h.run()));
     }
     let switches = choices.windows(2).filter(|w| w[0] != w[1]).count();
@@ -357,9 +404,19 @@ fn config_errors_name_the_field() {
     };
     let ep = serde_json::json!([{"name": "a", "url": "http://x/"}]);
     assert!(bad(serde_json::json!({"endpoints": []})).contains("config.endpoints"));
-    assert!(bad(serde_json::json!({"endpoints": ep, "cluster": "moonnet"})).contains("config.cluster"));
-    assert!(bad(serde_json::json!({"endpoints": ep, "required_methods": ["getAccountInfo"]})).contains("token_account"));
-    assert!(bad(serde_json::json!({"endpoints": ep, "cooldown": "soon"})).contains("config.cooldown"));
-    assert!(bad(serde_json::json!({"endpoints": [{"name": "a", "url": "ftp://x"}]})).contains("config.endpoints[0].url"));
+    assert!(
+        bad(serde_json::json!({"endpoints": ep, "cluster": "moonnet"})).contains("config.cluster")
+    );
+    assert!(
+        bad(serde_json::json!({"endpoints": ep, "required_methods": ["getAccountInfo"]}))
+            .contains("token_account")
+    );
+    assert!(
+        bad(serde_json::json!({"endpoints": ep, "cooldown": "soon"})).contains("config.cooldown")
+    );
+    assert!(
+        bad(serde_json::json!({"endpoints": [{"name": "a", "url": "ftp://x"}]}))
+            .contains("config.endpoints[0].url")
+    );
     assert!(bad(serde_json::json!({"endpoints": ep, "cluster": "devnet", "genesis_hash": solana_sim::MAINNET})).contains("config.genesis_hash"));
 }
