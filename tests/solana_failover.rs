@@ -140,3 +140,24 @@ config = {{ endpoints = [{endpoints}], cluster = "mainnet-beta", token_account =
     agent.terminate();
     assert!(!log.contains(KEY), "API key in the log");
 }
+
+#[test]
+fn the_example_config_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = format!("{}/../examples/solana-rpc.toml", env!("CARGO_MANIFEST_DIR"));
+    let r = common::warden(dir.path(), &["validate", "-c", &path], &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // A broken endpoint is named.
+    let bad = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("role = \"primary\"", "role = \"leader\"");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, bad).unwrap();
+    let r = common::warden(dir.path(), &["validate", "-c", file.to_str().unwrap()], &[]);
+    assert_ne!(r.code, 0);
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(
+        all.contains("solana-rpc") && all.contains("leader"),
+        "{all}"
+    );
+}
