@@ -409,6 +409,13 @@ fn report(cfg: &Config, d: &Decision, probes: &[Probe], urls: &BTreeMap<String, 
         if let Some(l) = p.and_then(|p| p.latency) {
             r = r.metric(m("solana_rpc_latency_seconds", l.as_secs_f64()).unit("seconds"));
         }
+        for (method, l) in p.map(|p| &p.latencies).into_iter().flatten() {
+            r = r.metric(
+                m("solana_rpc_probe_latency_seconds", l.as_secs_f64())
+                    .label("method", method.clone())
+                    .unit("seconds"),
+            );
+        }
         r = r
             .metric(m(
                 "solana_rpc_eligible",

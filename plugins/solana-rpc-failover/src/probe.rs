@@ -67,6 +67,8 @@ pub struct Probe {
     pub methods: BTreeMap<String, MethodResult>,
     /// Slowest probe.
     pub latency: Option<Duration>,
+    /// Latency of each probe, by method (`getSlot(processed)`, ...).
+    pub latencies: BTreeMap<String, Duration>,
     /// Probes that failed (not throttling, not unsupported).
     pub errors: Vec<String>,
 }
@@ -84,6 +86,7 @@ impl Probe {
             version: None,
             methods: BTreeMap::new(),
             latency: None,
+            latencies: BTreeMap::new(),
             errors: Vec::new(),
         }
     }
@@ -170,6 +173,7 @@ pub fn probe_all(
         let result: Result<Value, JsonRpcError> = match resp {
             Ok(r) => {
                 p.latency = p.latency.max(Some(r.elapsed));
+                p.latencies.insert(ask_name(what).to_string(), r.elapsed);
                 decode_response(&r)
             }
             Err(e) => Err(JsonRpcError::Http(e)),
@@ -202,6 +206,7 @@ pub fn probe_all(
             let result: Result<Value, JsonRpcError> = match resp {
                 Ok(r) => {
                     p.latency = p.latency.max(Some(r.elapsed));
+                    p.latencies.insert("getBlockTime".to_string(), r.elapsed);
                     decode_response(&r)
                 }
                 Err(e) => Err(JsonRpcError::Http(e)),

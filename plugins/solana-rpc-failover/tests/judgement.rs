@@ -137,6 +137,18 @@ fn healthy_primary_is_ok_and_published() {
     assert_eq!(output(&r, "SOLANA_RPC_URL").unwrap(), "http://node0/");
     assert_eq!(metric(&r, "solana_rpc_eligible", "n1"), Some(1.0));
     assert_eq!(metric(&r, "solana_rpc_slot_lag", "n0"), Some(0.0));
+    let probes = r
+        .metrics
+        .iter()
+        .filter(|m| {
+            m.name == "solana_rpc_probe_latency_seconds"
+                && m.labels.contains(&("endpoint".into(), "n0".into()))
+        })
+        .count();
+    assert_eq!(
+        probes, 8,
+        "a latency per probe (genesis included on the first run)"
+    );
     assert!(r.findings.is_empty());
 }
 
