@@ -49,6 +49,8 @@ pub struct Node {
     pub missing: Vec<String>,
     /// Answer everything with 429 and this `Retry-After` (seconds).
     pub throttle: Option<u64>,
+    /// Answer every call with a JSON-RPC rate-limit error (HTTP 200).
+    pub rpc_throttle: bool,
     /// Delay before answering (HTTP server only).
     pub delay: Duration,
     /// Close connections without answering.
@@ -68,6 +70,7 @@ impl Node {
             health: SimHealth::Ok,
             missing: Vec::new(),
             throttle: None,
+            rpc_throttle: false,
             delay: Duration::ZERO,
             down: false,
             no_parsing: false,
@@ -140,6 +143,9 @@ fn one(node: &Node, r: &Value) -> Value {
     };
     if node.missing.iter().any(|m| m == method) {
         return err(-32601, "Method not found", None);
+    }
+    if node.rpc_throttle {
+        return err(429, "Rate limit exceeded for this API key", None);
     }
     let context = json!({"slot": node.slot, "apiVersion": "2.1.21"});
     match method {

@@ -133,7 +133,7 @@ pub fn judge(
         .filter(|(e, p)| p.health == Health::Ok && trusted_chain(e))
         .filter_map(|(e, p)| p.slot_processed.map(|sl| (sl, e.name.as_str())))
         .collect();
-    slots.sort_by(|a, b| b.0.cmp(&a.0));
+    slots.sort_by_key(|s| std::cmp::Reverse(s.0));
     let mut distrusted: Option<(&str, u64)> = None;
     let tip = match slots.as_slice() {
         [] => None,

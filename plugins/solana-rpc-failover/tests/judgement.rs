@@ -235,6 +235,56 @@ fn throttling_cools_down_and_honours_retry_after() {
 }
 
 #[test]
+fn json_rpc_rate_limits_cool_down_for_the_configured_time() {
+    let mut h = Harness::new(
+        vec![Node::healthy(1000), Node::healthy(1000)],
+        &["primary", "backup"],
+        serde_json::json!({"cooldown": "45s", "failback_runs": 1, "min_switch_interval": "1s"}),
+    );
+    h.node(0)[0].rpc_throttle = true;
+    let r = h.run();
+    assert_eq!(chosen(&r), "n1");
+    assert!(
+        rules(&r).contains(&"n0:throttled".into()),
+        "{:?}",
+        rules(&r)
+    );
+    h.node(0)[0].rpc_throttle = false;
+    // 30 s later: still resting (45 s); 60 s later: back.
+    assert!(rules(&h.run()).contains(&"n0:cooldown".into()));
+    assert_eq!(chosen(&h.run()), "n0");
+}
+
+#[test]
+fn too_many_failed_runs_in_the_window() {
+    let mut h = Harness::new(
+        vec![Node::healthy(1000), Node::healthy(1000)],
+        &["primary", "backup"],
+        serde_json::json!({"error_window": 4, "max_error_rate": 0.4}),
+    );
+    for run in 0..3 {
+        h.node(0)[0].down = run % 2 == 0;
+        h.run();
+    }
+    // It answers now, but 2 of its last 4 runs failed (max 40%).
+    h.node(0)[0].down = false;
+    let r = h.run();
+    assert!(
+        rules(&r).contains(&"n0:error_rate".into()),
+        "{:?}",
+        rules(&r)
+    );
+    assert_eq!(metric(&r, "solana_rpc_error_rate", "n0"), Some(0.5));
+    // One more good run: 1 of 4.
+    let r = h.run();
+    assert!(
+        !rules(&r).contains(&"n0:error_rate".into()),
+        "{:?}",
+        rules(&r)
+    );
+}
+
+#[test]
 fn wrong_genesis_is_ineligible_and_checked_once() {
     let mut h = Harness::new(
         vec![Node::healthy(1000), Node::healthy(5000)],
