@@ -707,3 +707,72 @@ fn stored_findings_export_from_the_api() {
         "check_not_found"
     );
 }
+
+#[test]
+fn output_references_resolve_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "solana-rpc"
+plugin = "hostile"
+schedule = "@yearly"
+config = { mode = "outputs", value = "http://127.0.0.1:9/?api-key=s3cr3t" }
+[[check]]
+name = "consumer"
+plugin = "hostile"
+schedule = "@yearly"
+config = { mode = "outputs", value = "using ${output:solana-rpc.TEST_VALUE} now" }
+"#,
+        &[],
+    );
+    let run = |check: &str| {
+        let r = http(
+            agent.port,
+            "POST",
+            &format!("/v1/checks/{check}/run"),
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    };
+    // Not published yet: unknown, naming the output; the plugin never ran.
+    let r = run("consumer");
+    assert_eq!(r["status"], "unknown", "{r}");
+    let summary = r["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("solana-rpc.TEST_VALUE") && summary.contains("not published yet"),
+        "{summary}"
+    );
+    // Published: the consumer gets the current value, in clear.
+    run("solana-rpc");
+    let r = run("consumer");
+    assert_eq!(r["status"], "ok", "{r}");
+    let env = agent.get("/v1/outputs?check=consumer").json();
+    assert!(env.to_string().contains("TEST_VALUE"), "{env}");
+    assert!(
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("published using http://127.0.0.1:9/?api-key="),
+        "{r}"
+    );
+    // A reference to a check that does not exist is refused at load.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[check]]\nname = \"c\"\nplugin = \"hostile\"\nconfig = { value = \"${output:nope.KEY}\" }\n",
+    )
+    .unwrap();
+    let v = warden(dir.path(), &["validate", "-c", bad.to_str().unwrap()], &[]);
+    assert_ne!(v.code, 0);
+    let all = format!("{}{}", v.stdout, v.stderr);
+    assert!(
+        all.contains("config.value") && all.contains("nope.KEY") && all.contains("names no check"),
+        "{all}"
+    );
+}

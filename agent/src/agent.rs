@@ -308,7 +308,30 @@ impl Agent {
                 d.attempt,
             );
         };
-        let request = Self::request(check, d);
+        let mut request = Self::request(check, d);
+        // `${output:CHECK.KEY}`: the other check's current value, or an
+        // unknown run saying which output is missing.
+        let resolved = crate::references::resolve(&request.config, |c, k| {
+            self.store
+                .outputs(Some(c))
+                .ok()?
+                .into_iter()
+                .find(|o| o.key == k)
+                .map(|o| o.value)
+        });
+        match resolved {
+            Ok(config) => request.config = config,
+            Err(reason) => {
+                let outcome = RunOutcome::unknown(
+                    &check.config.name,
+                    &check.config.plugin,
+                    reason,
+                    request.scheduled,
+                    d.attempt,
+                );
+                return self.finish(check, d, outcome).await;
+            }
+        }
         let permit = self.limit.acquire().await;
         if !d.manual {
             let late = (now_ms() - d.due_ms).max(0) as f64 / 1000.0;
@@ -333,6 +356,12 @@ impl Agent {
             ),
         };
         drop(permit);
+        self.finish(check, d, outcome).await
+    }
+
+    /// Records a run's outcome: store, state transitions, outputs file,
+    /// live view.
+    async fn finish(&self, check: &Check, d: &Dispatch, outcome: RunOutcome) -> RunOutcome {
         let record = RunRecord {
             outcome: outcome.clone(),
             manual: d.manual,

@@ -509,6 +509,7 @@ impl Config {
         // [[check]]
         let mut checks = Vec::new();
         let mut names = HashSet::new();
+        let mut references = Vec::new();
         for (index, t) in raw.check.into_iter().enumerate() {
             let span = t.span();
             let header = line_at(text, span.start);
@@ -626,6 +627,16 @@ impl Config {
                     "{}".into()
                 }
             };
+            // Output references are checked once every check name is known.
+            if let Ok(v) = serde_json::to_value(&c.config) {
+                match crate::references::find(&v) {
+                    Ok(refs) => {
+                        let prefix = format!("{}: {label}", at(field_line(text, &span, "config")));
+                        references.extend(refs.into_iter().map(|(f, r)| (prefix.clone(), f, r)));
+                    }
+                    Err((field, msg)) => err("config", format!("{field}: {msg}")),
+                }
+            }
             if errors.len() > before {
                 continue;
             }
@@ -651,6 +662,14 @@ impl Config {
             });
         }
 
+        for (prefix, field, r) in references {
+            if !names.contains(&r.check) {
+                errors.push(format!(
+                    "{prefix}: {field}: ${{output:{r}}} names no check {:?}",
+                    r.check
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }

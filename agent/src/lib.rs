@@ -57,6 +57,7 @@ pub mod export;
 pub mod limits;
 pub mod outputs;
 pub mod redact;
+pub mod references;
 pub mod registry;
 pub mod report;
 pub mod runtime;
