@@ -26,9 +26,12 @@ impl std::fmt::Display for Reference {
     }
 }
 
+/// A problem at a field: `(field path, what)`.
+type FieldError = (String, String);
+
 /// The references in `config` as `(field path, reference)`, or the first
 /// malformed one as `(field path, problem)`.
-pub fn find(config: &Value) -> Result<Vec<(String, Reference)>, (String, String)> {
+pub fn find(config: &Value) -> Result<Vec<(String, Reference)>, FieldError> {
     let mut out = Vec::new();
     walk(config, "config", &mut |path, s| {
         for r in parse(s).map_err(|e| (path.to_string(), e))? {
@@ -42,8 +45,8 @@ pub fn find(config: &Value) -> Result<Vec<(String, Reference)>, (String, String)
 fn walk(
     v: &Value,
     path: &str,
-    f: &mut dyn FnMut(&str, &str) -> Result<(), (String, String)>,
-) -> Result<(), (String, String)> {
+    f: &mut dyn FnMut(&str, &str) -> Result<(), FieldError>,
+) -> Result<(), FieldError> {
     match v {
         Value::String(s) => f(path, s),
         Value::Array(a) => {
