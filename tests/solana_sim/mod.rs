@@ -24,6 +24,43 @@ pub const MAINNET: &str = "5eykt4UsFv8P8NJdTREpY1vzqKqZKvdpKuc147dw2N9d";
 pub const DEVNET: &str = "EtWTRABZaYq6iMfeYKouRu166VU2xqa1wcaWoxPkrZBG";
 /// The token account the simulator knows.
 pub const TOKEN_ACCOUNT: &str = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin";
+/// The SPL Token program.
+pub const TOKEN_PROGRAM: &str = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA";
+/// The Token-2022 program.
+pub const TOKEN_2022_PROGRAM: &str = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb";
+/// The System program (native SOL accounts).
+pub const SYSTEM_PROGRAM: &str = "11111111111111111111111111111111";
+
+/// A token account's parsed state.
+#[derive(Debug, Clone)]
+pub struct SimToken {
+    /// Mint.
+    pub mint: String,
+    /// Raw amount in base units.
+    pub amount: u64,
+    /// Mint decimals.
+    pub decimals: u8,
+    /// Frozen.
+    pub frozen: bool,
+}
+
+/// An account the simulator serves through `getMultipleAccounts`.
+#[derive(Debug, Clone)]
+pub struct SimAccount {
+    /// Lamports.
+    pub lamports: u64,
+    /// Owner program.
+    pub owner: String,
+    /// Data size.
+    pub space: u64,
+    /// Token state, for token accounts.
+    pub token: Option<SimToken>,
+}
+
+/// Rent-exempt minimum for `space` bytes (the cluster's default rent).
+pub fn rent_exempt(space: u64) -> u64 {
+    (128 + space) * 6960
+}
 
 /// What `getHealth` says.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +96,15 @@ pub struct Node {
     pub no_parsing: bool,
     /// Calls received, by method.
     pub calls: BTreeMap<String, u64>,
+    /// Accounts by address.
+    pub accounts: BTreeMap<String, SimAccount>,
+    /// After `stale_after` `getMultipleAccounts` calls, answers come from
+    /// this many slots further back (an inconsistent node behind a load
+    /// balancer): a request with `minContextSlot` above that slot is
+    /// refused with -32016.
+    pub stale_by: u64,
+    /// See `stale_by`.
+    pub stale_after: u64,
 }
 
 impl Node {
@@ -75,6 +121,9 @@ impl Node {
             down: false,
             no_parsing: false,
             calls: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            stale_by: 0,
+            stale_after: 0,
         }
     }
 
@@ -205,6 +254,64 @@ fn one(node: &Node, r: &Value) -> Value {
                 "data": data, "executable": false, "lamports": 2039280,
                 "owner": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "rentEpoch": 18446744073709551615u64, "space": 165
             }}))
+        }
+        "getMinimumBalanceForRentExemption" => match params.get(0).and_then(Value::as_u64) {
+            Some(space) => ok(json!(rent_exempt(space))),
+            None => err(-32602, "Invalid params", None),
+        },
+        "getMultipleAccounts" => {
+            let Some(keys) = params.get(0).and_then(Value::as_array) else {
+                return err(-32602, "Invalid params: expected an array of keys", None);
+            };
+            if keys.len() > 100 {
+                return err(-32602, "Too many inputs provided; max 100", None);
+            }
+            let opts = params.get(1).cloned().unwrap_or(json!({}));
+            let stale = node.calls("getMultipleAccounts") > node.stale_after;
+            let slot =
+                node.slot
+                    .saturating_sub(32)
+                    .saturating_sub(if stale { node.stale_by } else { 0 });
+            if let Some(min) = opts.get("minContextSlot").and_then(Value::as_u64)
+                && min > slot
+            {
+                return err(
+                    -32016,
+                    "Minimum context slot has not been reached",
+                    Some(json!({"contextSlot": slot})),
+                );
+            }
+            let parsed = opts.get("encoding").and_then(Value::as_str) == Some("jsonParsed");
+            let value: Vec<Value> = keys
+                .iter()
+                .map(|k| {
+                    let Some(a) = k.as_str().and_then(|k| node.accounts.get(k)) else {
+                        return Value::Null;
+                    };
+                    let data = match (&a.token, parsed) {
+                        (Some(t), true) => json!({
+                            "program": if a.owner == TOKEN_2022_PROGRAM { "spl-token-2022" } else { "spl-token" },
+                            "space": a.space,
+                            "parsed": {"type": "account", "info": {
+                                "mint": t.mint,
+                                "owner": "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T",
+                                "state": if t.frozen { "frozen" } else { "initialized" },
+                                "isNative": false,
+                                "tokenAmount": {
+                                    "amount": t.amount.to_string(),
+                                    "decimals": t.decimals,
+                                    "uiAmount": t.amount as f64 / 10f64.powi(i32::from(t.decimals)),
+                                    "uiAmountString": "",
+                                }
+                            }}
+                        }),
+                        _ => json!(["", "base64"]),
+                    };
+                    json!({"data": data, "executable": false, "lamports": a.lamports,
+                           "owner": a.owner, "rentEpoch": 0, "space": a.space})
+                })
+                .collect();
+            ok(json!({"context": {"slot": slot, "apiVersion": "2.1.21"}, "value": value}))
         }
         _ => err(-32601, "Method not found", None),
     }

@@ -1,0 +1,235 @@
+//! `chain-reconcile`: the application's expected balances against the
+//! chain (first part of issue 7: balances; locks, admin transactions and
+//! milestone schedules are not built yet).
+//!
+//! - [`source`]: the expected records, from a JSON file in a granted
+//!   directory or the application's HTTP API (bearer token, pagination);
+//! - [`chain`]: accounts read consistently (`getMultipleAccounts` batches of
+//!   at most 100 keys at `finalized`, `minContextSlot` so no batch reads an
+//!   older slot than the first);
+//! - [`reconcile`]: discrepancy classes, pure;
+//! - this module: the config and the report.
+
+pub mod chain;
+pub mod reconcile;
+pub mod source;
+
+use warden_plugin_sdk::prelude::*;
+
+pub use reconcile::{Discrepancy, Expected, Kind};
+
+/// Where the expected records come from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The application's endpoint (JSON); `${env:NAME}` allowed.
+    pub url: Option<String>,
+    /// A JSON file in a granted directory.
+    pub file: Option<String>,
+    /// Environment variable holding a bearer token for `url`.
+    pub token_env: Option<String>,
+    /// Dot path of the array of records in each page (default: the body is
+    /// the array).
+    pub items: Option<String>,
+    /// Dot path of the next page's cursor (absent or null: last page).
+    pub next: Option<String>,
+    /// Query parameter the cursor is sent in (default `cursor`).
+    pub cursor_param: Option<String>,
+    /// Most pages followed (default 1000).
+    pub max_pages: Option<usize>,
+}
+
+/// Dot paths of the fields in each record.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fields {
+    /// The account address.
+    pub account: String,
+    /// `sol` or `spl` (default: `spl` when a mint is given, else `sol`).
+    pub kind: Option<String>,
+    /// The token mint (spl).
+    pub mint: Option<String>,
+    /// Expected amount: an integer in base units, or a decimal string with
+    /// the mint's decimals (9 for SOL).
+    pub amount: String,
+    /// An id shown in findings (default: the account).
+    pub id: Option<String>,
+}
+
+/// The check's config.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The RPC endpoint; often `${output:solana-rpc.SOLANA_RPC_URL}`.
+    pub rpc_url: String,
+    /// The expected records.
+    pub source: Source,
+    /// Field mapping.
+    pub fields: Fields,
+    /// Allowed difference in base units before over/underfunded (default 0).
+    pub tolerance: Option<u64>,
+    /// Keys per `getMultipleAccounts` call (at most 100, the default).
+    pub batch_size: Option<usize>,
+    /// Timeout per call (default `10s`).
+    pub timeout: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10s"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(std::time::Duration::from_secs(n)),
+        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?} is not a duration like 10s")),
+    }
+}
+
+impl Config {
+    fn check(&self) -> Result<(), String> {
+        match (&self.source.url, &self.source.file) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err("config.source: set url or file, one of them".into());
+            }
+            _ => {}
+        }
+        if self.batch_size.is_some_and(|b| b == 0 || b > 100) {
+            return Err("config.batch_size: 1 to 100".into());
+        }
+        if let Some(t) = &self.timeout {
+            parse_duration(t).map_err(|e| format!("config.timeout: {e}"))?;
+        }
+        // The URL may be a reference the agent fills in at run time.
+        if !(self.rpc_url.starts_with("http://")
+            || self.rpc_url.starts_with("https://")
+            || self.rpc_url.contains("${output:"))
+        {
+            return Err("config.rpc_url: an http(s) URL or ${output:CHECK.KEY}".into());
+        }
+        Ok(())
+    }
+}
+
+/// The standard plugin.
+pub struct ChainReconcile;
+
+impl Plugin for ChainReconcile {
+    type Config = Config;
+
+    fn info() -> PluginInfo {
+        PluginInfo::new("chain-reconcile", env!("CARGO_PKG_VERSION"))
+            .description("Reconciles the application's expected balances with the chain")
+            .default_schedule("@every 10m")
+            .capability(Capability::Http)
+            .capability(Capability::Filesystem)
+            .capability(Capability::Environment)
+    }
+
+    fn validate(c: &Config) -> Result<(), String> {
+        c.check()
+    }
+
+    fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
+        run(ctx)
+    }
+}
+
+/// One run.
+pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
+    let cfg = ctx.config.clone();
+    cfg.check().map_err(Error::msg)?;
+    let timeout = parse_duration(cfg.timeout.as_deref().unwrap_or("10s")).map_err(Error::msg)?;
+    let records = source::load(ctx, &cfg.source, timeout)?;
+    let expected = reconcile::expected(&records, &cfg.fields).map_err(Error::msg)?;
+    let keys: Vec<String> = expected.iter().map(|e| e.account.clone()).collect();
+    let snapshot = chain::read(
+        ctx.http(),
+        &cfg.rpc_url,
+        &keys,
+        cfg.batch_size.unwrap_or(100),
+        timeout,
+    )
+    .map_err(Error::msg)?;
+    let found = reconcile::reconcile(&expected, &snapshot, cfg.tolerance.unwrap_or(0));
+    Ok(report(&expected, &snapshot, &found))
+}
+
+fn report(expected: &[Expected], snap: &chain::Snapshot, found: &[Discrepancy]) -> Report {
+    let critical = found.iter().any(|d| d.class.critical());
+    let status = if critical {
+        Status::Critical
+    } else if !found.is_empty() {
+        Status::Warning
+    } else {
+        Status::Ok
+    };
+    let mut by_class = std::collections::BTreeMap::new();
+    for d in found {
+        *by_class.entry(d.class.name()).or_insert(0u64) += 1;
+    }
+    let summary = if found.is_empty() {
+        format!(
+            "{} accounts reconciled at slot {}",
+            expected.len(),
+            snap.slot
+        )
+    } else {
+        format!(
+            "{} discrepancies in {} accounts at slot {}: {}",
+            found.len(),
+            expected.len(),
+            snap.slot,
+            by_class
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let (exp_total, act_total) = reconcile::totals(expected, snap);
+    let mut r = Report::new(status, summary)
+        .metric(Metric::new(
+            "reconcile_accounts_checked",
+            expected.len() as f64,
+        ))
+        .metric(Metric::new("reconcile_rpc_calls", snap.calls as f64))
+        .metric(Metric::new("reconcile_snapshot_slot", snap.slot as f64))
+        .metric(Metric::new("reconcile_expected_total", exp_total as f64).unit("base units"))
+        .metric(Metric::new("reconcile_actual_total", act_total as f64).unit("base units"));
+    for class in reconcile::Class::ALL {
+        r = r.metric(
+            Metric::new(
+                "reconcile_discrepancies",
+                by_class.get(class.name()).copied().unwrap_or(0) as f64,
+            )
+            .label("class", class.name()),
+        );
+    }
+    for d in found {
+        let mut f = Finding::new(
+            format!("{}:{}", d.account, d.class.name()),
+            d.class.name(),
+            if d.class.critical() {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+            format!("{} {}: {}", d.id, d.class.name(), d.detail),
+        )
+        .location(d.account.clone());
+        if let Some(e) = d.expected {
+            f = f.attribute("expected", e.to_string());
+        }
+        if let Some(a) = d.actual {
+            f = f.attribute("actual", a.to_string());
+        }
+        r = r.finding(f);
+    }
+    r
+}
+
+warden_plugin_sdk::export!(ChainReconcile);

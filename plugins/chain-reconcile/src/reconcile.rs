@@ -1,0 +1,334 @@
+//! Discrepancy classes, from the expected records and a snapshot.
+//!
+//! Balances: `missing_account` (critical), `wrong_owner` (warning; not the
+//! SPL Token or Token-2022 program for a token account, not the System
+//! program for SOL), `wrong_mint` (warning), `frozen` (warning),
+//! `underfunded` (critical), `overfunded` (warning), each beyond the
+//! tolerance. A SOL escrow's rent-exempt reserve is not spendable: the
+//! funded amount is its lamports minus that reserve.
+
+use serde_json::Value;
+
+use crate::Fields;
+use crate::chain::{Account, SYSTEM_PROGRAM, Snapshot, TOKEN_2022_PROGRAM, TOKEN_PROGRAM};
+use crate::source::at;
+
+/// SOL or an SPL token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Lamports (9 decimals).
+    Sol,
+    /// A token of this mint.
+    Spl(String),
+}
+
+/// An amount as the application gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Amount {
+    /// Base units.
+    Raw(u128),
+    /// A decimal string, in whole units of the mint.
+    Decimal(String),
+}
+
+/// One expected record.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    /// Shown in findings.
+    pub id: String,
+    /// Account address.
+    pub account: String,
+    /// What it holds.
+    pub kind: Kind,
+    /// How much.
+    pub amount: Amount,
+}
+
+/// Records → expectations; errors name the record and field.
+pub fn expected(records: &[Value], f: &Fields) -> Result<Vec<Expected>, String> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let field = |path: &str| at(r, path).filter(|v| !v.is_null());
+            let text = |path: &str, name: &str| -> Result<String, String> {
+                match field(path) {
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    Some(Value::Number(n)) => Ok(n.to_string()),
+                    _ => Err(format!(
+                        "record {i}: fields.{name} ({path:?}) missing or not a string"
+                    )),
+                }
+            };
+            let account = text(&f.account, "account")?;
+            let mint = f
+                .mint
+                .as_deref()
+                .and_then(&field)
+                .and_then(Value::as_str)
+                .map(String::from);
+            let kind = match f
+                .kind
+                .as_deref()
+                .map(|p| text(p, "kind"))
+                .transpose()?
+                .as_deref()
+            {
+                Some("sol") => Kind::Sol,
+                Some("spl") => Kind::Spl(
+                    mint.clone()
+                        .ok_or(format!("record {i}: spl without fields.mint"))?,
+                ),
+                Some(other) => {
+                    return Err(format!(
+                        "record {i}: fields.kind is {other:?}, not sol or spl"
+                    ));
+                }
+                None => match mint {
+                    Some(m) => Kind::Spl(m),
+                    None => Kind::Sol,
+                },
+            };
+            let amount = match field(&f.amount) {
+                Some(Value::Number(n)) if n.is_u64() => {
+                    Amount::Raw(u128::from(n.as_u64().unwrap_or(0)))
+                }
+                Some(Value::String(s)) if s.contains('.') => Amount::Decimal(s.clone()),
+                Some(Value::String(s)) => Amount::Raw(s.parse().map_err(|_| {
+                    format!("record {i}: fields.amount {s:?} is not an integer or decimal")
+                })?),
+                _ => {
+                    return Err(format!(
+                        "record {i}: fields.amount ({:?}) missing or not a non-negative number",
+                        f.amount
+                    ));
+                }
+            };
+            let id =
+                f.id.as_deref()
+                    .map(|p| text(p, "id"))
+                    .transpose()?
+                    .unwrap_or_else(|| account.clone());
+            Ok(Expected {
+                id,
+                account,
+                kind,
+                amount,
+            })
+        })
+        .collect()
+}
+
+/// A discrepancy class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// No such account.
+    MissingAccount,
+    /// Owned by the wrong program.
+    WrongOwner,
+    /// A token account of another mint.
+    WrongMint,
+    /// Frozen token account.
+    Frozen,
+    /// Less than expected.
+    Underfunded,
+    /// More than expected.
+    Overfunded,
+}
+
+impl Class {
+    /// Every class, in report order.
+    pub const ALL: [Class; 6] = [
+        Class::MissingAccount,
+        Class::WrongOwner,
+        Class::WrongMint,
+        Class::Frozen,
+        Class::Underfunded,
+        Class::Overfunded,
+    ];
+
+    /// Its name (finding rule, metric label).
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::MissingAccount => "missing_account",
+            Class::WrongOwner => "wrong_owner",
+            Class::WrongMint => "wrong_mint",
+            Class::Frozen => "frozen",
+            Class::Underfunded => "underfunded",
+            Class::Overfunded => "overfunded",
+        }
+    }
+
+    /// Whether it makes the check critical.
+    pub fn critical(self) -> bool {
+        matches!(self, Class::MissingAccount | Class::Underfunded)
+    }
+}
+
+/// One discrepancy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discrepancy {
+    /// Record id.
+    pub id: String,
+    /// Account.
+    pub account: String,
+    /// Class.
+    pub class: Class,
+    /// Details with the numbers.
+    pub detail: String,
+    /// Expected base units.
+    pub expected: Option<u128>,
+    /// Actual base units.
+    pub actual: Option<u128>,
+}
+
+/// A decimal string in base units with `decimals`; exact or an error.
+pub fn to_base_units(s: &str, decimals: u32) -> Result<u128, String> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if frac.len() > decimals as usize {
+        return Err(format!("{s} has more than {decimals} decimals"));
+    }
+    let digits = format!("{whole}{frac:0<width$}", width = decimals as usize);
+    digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a decimal amount"))
+}
+
+fn expected_units(e: &Expected, decimals: u32) -> Result<u128, String> {
+    match &e.amount {
+        Amount::Raw(n) => Ok(*n),
+        Amount::Decimal(s) => to_base_units(s, decimals),
+    }
+}
+
+/// The (funded) balance of an account for this expectation.
+fn actual_units(e: &Expected, a: &Account, snap: &Snapshot) -> Option<(u128, u32)> {
+    match &e.kind {
+        Kind::Sol => {
+            let reserve = snap.rent.get(&a.space).copied().unwrap_or(0);
+            Some((u128::from(a.lamports.saturating_sub(reserve)), 9))
+        }
+        Kind::Spl(_) => a.token.as_ref().map(|t| (t.amount, t.decimals)),
+    }
+}
+
+/// Every discrepancy, in record order.
+pub fn reconcile(expected: &[Expected], snap: &Snapshot, tolerance: u64) -> Vec<Discrepancy> {
+    let mut out = Vec::new();
+    for e in expected {
+        let d = |class: Class, detail: String, exp: Option<u128>, act: Option<u128>| Discrepancy {
+            id: e.id.clone(),
+            account: e.account.clone(),
+            class,
+            detail,
+            expected: exp,
+            actual: act,
+        };
+        let Some(Some(a)) = snap.accounts.get(&e.account) else {
+            out.push(d(
+                Class::MissingAccount,
+                "no such account at the snapshot slot".into(),
+                None,
+                None,
+            ));
+            continue;
+        };
+        match &e.kind {
+            Kind::Sol if a.owner != SYSTEM_PROGRAM => {
+                out.push(d(
+                    Class::WrongOwner,
+                    format!("owned by {}, not the System program", a.owner),
+                    None,
+                    None,
+                ));
+                continue;
+            }
+            Kind::Spl(mint) => {
+                if a.owner != TOKEN_PROGRAM && a.owner != TOKEN_2022_PROGRAM {
+                    out.push(d(
+                        Class::WrongOwner,
+                        format!("owned by {}, not SPL Token or Token-2022", a.owner),
+                        None,
+                        None,
+                    ));
+                    continue;
+                }
+                let Some(t) = &a.token else {
+                    out.push(d(
+                        Class::WrongOwner,
+                        "not a token account".into(),
+                        None,
+                        None,
+                    ));
+                    continue;
+                };
+                if &t.mint != mint {
+                    out.push(d(
+                        Class::WrongMint,
+                        format!("mint {} instead of {mint}", t.mint),
+                        None,
+                        None,
+                    ));
+                    continue;
+                }
+                if t.frozen {
+                    out.push(d(
+                        Class::Frozen,
+                        "the token account is frozen".into(),
+                        None,
+                        None,
+                    ));
+                }
+            }
+            Kind::Sol => {}
+        }
+        let Some((actual, decimals)) = actual_units(e, a, snap) else {
+            continue;
+        };
+        let exp = match expected_units(e, decimals) {
+            Ok(x) => x,
+            Err(why) => {
+                out.push(d(
+                    Class::Underfunded,
+                    format!("expected amount unreadable: {why}"),
+                    None,
+                    Some(actual),
+                ));
+                continue;
+            }
+        };
+        let tol = u128::from(tolerance);
+        if actual + tol < exp {
+            out.push(d(
+                Class::Underfunded,
+                format!("{actual} < expected {exp} (short by {})", exp - actual),
+                Some(exp),
+                Some(actual),
+            ));
+        } else if actual > exp + tol {
+            out.push(d(
+                Class::Overfunded,
+                format!("{actual} > expected {exp} (over by {})", actual - exp),
+                Some(exp),
+                Some(actual),
+            ));
+        }
+    }
+    out
+}
+
+/// Expected and actual totals in base units (records whose amounts are
+/// readable).
+pub fn totals(expected: &[Expected], snap: &Snapshot) -> (u128, u128) {
+    let mut e_total = 0;
+    let mut a_total = 0;
+    for e in expected {
+        if let Some(Some(a)) = snap.accounts.get(&e.account)
+            && let Some((act, dec)) = actual_units(e, a, snap)
+        {
+            a_total += act;
+            e_total += expected_units(e, dec).unwrap_or(0);
+        }
+    }
+    (e_total, a_total)
+}
