@@ -105,6 +105,8 @@ pub struct Node {
     pub stale_by: u64,
     /// See `stale_by`.
     pub stale_after: u64,
+    /// Known transaction signatures: `None` succeeded, `Some(error)` failed.
+    pub signatures: BTreeMap<String, Option<String>>,
 }
 
 impl Node {
@@ -124,6 +126,7 @@ impl Node {
             accounts: BTreeMap::new(),
             stale_by: 0,
             stale_after: 0,
+            signatures: BTreeMap::new(),
         }
     }
 
@@ -254,6 +257,27 @@ fn one(node: &Node, r: &Value) -> Value {
                 "data": data, "executable": false, "lamports": 2039280,
                 "owner": "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA", "rentEpoch": 18446744073709551615u64, "space": 165
             }}))
+        }
+        "getSignatureStatuses" => {
+            let Some(sigs) = params.get(0).and_then(Value::as_array) else {
+                return err(-32602, "Invalid params", None);
+            };
+            if sigs.len() > 256 {
+                return err(-32602, "Too many inputs provided; max 256", None);
+            }
+            let value: Vec<Value> = sigs
+                .iter()
+                .map(|s| match s.as_str().and_then(|s| node.signatures.get(s)) {
+                    None => Value::Null,
+                    Some(e) => json!({
+                        "slot": node.slot.saturating_sub(100),
+                        "confirmations": null,
+                        "err": e.as_ref().map(|e| json!({"InstructionError": [0, e]})),
+                        "confirmationStatus": "finalized",
+                    }),
+                })
+                .collect();
+            ok(json!({"context": context, "value": value}))
         }
         "getMinimumBalanceForRentExemption" => match params.get(0).and_then(Value::as_u64) {
             Some(space) => ok(json!(rent_exempt(space))),

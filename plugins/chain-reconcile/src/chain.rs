@@ -169,3 +169,75 @@ pub fn read(
     }
     Ok(snap)
 }
+
+/// How a transaction signature stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Landed without error.
+    Ok,
+    /// Landed with an error.
+    Failed(String),
+    /// Unknown to the node (never landed, or pruned).
+    NotFound,
+}
+
+/// `getSignatureStatuses` in batches of at most 256, searching history.
+pub fn signature_statuses(
+    http: &Http,
+    url: &str,
+    sigs: &[String],
+    timeout: Duration,
+    calls: &mut u64,
+) -> Result<BTreeMap<String, TxStatus>, String> {
+    let rpc = JsonRpc::new(http, url).timeout(timeout);
+    let mut unique: Vec<&String> = sigs.iter().collect();
+    unique.sort();
+    unique.dedup();
+    let mut out = BTreeMap::new();
+    for (i, chunk) in unique.chunks(256).enumerate() {
+        *calls += 1;
+        let v: Value = rpc
+            .call(
+                "getSignatureStatuses",
+                json!([chunk, {"searchTransactionHistory": true}]),
+            )
+            .map_err(|e| format!("getSignatureStatuses, batch {}: {e}", i + 1))?;
+        let values = v["value"]
+            .as_array()
+            .filter(|a| a.len() == chunk.len())
+            .ok_or_else(|| format!("getSignatureStatuses, batch {}: bad value", i + 1))?;
+        for (sig, st) in chunk.iter().zip(values) {
+            let status = if st.is_null() {
+                TxStatus::NotFound
+            } else if st["err"].is_null() {
+                TxStatus::Ok
+            } else {
+                TxStatus::Failed(st["err"].to_string())
+            };
+            out.insert((*sig).clone(), status);
+        }
+    }
+    Ok(out)
+}
+
+/// Chain time (unix seconds) of `slot`, or of the nearest earlier slot
+/// with a block (skipped slots have none).
+pub fn block_time(
+    http: &Http,
+    url: &str,
+    slot: u64,
+    timeout: Duration,
+    calls: &mut u64,
+) -> Result<i64, String> {
+    let rpc = JsonRpc::new(http, url).timeout(timeout);
+    let mut last = String::new();
+    for s in (slot.saturating_sub(16)..=slot).rev() {
+        *calls += 1;
+        match rpc.call::<Option<i64>>("getBlockTime", json!([s])) {
+            Ok(Some(t)) => return Ok(t),
+            Ok(None) => last = format!("no block time for slot {s}"),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("getBlockTime near slot {slot}: {last}"))
+}

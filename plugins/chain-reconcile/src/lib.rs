@@ -1,6 +1,6 @@
-//! `chain-reconcile`: the application's expected balances against the
-//! chain (first part of issue 7: balances; locks, admin transactions and
-//! milestone schedules are not built yet).
+//! `chain-reconcile`: the application's expected state against the chain:
+//! escrow balances (fixed amounts or milestone unlock schedules), stale
+//! release locks, and lock and admin transactions.
 //!
 //! - [`source`]: the expected records, from a JSON file in a granted
 //!   directory or the application's HTTP API (bearer token, pagination);
@@ -54,6 +54,42 @@ pub struct Fields {
     pub amount: String,
     /// An id shown in findings (default: the account).
     pub id: Option<String>,
+    /// Dot path of an unlock schedule (array); when a record has one, the
+    /// escrow must hold the amounts not unlocked yet at chain time.
+    pub milestones: Option<String>,
+    /// Path of a milestone's unlock time in unix seconds (`unlock_at`).
+    pub milestone_unlock: Option<String>,
+    /// Path of a milestone's amount (`amount`).
+    pub milestone_amount: Option<String>,
+}
+
+/// Release-lock rows.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Locks {
+    /// Where the rows come from.
+    pub source: Source,
+    /// Path of the row id.
+    pub id: String,
+    /// Path of the creation time (unix seconds).
+    pub created_at: String,
+    /// Path of the release transaction's signature (absent or null: none).
+    pub signature: String,
+    /// A lock without a signature older than this (chain time) is stale
+    /// (default `15m`).
+    pub stale_after: Option<String>,
+}
+
+/// Admin events with transactions to confirm.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Where the events come from.
+    pub source: Source,
+    /// Path of the event id.
+    pub id: String,
+    /// Path of the transaction signature.
+    pub signature: String,
 }
 
 /// The check's config.
@@ -66,6 +102,10 @@ pub struct Config {
     pub source: Source,
     /// Field mapping.
     pub fields: Fields,
+    /// Release locks to check for staleness and confirmation.
+    pub locks: Option<Locks>,
+    /// Admin events whose transactions must have landed.
+    pub admin: Option<Admin>,
     /// Allowed difference in base units before over/underfunded (default 0).
     pub tolerance: Option<u64>,
     /// Keys per `getMultipleAccounts` call (at most 100, the default).
@@ -85,6 +125,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         "ms" => Ok(std::time::Duration::from_millis(n)),
         "s" => Ok(std::time::Duration::from_secs(n)),
         "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        "h" => Ok(std::time::Duration::from_secs(n * 3600)),
         _ => Err(format!("{s:?} is not a duration like 10s")),
     }
 }
@@ -102,6 +143,19 @@ impl Config {
         }
         if let Some(t) = &self.timeout {
             parse_duration(t).map_err(|e| format!("config.timeout: {e}"))?;
+        }
+        if let Some(l) = &self.locks {
+            if (l.source.url.is_some()) == (l.source.file.is_some()) {
+                return Err("config.locks.source: set url or file, one of them".into());
+            }
+            if let Some(t) = &l.stale_after {
+                parse_duration(t).map_err(|e| format!("config.locks.stale_after: {e}"))?;
+            }
+        }
+        if let Some(a) = &self.admin
+            && (a.source.url.is_some()) == (a.source.file.is_some())
+        {
+            return Err("config.admin.source: set url or file, one of them".into());
         }
         // The URL may be a reference the agent fills in at run time.
         if !(self.rpc_url.starts_with("http://")
@@ -154,11 +208,101 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
         timeout,
     )
     .map_err(Error::msg)?;
-    let found = reconcile::reconcile(&expected, &snapshot, cfg.tolerance.unwrap_or(0));
-    Ok(report(&expected, &snapshot, &found))
+    let mut snapshot = snapshot;
+    // Chain time of the snapshot: for unlock schedules and lock ages.
+    let chain_time = chain::block_time(
+        ctx.http(),
+        &cfg.rpc_url,
+        snapshot.slot,
+        timeout,
+        &mut snapshot.calls,
+    )
+    .map_err(Error::msg)?;
+    let mut found =
+        reconcile::reconcile(&expected, &snapshot, cfg.tolerance.unwrap_or(0), chain_time);
+    let (locks, stale_after) = match &cfg.locks {
+        None => (Vec::new(), 0),
+        Some(l) => {
+            let rows = source::load(ctx, &l.source, timeout)?;
+            let locks = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    Ok(reconcile::Lock {
+                        id: source::at(r, &l.id)
+                            .map(|v| v.as_str().map(String::from).unwrap_or(v.to_string()))
+                            .ok_or(format!("lock {i}: no id at {:?}", l.id))?,
+                        created_at: reconcile::unix_seconds(source::at(r, &l.created_at))
+                            .ok_or(format!("lock {i}: no unix time at {:?}", l.created_at))?,
+                        signature: source::at(r, &l.signature)
+                            .and_then(|v| v.as_str())
+                            .filter(|s| !s.is_empty())
+                            .map(String::from),
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(Error::msg)?;
+            let stale = parse_duration(l.stale_after.as_deref().unwrap_or("15m"))
+                .map_err(Error::msg)?
+                .as_secs() as i64;
+            (locks, stale)
+        }
+    };
+    let admin = match &cfg.admin {
+        None => Vec::new(),
+        Some(a) => source::load(ctx, &a.source, timeout)?
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                Ok(reconcile::AdminEvent {
+                    id: source::at(r, &a.id)
+                        .map(|v| v.as_str().map(String::from).unwrap_or(v.to_string()))
+                        .ok_or(format!("admin event {i}: no id at {:?}", a.id))?,
+                    signature: source::at(r, &a.signature)
+                        .and_then(|v| v.as_str())
+                        .map(String::from)
+                        .ok_or(format!(
+                            "admin event {i}: no signature at {:?}",
+                            a.signature
+                        ))?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(Error::msg)?,
+    };
+    let sigs: Vec<String> = locks
+        .iter()
+        .filter_map(|l| l.signature.clone())
+        .chain(admin.iter().map(|a| a.signature.clone()))
+        .collect();
+    let statuses = if sigs.is_empty() {
+        Default::default()
+    } else {
+        chain::signature_statuses(
+            ctx.http(),
+            &cfg.rpc_url,
+            &sigs,
+            timeout,
+            &mut snapshot.calls,
+        )
+        .map_err(Error::msg)?
+    };
+    found.extend(reconcile::events(
+        &locks,
+        &admin,
+        &statuses,
+        chain_time,
+        stale_after,
+    ));
+    Ok(report(&expected, &snapshot, &found, chain_time))
 }
 
-fn report(expected: &[Expected], snap: &chain::Snapshot, found: &[Discrepancy]) -> Report {
+fn report(
+    expected: &[Expected],
+    snap: &chain::Snapshot,
+    found: &[Discrepancy],
+    chain_time: i64,
+) -> Report {
     let critical = found.iter().any(|d| d.class.critical());
     let status = if critical {
         Status::Critical
@@ -190,7 +334,7 @@ fn report(expected: &[Expected], snap: &chain::Snapshot, found: &[Discrepancy]) 
                 .join(", ")
         )
     };
-    let (exp_total, act_total) = reconcile::totals(expected, snap);
+    let (exp_total, act_total) = reconcile::totals(expected, snap, chain_time);
     let mut r = Report::new(status, summary)
         .metric(Metric::new(
             "reconcile_accounts_checked",
@@ -198,6 +342,7 @@ fn report(expected: &[Expected], snap: &chain::Snapshot, found: &[Discrepancy]) 
         ))
         .metric(Metric::new("reconcile_rpc_calls", snap.calls as f64))
         .metric(Metric::new("reconcile_snapshot_slot", snap.slot as f64))
+        .metric(Metric::new("reconcile_chain_time", chain_time as f64).unit("unix seconds"))
         .metric(Metric::new("reconcile_expected_total", exp_total as f64).unit("base units"))
         .metric(Metric::new("reconcile_actual_total", act_total as f64).unit("base units"));
     for class in reconcile::Class::ALL {

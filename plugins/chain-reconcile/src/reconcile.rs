@@ -40,8 +40,34 @@ pub struct Expected {
     pub account: String,
     /// What it holds.
     pub kind: Kind,
-    /// How much.
+    /// How much (a fixed amount).
     pub amount: Amount,
+    /// Or an unlock schedule: `(unlock time in unix seconds, amount)`; the
+    /// escrow must hold what is not unlocked yet at chain time.
+    pub milestones: Option<Vec<(i64, Amount)>>,
+}
+
+fn amount_of(v: Option<&Value>, what: &str) -> Result<Amount, String> {
+    match v {
+        Some(Value::Number(n)) if n.is_u64() => {
+            Ok(Amount::Raw(u128::from(n.as_u64().unwrap_or(0))))
+        }
+        Some(Value::String(s)) if s.contains('.') => Ok(Amount::Decimal(s.clone())),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Amount::Raw)
+            .map_err(|_| format!("{what} {s:?} is not an integer or decimal")),
+        _ => Err(format!("{what} missing or not a non-negative number")),
+    }
+}
+
+/// Unix seconds from a number or a string of digits.
+pub fn unix_seconds(v: Option<&Value>) -> Option<i64> {
+    match v {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
 }
 
 /// Records → expectations; errors name the record and field.
@@ -89,20 +115,35 @@ pub fn expected(records: &[Value], f: &Fields) -> Result<Vec<Expected>, String> 
                     None => Kind::Sol,
                 },
             };
-            let amount = match field(&f.amount) {
-                Some(Value::Number(n)) if n.is_u64() => {
-                    Amount::Raw(u128::from(n.as_u64().unwrap_or(0)))
-                }
-                Some(Value::String(s)) if s.contains('.') => Amount::Decimal(s.clone()),
-                Some(Value::String(s)) => Amount::Raw(s.parse().map_err(|_| {
-                    format!("record {i}: fields.amount {s:?} is not an integer or decimal")
-                })?),
-                _ => {
-                    return Err(format!(
-                        "record {i}: fields.amount ({:?}) missing or not a non-negative number",
-                        f.amount
-                    ));
-                }
+            let milestones = match f.milestones.as_deref().and_then(&field) {
+                None => None,
+                Some(Value::Array(items)) => Some(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(j, m)| {
+                            let unlock = unix_seconds(at(
+                                m,
+                                f.milestone_unlock.as_deref().unwrap_or("unlock_at"),
+                            ))
+                            .ok_or(format!("record {i}: milestone {j}: no unlock time"))?;
+                            let amount = amount_of(
+                                at(m, f.milestone_amount.as_deref().unwrap_or("amount")),
+                                &format!("record {i}: milestone {j}: amount"),
+                            )?;
+                            Ok((unlock, amount))
+                        })
+                        .collect::<Result<Vec<_>, String>>()?,
+                ),
+                Some(_) => return Err(format!("record {i}: fields.milestones is not an array")),
+            };
+            let amount = if milestones.is_some() {
+                Amount::Raw(0)
+            } else {
+                amount_of(
+                    field(&f.amount),
+                    &format!("record {i}: fields.amount ({:?})", f.amount),
+                )?
             };
             let id =
                 f.id.as_deref()
@@ -114,6 +155,7 @@ pub fn expected(records: &[Value], f: &Fields) -> Result<Vec<Expected>, String> 
                 account,
                 kind,
                 amount,
+                milestones,
             })
         })
         .collect()
@@ -134,17 +176,32 @@ pub enum Class {
     Underfunded,
     /// More than expected.
     Overfunded,
+    /// A release lock without a transaction signature, older than allowed.
+    StaleLock,
+    /// A release lock's transaction failed.
+    LockTxFailed,
+    /// A release lock's transaction is unknown to the chain.
+    LockTxNotFound,
+    /// An admin event's transaction is unknown to the chain.
+    AdminTxNotFound,
+    /// An admin event's transaction failed.
+    AdminTxFailed,
 }
 
 impl Class {
     /// Every class, in report order.
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; 11] = [
         Class::MissingAccount,
         Class::WrongOwner,
         Class::WrongMint,
         Class::Frozen,
         Class::Underfunded,
         Class::Overfunded,
+        Class::StaleLock,
+        Class::LockTxFailed,
+        Class::LockTxNotFound,
+        Class::AdminTxNotFound,
+        Class::AdminTxFailed,
     ];
 
     /// Its name (finding rule, metric label).
@@ -156,12 +213,20 @@ impl Class {
             Class::Frozen => "frozen",
             Class::Underfunded => "underfunded",
             Class::Overfunded => "overfunded",
+            Class::StaleLock => "stale_lock",
+            Class::LockTxFailed => "lock_tx_failed",
+            Class::LockTxNotFound => "lock_tx_not_found",
+            Class::AdminTxNotFound => "admin_tx_not_found",
+            Class::AdminTxFailed => "admin_tx_failed",
         }
     }
 
     /// Whether it makes the check critical.
     pub fn critical(self) -> bool {
-        matches!(self, Class::MissingAccount | Class::Underfunded)
+        matches!(
+            self,
+            Class::MissingAccount | Class::Underfunded | Class::LockTxFailed | Class::AdminTxFailed
+        )
     }
 }
 
@@ -194,10 +259,21 @@ pub fn to_base_units(s: &str, decimals: u32) -> Result<u128, String> {
         .map_err(|_| format!("{s:?} is not a decimal amount"))
 }
 
-fn expected_units(e: &Expected, decimals: u32) -> Result<u128, String> {
-    match &e.amount {
+fn units(a: &Amount, decimals: u32) -> Result<u128, String> {
+    match a {
         Amount::Raw(n) => Ok(*n),
         Amount::Decimal(s) => to_base_units(s, decimals),
+    }
+}
+
+fn expected_units(e: &Expected, decimals: u32, chain_time: i64) -> Result<u128, String> {
+    match &e.milestones {
+        None => units(&e.amount, decimals),
+        Some(ms) => ms
+            .iter()
+            .filter(|(unlock, _)| *unlock > chain_time)
+            .map(|(_, a)| units(a, decimals))
+            .sum(),
     }
 }
 
@@ -213,7 +289,12 @@ fn actual_units(e: &Expected, a: &Account, snap: &Snapshot) -> Option<(u128, u32
 }
 
 /// Every discrepancy, in record order.
-pub fn reconcile(expected: &[Expected], snap: &Snapshot, tolerance: u64) -> Vec<Discrepancy> {
+pub fn reconcile(
+    expected: &[Expected],
+    snap: &Snapshot,
+    tolerance: u64,
+    chain_time: i64,
+) -> Vec<Discrepancy> {
     let mut out = Vec::new();
     for e in expected {
         let d = |class: Class, detail: String, exp: Option<u128>, act: Option<u128>| Discrepancy {
@@ -285,7 +366,7 @@ pub fn reconcile(expected: &[Expected], snap: &Snapshot, tolerance: u64) -> Vec<
         let Some((actual, decimals)) = actual_units(e, a, snap) else {
             continue;
         };
-        let exp = match expected_units(e, decimals) {
+        let exp = match expected_units(e, decimals, chain_time) {
             Ok(x) => x,
             Err(why) => {
                 out.push(d(
@@ -319,7 +400,7 @@ pub fn reconcile(expected: &[Expected], snap: &Snapshot, tolerance: u64) -> Vec<
 
 /// Expected and actual totals in base units (records whose amounts are
 /// readable).
-pub fn totals(expected: &[Expected], snap: &Snapshot) -> (u128, u128) {
+pub fn totals(expected: &[Expected], snap: &Snapshot, chain_time: i64) -> (u128, u128) {
     let mut e_total = 0;
     let mut a_total = 0;
     for e in expected {
@@ -327,8 +408,99 @@ pub fn totals(expected: &[Expected], snap: &Snapshot) -> (u128, u128) {
             && let Some((act, dec)) = actual_units(e, a, snap)
         {
             a_total += act;
-            e_total += expected_units(e, dec).unwrap_or(0);
+            e_total += expected_units(e, dec, chain_time).unwrap_or(0);
         }
     }
     (e_total, a_total)
+}
+
+/// A release-lock row.
+#[derive(Debug, Clone)]
+pub struct Lock {
+    /// Id.
+    pub id: String,
+    /// Created (unix seconds).
+    pub created_at: i64,
+    /// Transaction signature, once released.
+    pub signature: Option<String>,
+}
+
+/// An admin event with a transaction.
+#[derive(Debug, Clone)]
+pub struct AdminEvent {
+    /// Id.
+    pub id: String,
+    /// Transaction signature.
+    pub signature: String,
+}
+
+/// Lock and admin-event discrepancies, given signature statuses and the
+/// chain time.
+pub fn events(
+    locks: &[Lock],
+    admin: &[AdminEvent],
+    statuses: &std::collections::BTreeMap<String, crate::chain::TxStatus>,
+    chain_time: i64,
+    stale_after_s: i64,
+) -> Vec<Discrepancy> {
+    use crate::chain::TxStatus;
+    let mut out = Vec::new();
+    let d = |key: String, id: &str, class: Class, detail: String| Discrepancy {
+        id: id.to_string(),
+        account: key,
+        class,
+        detail,
+        expected: None,
+        actual: None,
+    };
+    for l in locks {
+        let key = format!("lock:{}", l.id);
+        match &l.signature {
+            None => {
+                let age = chain_time - l.created_at;
+                if age > stale_after_s {
+                    out.push(d(
+                        key,
+                        &l.id,
+                        Class::StaleLock,
+                        format!("no transaction after {age} s (max {stale_after_s} s): clear it"),
+                    ));
+                }
+            }
+            Some(sig) => match statuses.get(sig) {
+                Some(TxStatus::Failed(e)) => out.push(d(
+                    key,
+                    &l.id,
+                    Class::LockTxFailed,
+                    format!("transaction {sig} failed: {e}"),
+                )),
+                Some(TxStatus::NotFound) | None => out.push(d(
+                    key,
+                    &l.id,
+                    Class::LockTxNotFound,
+                    format!("transaction {sig} not found"),
+                )),
+                Some(TxStatus::Ok) => {}
+            },
+        }
+    }
+    for a in admin {
+        let key = format!("admin:{}", a.id);
+        match statuses.get(&a.signature) {
+            Some(TxStatus::Failed(e)) => out.push(d(
+                key,
+                &a.id,
+                Class::AdminTxFailed,
+                format!("transaction {} failed: {e}", a.signature),
+            )),
+            Some(TxStatus::NotFound) | None => out.push(d(
+                key,
+                &a.id,
+                Class::AdminTxNotFound,
+                format!("transaction {} not found", a.signature),
+            )),
+            Some(TxStatus::Ok) => {}
+        }
+    }
+    out
 }

@@ -161,7 +161,8 @@ fn thousands_of_accounts_in_batches_of_100_at_one_slot() {
     assert_eq!(n.calls("getMultipleAccounts"), 26, "⌈2550/100⌉ batches");
     assert_eq!(n.calls("getMinimumBalanceForRentExemption"), 1, "one size");
     assert_eq!(metric(&r, "reconcile_accounts_checked", None), 2550.0);
-    assert_eq!(metric(&r, "reconcile_rpc_calls", None), 27.0);
+    assert_eq!(n.calls("getBlockTime"), 1, "chain time of the snapshot");
+    assert_eq!(metric(&r, "reconcile_rpc_calls", None), 28.0);
     assert_eq!(
         metric(&r, "reconcile_expected_total", None),
         metric(&r, "reconcile_actual_total", None)
@@ -391,4 +392,97 @@ fn expected_state_from_a_file_and_config_errors() {
     let ok = json!({"rpc_url": "${output:solana-rpc.SOLANA_RPC_URL}", "source": {"file": "/x"}, "fields": fields});
     let c = warden_plugin_sdk::parse_config::<ChainReconcile>(&ok.to_string()).unwrap();
     ChainReconcile::validate(&c).unwrap();
+}
+
+#[test]
+fn milestones_stale_locks_and_transactions() {
+    let mut node = Node::healthy(3_000_032); // snapshot slot 3,000,000
+    let chain_time = 1_700_000_000 + 3_000_000 / 3; // the simulator's block time
+    node.accounts
+        .insert("Reward".into(), token(USDC, 700_000, false, TOKEN_PROGRAM));
+    node.accounts.insert(
+        "RewardShort".into(),
+        token(USDC, 100_000, false, TOKEN_PROGRAM),
+    );
+    node.signatures.insert("sigOk".into(), None);
+    node.signatures
+        .insert("sigBad".into(), Some("InsufficientFunds".into()));
+    for i in 0..600 {
+        node.signatures.insert(format!("admin{i}"), None);
+    }
+    let node = Arc::new(Mutex::new(node));
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, v: Value| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p
+    };
+    // Released milestones (unlock time passed) are no longer in escrow.
+    let schedule = json!([
+        {"unlock_at": chain_time - 100, "amount": "0.3"},
+        {"unlock_at": chain_time + 100, "amount": "0.3"},
+        {"unlock_at": chain_time + 200, "amount": "0.4"},
+    ]);
+    let commitments = write(
+        "commitments.json",
+        json!([
+            {"id": "r1", "escrow": "Reward", "mint": USDC, "schedule": schedule},
+            {"id": "r2", "escrow": "RewardShort", "mint": USDC, "schedule": schedule},
+        ]),
+    );
+    let locks = write(
+        "locks.json",
+        json!([
+            {"lock_id": "fresh", "created": chain_time - 60, "tx": null},
+            {"lock_id": "stale", "created": chain_time - 3600, "tx": null},
+            {"lock_id": "landed", "created": chain_time - 3600, "tx": "sigOk"},
+            {"lock_id": "failed", "created": chain_time - 3600, "tx": "sigBad"},
+            {"lock_id": "lost", "created": chain_time - 3600, "tx": "sigNowhere"},
+        ]),
+    );
+    let mut admin: Vec<Value> = (0..600)
+        .map(|i| json!({"event": format!("e{i}"), "signature": format!("admin{i}")}))
+        .collect();
+    admin.push(json!({"event": "ghost", "signature": "sigGhost"}));
+    admin.push(json!({"event": "broken", "signature": "sigBad"}));
+    let admin = write("admin.json", json!(admin));
+    let cfg = config(json!({
+        "source": {"file": commitments},
+        "fields": {"account": "escrow", "mint": "mint", "amount": "expected", "id": "id", "milestones": "schedule"},
+        "locks": {"source": {"file": locks}, "id": "lock_id", "created_at": "created", "signature": "tx", "stale_after": "15m"},
+        "admin": {"source": {"file": admin}, "id": "event", "signature": "signature"},
+    }));
+    let r = run(
+        cfg,
+        Net {
+            node: node.clone(),
+            pages: vec![],
+            fail_page: None,
+            app_calls: Arc::new(Mutex::new(0)),
+        },
+    )
+    .unwrap();
+    let got: Vec<&str> = r.findings.iter().map(|f| f.fingerprint.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "RewardShort:underfunded",
+            "lock:stale:stale_lock",
+            "lock:failed:lock_tx_failed",
+            "lock:lost:lock_tx_not_found",
+            "admin:ghost:admin_tx_not_found",
+            "admin:broken:admin_tx_failed",
+        ],
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.findings[0]
+            .attributes
+            .contains(&("expected".into(), "700000".into()))
+    );
+    // 604 distinct signatures: three batches of at most 256.
+    assert_eq!(node.lock().unwrap().calls("getSignatureStatuses"), 3);
+    assert_eq!(metric(&r, "reconcile_chain_time", None), chain_time as f64);
 }
