@@ -34,29 +34,11 @@ mod common;
 #[path = "../../plugins/secret-scan/tests/corpus/mod.rs"]
 mod corpus;
 
-use common::cpu_seconds;
+use common::{children_cpu_seconds, cpu_seconds};
 use secret_scan::detect::Detector;
 use secret_scan::scan::{self, Settings};
 use warden::caps::Grants;
 use warden::runtime::{Origin, RunOutcome, RunRequest, Runtime, RuntimeOptions};
-
-/// Children's CPU seconds (user + system) of this process so far.
-fn children_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let t = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (t(13) + t(14)) / 100.0
-}
 
 struct Measured {
     wall: f64,
@@ -72,11 +54,11 @@ impl Measured {
 /// Runs a child process, measuring wall time and the CPU it (and the
 /// processes it waited for) used.
 fn measure_child(cmd: &mut Command) -> (Measured, std::process::Output) {
-    let cpu0 = children_cpu();
+    let cpu0 = children_cpu_seconds();
     let t0 = Instant::now();
     let out = cmd.output().expect("running child");
     let wall = t0.elapsed().as_secs_f64();
-    let cpu = children_cpu() - cpu0;
+    let cpu = children_cpu_seconds() - cpu0;
     (Measured { wall, cpu }, out)
 }
 

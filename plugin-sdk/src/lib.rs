@@ -92,6 +92,7 @@ mod report;
 pub mod state;
 pub mod testing;
 pub mod tls;
+pub mod units;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

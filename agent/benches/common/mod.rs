@@ -5,6 +5,17 @@
 /// CPU seconds (user + system) of process `pid` ("self" for this one),
 /// from `/proc/<pid>/stat` (clock ticks of 100 Hz).
 pub fn cpu_seconds(pid: &str) -> f64 {
+    stat_seconds(pid, 11, 12)
+}
+
+/// CPU seconds of this process's waited-for children.
+pub fn children_cpu_seconds() -> f64 {
+    stat_seconds("self", 13, 14)
+}
+
+/// Fields `a` + `b` (after the command name) of `/proc/<pid>/stat`, in
+/// seconds.
+fn stat_seconds(pid: &str, a: usize, b: usize) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -18,7 +29,7 @@ pub fn cpu_seconds(pid: &str) -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (ticks(11) + ticks(12)) / 100.0
+    (ticks(a) + ticks(b)) / 100.0
 }
 
 /// The `p` quantile of sorted samples.

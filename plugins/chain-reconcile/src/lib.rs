@@ -15,6 +15,7 @@ pub mod reconcile;
 pub mod source;
 
 use warden_plugin_sdk::prelude::*;
+use warden_plugin_sdk::units::parse_duration;
 
 pub use reconcile::{Discrepancy, Expected, Kind};
 
@@ -112,22 +113,6 @@ pub struct Config {
     pub batch_size: Option<usize>,
     /// Timeout per call (default `10s`).
     pub timeout: Option<String>,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 10s"))?;
-    match unit {
-        "ms" => Ok(std::time::Duration::from_millis(n)),
-        "s" => Ok(std::time::Duration::from_secs(n)),
-        "m" => Ok(std::time::Duration::from_secs(n * 60)),
-        "h" => Ok(std::time::Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?} is not a duration like 10s")),
-    }
 }
 
 impl Config {

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use warden_plugin_sdk::prelude::*;
+use warden_plugin_sdk::units::parse_duration;
 
 pub use judge::{Decision, History, judge};
 pub use probe::{Health, MethodResult, Probe};
@@ -128,26 +129,6 @@ pub struct Settings {
     pub min_switch_interval: Duration,
     /// `timeout`.
     pub timeout: Duration,
-}
-
-/// Parses `500ms`, `5s`, `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 5s or 500ms"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?} is not a duration like 5s or 500ms")),
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 impl Config {
