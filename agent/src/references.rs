@@ -65,10 +65,17 @@ fn walk(
     }
 }
 
-fn parse(s: &str) -> Result<Vec<Reference>, String> {
-    let mut refs = Vec::new();
+/// A string split into literal text and references.
+enum Piece<'a> {
+    Text(&'a str),
+    Ref(Reference),
+}
+
+fn pieces(s: &str) -> Result<Vec<Piece<'_>>, String> {
+    let mut out = Vec::new();
     let mut rest = s;
     while let Some(at) = rest.find(OPEN) {
+        out.push(Piece::Text(&rest[..at]));
         let after = &rest[at + OPEN.len()..];
         let end = after
             .find('}')
@@ -78,13 +85,24 @@ fn parse(s: &str) -> Result<Vec<Reference>, String> {
             .rsplit_once('.')
             .filter(|(c, k)| !c.is_empty() && !k.is_empty())
             .ok_or_else(|| format!("{OPEN}{inner}}}: write {OPEN}CHECK.KEY}}"))?;
-        refs.push(Reference {
+        out.push(Piece::Ref(Reference {
             check: check.to_string(),
             key: key.to_string(),
-        });
+        }));
         rest = &after[end + 1..];
     }
-    Ok(refs)
+    out.push(Piece::Text(rest));
+    Ok(out)
+}
+
+fn parse(s: &str) -> Result<Vec<Reference>, String> {
+    Ok(pieces(s)?
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Ref(r) => Some(r),
+            Piece::Text(_) => None,
+        })
+        .collect())
 }
 
 /// `config_json` with every reference replaced by `lookup(check, key)`;
@@ -102,20 +120,18 @@ pub fn resolve(
         match v {
             Value::String(s) if s.contains(OPEN) => {
                 let mut out = String::new();
-                let mut rest = s.as_str();
-                while let Some(at) = rest.find(OPEN) {
-                    out.push_str(&rest[..at]);
-                    let after = &rest[at + OPEN.len()..];
-                    let end = after.find('}').ok_or("unclosed reference")?;
-                    let inner = &after[..end];
-                    let (check, key) = inner.rsplit_once('.').ok_or("malformed reference")?;
-                    let value = lookup(check, key).ok_or_else(|| {
-                        format!("output {check}.{key} is not published yet (check {check:?} has not published {key})")
-                    })?;
-                    out.push_str(&value);
-                    rest = &after[end + 1..];
+                for piece in pieces(s)? {
+                    match piece {
+                        Piece::Text(t) => out.push_str(t),
+                        Piece::Ref(r) => out
+                            .push_str(&lookup(&r.check, &r.key).ok_or_else(|| {
+                            format!(
+                                "output {r} is not published yet (check {:?} has not published {})",
+                                r.check, r.key
+                            )
+                        })?),
+                    }
                 }
-                out.push_str(rest);
                 *s = out;
                 Ok(())
             }

@@ -214,8 +214,7 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
                 .enumerate()
                 .map(|(i, r)| {
                     Ok(reconcile::Lock {
-                        id: source::at(r, &l.id)
-                            .map(|v| v.as_str().map(String::from).unwrap_or(v.to_string()))
+                        id: source::text_at(r, &l.id)
                             .ok_or(format!("lock {i}: no id at {:?}", l.id))?,
                         created_at: reconcile::unix_seconds(source::at(r, &l.created_at))
                             .ok_or(format!("lock {i}: no unix time at {:?}", l.created_at))?,
@@ -240,8 +239,7 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
             .enumerate()
             .map(|(i, r)| {
                 Ok(reconcile::AdminEvent {
-                    id: source::at(r, &a.id)
-                        .map(|v| v.as_str().map(String::from).unwrap_or(v.to_string()))
+                    id: source::text_at(r, &a.id)
                         .ok_or(format!("admin event {i}: no id at {:?}", a.id))?,
                     signature: source::at(r, &a.signature)
                         .and_then(|v| v.as_str())

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::Fields;
 use crate::chain::{Account, SYSTEM_PROGRAM, Snapshot, TOKEN_2022_PROGRAM, TOKEN_PROGRAM};
-use crate::source::at;
+use crate::source::{at, text_at};
 
 /// SOL or an SPL token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,13 +78,9 @@ pub fn expected(records: &[Value], f: &Fields) -> Result<Vec<Expected>, String> 
         .map(|(i, r)| {
             let field = |path: &str| at(r, path).filter(|v| !v.is_null());
             let text = |path: &str, name: &str| -> Result<String, String> {
-                match field(path) {
-                    Some(Value::String(s)) => Ok(s.clone()),
-                    Some(Value::Number(n)) => Ok(n.to_string()),
-                    _ => Err(format!(
-                        "record {i}: fields.{name} ({path:?}) missing or not a string"
-                    )),
-                }
+                text_at(r, path).ok_or_else(|| {
+                    format!("record {i}: fields.{name} ({path:?}) missing or not a string")
+                })
             };
             let account = text(&f.account, "account")?;
             let mint = f

@@ -19,6 +19,15 @@ pub fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     })
 }
 
+/// A string or number at a dot path, as text (ids, addresses).
+pub fn text_at(v: &Value, path: &str) -> Option<String> {
+    match at(v, path)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 fn items(page: &Value, path: Option<&str>, what: &str) -> Result<Vec<Value>, Error> {
     at(page, path.unwrap_or(""))
         .and_then(Value::as_array)
@@ -44,7 +53,9 @@ pub fn load<C>(ctx: &Context<C>, s: &Source, timeout: Duration) -> Result<Vec<Va
             &format!("config.source.file {file:?}"),
         );
     }
-    let base = s.url.clone().unwrap_or_default();
+    let base = ctx
+        .expand_env(s.url.as_deref().unwrap_or_default())
+        .map_err(|e| Error::msg(format!("config.source.url: {e}")))?;
     let token = match &s.token_env {
         Some(name) => Some(ctx.env(name).ok_or_else(|| {
             Error::msg(format!(

@@ -156,11 +156,10 @@ impl Detector {
 
     /// Whether a global allowlist skips the whole file at `path`.
     pub fn path_allowed(&self, path: &str) -> bool {
-        self.config.allowlists.iter().any(|a| {
-            a.path_allowed(path)
-                && (a.condition == Condition::Or
-                    || (a.regexes.is_empty() && a.stopwords.is_empty() && a.commits.is_empty()))
-        })
+        skips_file(
+            &self.config.allowlists,
+            &path_matches(&self.config.allowlists, path),
+        )
     }
 
     /// The findings in `data`, the content of the file at `path` (the path
@@ -171,7 +170,9 @@ impl Detector {
 
     /// [`Detector::detect`], adding the time spent to `t`.
     pub fn detect_timed(&self, path: &str, data: &[u8], t: &mut Timings) -> Vec<Hit> {
-        if self.path_allowed(path) {
+        // Path checks of the global allowlists, once per file.
+        let global_paths = path_matches(&self.config.allowlists, path);
+        if skips_file(&self.config.allowlists, &global_paths) {
             return Vec::new();
         }
         let t0 = std::time::Instant::now();
@@ -187,13 +188,6 @@ impl Detector {
         t.prefilter += t1 - t0;
         let mut lines = Lines::new(data);
         let mut hits = Vec::new();
-        // Path checks of the global allowlists, once per file.
-        let global_paths: Vec<bool> = self
-            .config
-            .allowlists
-            .iter()
-            .map(|a| a.path_allowed(path))
-            .collect();
         for (ri, rule) in self.config.rules.iter().enumerate() {
             if active[ri] {
                 let ctx = FileCtx {
@@ -308,7 +302,8 @@ impl Detector {
         hits: &mut Vec<Hit>,
     ) {
         let (path, data, global_paths) = (ctx.path, ctx.data, ctx.global_paths);
-        if commit_or_path_allowed(&rule.allowlists, path) {
+        let rule_paths = path_matches(&rule.allowlists, path);
+        if skips_file(&rule.allowlists, &rule_paths) {
             return;
         }
         if let Some(p) = &rule.path {
@@ -334,11 +329,6 @@ impl Detector {
         }
         let Some(pattern) = &rule.regex else { return };
         let re = pattern.regex();
-        let rule_paths: Vec<bool> = rule
-            .allowlists
-            .iter()
-            .map(|a| a.path_allowed(path))
-            .collect();
         let mut caps = re.create_captures();
         for m in self.matches(ri, re, ctx) {
             let (start, end) = (m.start, m.end);
@@ -453,25 +443,20 @@ struct Candidate<'a> {
     line: &'a [u8],
 }
 
-/// gitleaks' pre-check: an allowlist allows the whole rule for this file
-/// by commit or path (an AND allowlist with regexes or stopwords is left
-/// to the per-finding check).
-fn commit_or_path_allowed(allowlists: &[Allowlist], path: &str) -> bool {
-    allowlists.iter().any(|a| match a.condition {
-        Condition::Or => a.path_allowed(path),
-        Condition::And => {
-            if !a.regexes.is_empty() || !a.stopwords.is_empty() {
-                return false;
-            }
-            let mut checks = Vec::new();
-            if !a.commits.is_empty() {
-                checks.push(false);
-            }
-            if !a.paths.is_empty() {
-                checks.push(a.path_allowed(path));
-            }
-            !checks.is_empty() && checks.iter().all(|&c| c)
-        }
+/// Whether each allowlist's paths match `path`.
+fn path_matches(allowlists: &[Allowlist], path: &str) -> Vec<bool> {
+    allowlists.iter().map(|a| a.path_allowed(path)).collect()
+}
+
+/// gitleaks' check before looking at content: an allowlist whose paths
+/// match (`paths[i]`) allows the whole file when it is OR, or AND with no
+/// check but paths (a commit check never holds in a directory scan;
+/// regexes and stopwords are left to the per-finding check).
+fn skips_file(allowlists: &[Allowlist], paths: &[bool]) -> bool {
+    allowlists.iter().zip(paths).any(|(a, &matched)| {
+        matched
+            && (a.condition == Condition::Or
+                || (a.regexes.is_empty() && a.stopwords.is_empty() && a.commits.is_empty()))
     })
 }
 

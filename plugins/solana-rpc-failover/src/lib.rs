@@ -222,27 +222,6 @@ impl Config {
     }
 }
 
-/// `url` with `${env:NAME}` replaced by granted variables.
-pub fn expand_url(url: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = url;
-    while let Some(at) = rest.find("${env:") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 6..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed ${{env:...}} in {}", redact(url)))?;
-        let name = &after[..end];
-        let value = env(name).ok_or_else(|| {
-            format!("environment variable {name} is not set or not granted (allow.env)")
-        })?;
-        out.push_str(&value);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 /// A URL as shown: `${env:NAME}` stays a name; user info and query values
 /// are masked.
 pub fn redact(url: &str) -> String {
@@ -314,7 +293,8 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
     let mut history: History = ctx.state().get(HISTORY_KEY)?.unwrap_or_default();
     let mut urls = BTreeMap::new();
     for e in &cfg.endpoints {
-        let url = expand_url(&e.url, |n| ctx.env(n))
+        let url = ctx
+            .expand_env(&e.url)
             .map_err(|err| Error::msg(format!("endpoint {}: {err}", e.name)))?;
         urls.insert(e.name.clone(), url);
     }
