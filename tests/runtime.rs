@@ -7,9 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use warden::caps::Grants;
-use warden::report::Status;
-use warden::runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions};
+use warden_runtime::Grants;
+use warden_runtime::Status;
+use warden_runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions};
 
 fn request(check: &str, config: &str, timeout: Duration) -> RunRequest {
     RunRequest {
@@ -36,7 +36,8 @@ async fn hostile_runs_do_not_disturb_others() {
     let rt = Arc::new(
         Runtime::new(RuntimeOptions {
             cache_dir: Some(dir.path().join("cache")),
-            store: Some(store),
+            state: Some(Arc::new(store)),
+            ..RuntimeOptions::default()
         })
         .unwrap(),
     );

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::{cpu_seconds, pct};
-use warden::agent::Agent;
+use warden::Agent;
 use warden::config::Config;
 
 fn config(dir: &Path, port: u16, checks: usize, schedule: &str, concurrency: usize) -> Config {

@@ -20,8 +20,8 @@ mod solana_sim;
 
 use common::cpu_seconds;
 use solana_sim::{Node, SimAccount, SimToken, TOKEN_PROGRAM};
-use warden::caps::Grants;
-use warden::runtime::{Origin, RunRequest, Runtime, RuntimeOptions};
+use warden_runtime::{Allow, Grants};
+use warden_runtime::{Origin, RunRequest, Runtime, RuntimeOptions};
 
 const USDC: &str = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v";
 
@@ -94,12 +94,15 @@ fn main() {
         timeout: Duration::from_secs(300),
         memory: 256 << 20,
         grants: Grants::parse(
-            &[
-                format!("http://127.0.0.1:{rpc}"),
-                format!("http://127.0.0.1:{app_port}"),
-            ],
-            &[],
-            &["APP_TOKEN".to_string()],
+            &Allow::default()
+                .with(
+                    "hosts",
+                    &[
+                        format!("http://127.0.0.1:{rpc}"),
+                        format!("http://127.0.0.1:{app_port}"),
+                    ],
+                )
+                .with("env", &["APP_TOKEN"]),
         )
         .expect("grants"),
     };

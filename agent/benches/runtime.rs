@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use warden::caps::Grants;
-use warden::engine::WardenEngine;
-use warden::runtime::{Origin, RunRequest, Runtime, RuntimeOptions};
+use warden_runtime::Grants;
+use warden_runtime::engine::WardenEngine;
+use warden_runtime::{Origin, RunRequest, Runtime, RuntimeOptions};
 
 fn wasm(name: &str) -> Vec<u8> {
     let p = Path::new(env!("WARDEN_WASM_DIR")).join(format!("{name}.wasm"));
@@ -68,7 +68,7 @@ fn main() {
             let t0 = Instant::now();
             let outcome = runtime.run(&trivial, &request).await;
             samples.push(t0.elapsed());
-            assert_eq!(outcome.status, warden::report::Status::Ok, "{outcome:?}");
+            assert_eq!(outcome.status, warden_runtime::Status::Ok, "{outcome:?}");
         }
         let run_median = report("trivial run (fresh pooled instance)", samples);
 
@@ -100,7 +100,7 @@ fn main() {
         for i in 0..5 {
             let rt = Runtime::new(RuntimeOptions {
                 cache_dir: Some(cold_dir.path().join(i.to_string())),
-                store: None,
+                ..RuntimeOptions::default()
             })
             .expect("runtime");
             let t0 = Instant::now();
@@ -110,7 +110,7 @@ fn main() {
         report("Runtime::load hello, cold cache", full_cold);
         let warm = Runtime::new(RuntimeOptions {
             cache_dir: Some(cold_dir.path().join("0")),
-            store: None,
+            ..RuntimeOptions::default()
         })
         .expect("runtime");
         let mut full_warm = Vec::new();

@@ -37,8 +37,8 @@ mod corpus;
 use common::{children_cpu_seconds, cpu_seconds};
 use secret_scan::detect::Detector;
 use secret_scan::scan::{self, Settings};
-use warden::caps::Grants;
-use warden::runtime::{Origin, RunOutcome, RunRequest, Runtime, RuntimeOptions};
+use warden_runtime::{Allow, Grants};
+use warden_runtime::{Origin, RunOutcome, RunRequest, Runtime, RuntimeOptions};
 
 struct Measured {
     wall: f64,
@@ -67,7 +67,7 @@ fn measure_child(cmd: &mut Command) -> (Measured, std::process::Output) {
 fn sandbox_scan(
     rt: &tokio::runtime::Runtime,
     runtime: &Runtime,
-    plugin: &warden::runtime::Plugin,
+    plugin: &warden_runtime::Plugin,
     dir: &Path,
 ) -> (Measured, RunOutcome) {
     let config = r#"{"incremental": false, "baseline": "none", "redact": 100, "max_findings": 100000, "max_file_size": "10MiB"}"#;
@@ -78,7 +78,8 @@ fn sandbox_scan(
         attempt: 1,
         timeout: Duration::from_secs(1800),
         memory: 512 << 20,
-        grants: Grants::parse::<&str>(&[], &[dir.to_str().unwrap()], &[]).expect("grants"),
+        grants: Grants::parse(&Allow::default().with("read_dirs", &[dir.to_str().unwrap()]))
+            .expect("grants"),
     };
     let cpu0 = cpu_seconds("self");
     let t0 = Instant::now();

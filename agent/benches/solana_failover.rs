@@ -18,8 +18,8 @@ mod solana_sim;
 
 use common::{cpu_seconds, pct};
 use solana_sim::{Node, TOKEN_ACCOUNT};
-use warden::caps::Grants;
-use warden::runtime::{Origin, RunRequest, Runtime, RuntimeOptions};
+use warden_runtime::{Allow, Grants};
+use warden_runtime::{Origin, RunRequest, Runtime, RuntimeOptions};
 
 const ENDPOINTS: usize = 20;
 
@@ -66,8 +66,8 @@ fn main() {
     let state = tempfile::tempdir().unwrap();
     let store = warden::store::Store::open(&state.path().join("warden.db")).expect("store");
     let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: None,
-        store: Some(store),
+        state: Some(std::sync::Arc::new(store)),
+        ..RuntimeOptions::default()
     })
     .expect("runtime");
     let wasm =
@@ -82,18 +82,13 @@ fn main() {
         attempt: 1,
         timeout: Duration::from_secs(30),
         memory: 64 << 20,
-        grants: Grants::parse::<&str>(
-            &hosts.iter().map(String::as_str).collect::<Vec<_>>(),
-            &[],
-            &[],
-        )
-        .expect("grants"),
+        grants: Grants::parse(&Allow::default().with("hosts", &hosts)).expect("grants"),
     };
     // Warm-up (the first run also checks every genesis hash).
     let first = rt.block_on(runtime.run(&plugin, &request));
     assert_eq!(
         first.status,
-        warden::report::Status::Ok,
+        warden_runtime::Status::Ok,
         "{}",
         first.summary
     );
@@ -110,7 +105,7 @@ fn main() {
         walls.push(t.elapsed().as_secs_f64() * 1e3);
         assert_eq!(
             outcome.status,
-            warden::report::Status::Ok,
+            warden_runtime::Status::Ok,
             "{}",
             outcome.summary
         );

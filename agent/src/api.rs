@@ -7,7 +7,8 @@
 //! `require_token_for_reads` is set; `/health` and `/readyz` stay open for
 //! orchestrators. With no token configured, mutating calls are allowed only
 //! while the API listens on loopback. CORS headers are sent only for the
-//! configured origins. Request bodies are capped at [`MAX_BODY_BYTES`].
+//! configured origins. Request bodies are capped at
+//! [`crate::limits::MAX_API_BODY_BYTES`].
 
 use std::sync::Arc;
 
@@ -24,13 +25,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use warden_runtime::Status;
+
 use crate::agent::Agent;
-use crate::report::Status;
+use crate::limits::{self, MAX_API_BODY_BYTES as MAX_BODY_BYTES};
 use crate::scheduler::ManualError;
 use crate::store::RunFilter;
-
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The stable error codes of the API.
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +51,7 @@ pub enum ErrorCode {
     InvalidJson,
     /// A query parameter is malformed (400).
     InvalidQuery,
-    /// The body is over [`MAX_BODY_BYTES`] (413).
+    /// The body is over [`crate::limits::MAX_API_BODY_BYTES`] (413).
     BodyTooLarge,
     /// The check is running; it never overlaps itself (409).
     AlreadyRunning,
@@ -295,16 +295,7 @@ fn plugin_json(agent: &Agent, view: crate::registry::PluginView) -> serde_json::
         .checks()
         .values()
         .filter(|c| c.config.plugin == view.name)
-        .map(|c| {
-            json!({
-                "check": c.config.name,
-                "grants": {
-                    "hosts": c.config.allow_hosts,
-                    "read_dirs": c.config.allow_read_dirs,
-                    "env": c.config.allow_env,
-                }
-            })
-        })
+        .map(|c| json!({ "check": c.config.name, "grants": c.config.grants.view() }))
         .collect();
     let mut v = serde_json::to_value(view).unwrap_or_default();
     v["checks"] = json!(users);
@@ -333,7 +324,7 @@ async fn plugin(State(agent): State<Arc<Agent>>, Path(name): Path<String>) -> Ap
 
 #[derive(serde::Serialize)]
 struct Checks {
-    checks: Vec<crate::agent::CheckSummary>,
+    checks: Vec<crate::views::CheckSummary>,
 }
 
 async fn checks(State(agent): State<Arc<Agent>>) -> ApiResult {
@@ -408,7 +399,7 @@ async fn run_check(
     };
     if params.wait {
         let outcome = agent.run_now(&name).await.map_err(manual_error)?;
-        ok(serde_json::to_value(outcome).unwrap_or_default())
+        ok(serde_json::to_value(&*outcome).unwrap_or_default())
     } else {
         agent.run_now_detached(&name).map_err(manual_error)?;
         Ok((
@@ -433,20 +424,16 @@ async fn runs(
     q: Result<Query<RunsQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some("ok") => Some(Status::Ok),
-        Some("warning") => Some(Status::Warning),
-        Some("critical") => Some(Status::Critical),
-        Some("unknown") => Some(Status::Unknown),
-        Some(other) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidQuery,
-                format!("status={other:?}: use ok, warning, critical or unknown"),
-            ));
-        }
-    };
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<Status>)
+        .transpose()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("status={e}")))?;
+    let limit = q
+        .limit
+        .unwrap_or(limits::DEFAULT_RUNS_PAGE)
+        .clamp(1, limits::MAX_RUNS_PAGE);
     let filter = RunFilter {
         check: q.check,
         status,

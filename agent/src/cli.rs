@@ -1,5 +1,6 @@
 //! The `warden` command line: argument parsing and the commands' glue.
-//! The work itself lives in [`crate::runtime`] and the capability modules.
+//! The work itself lives in [`warden_runtime`] (running a plugin), the
+//! agent ([`crate::serve`]) and the config ([`crate::config`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,14 +9,14 @@ use std::time::SystemTime;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use warden_runtime::{Allow, Grants, Origin, Plugin, RunOutcome, RunRequest, Runtime, Status};
+use warden_text::units;
+
 use crate::agent::Agent;
-use crate::caps::Grants;
 use crate::config::{Config, Profile};
+use crate::layout::StateDir;
 use crate::registry::Registry;
-use crate::report::Status;
-use crate::runtime::{Origin, Plugin, RunOutcome, RunRequest, Runtime, RuntimeOptions};
-use crate::store::Store;
-use crate::{limits, stdplugins, units};
+use crate::{limits, stdplugins};
 
 /// Warden: an ops agent that runs sandboxed WebAssembly plugins.
 #[derive(Parser)]
@@ -28,7 +29,7 @@ struct Cli {
 #[derive(clap::Args)]
 struct StateDirArg {
     /// Directory for the store and the compiled-code cache.
-    #[arg(long, env = "WARDEN_STATE_DIR", default_value = ".warden")]
+    #[arg(long, env = "WARDEN_STATE_DIR", default_value = limits::DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
 }
 
@@ -96,12 +97,14 @@ struct CheckArgs {
     /// Pass an environment variable through by name.
     #[arg(long = "env", value_name = "NAME")]
     env: Vec<String>,
-    /// Wall-clock budget of the run (`500ms`, `10s`, `2m`).
-    #[arg(long, default_value = "10s")]
-    timeout: String,
-    /// Memory limit of the plugin (`64MiB`, `1GiB`).
-    #[arg(long, default_value = "64MiB")]
-    memory: String,
+    /// Wall-clock budget of the run (`500ms`, `10s`, `2m`; default: the
+    /// checks' default timeout).
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Memory limit of the plugin (`64MiB`, `1GiB`; default: the checks'
+    /// default memory limit).
+    #[arg(long)]
+    memory: Option<String>,
     /// Name of the check (scopes its persistent state); defaults to the
     /// plugin's name.
     #[arg(long)]
@@ -192,12 +195,12 @@ fn init_tracing(default_level: &str) {
         .try_init();
 }
 
-fn runtime(state_dir: &Path) -> Result<Runtime> {
-    let store = Store::open(&state_dir.join("warden.db"))?;
-    Runtime::new(RuntimeOptions {
-        cache_dir: Some(state_dir.join("cache")),
-        store: Some(store),
-    })
+/// A runtime over `state_dir` (cache and plugin state), with the extra
+/// trust roots of `ca_file`.
+fn runtime(state_dir: &Path, ca_file: Option<&Path>) -> Result<Runtime> {
+    let dir = StateDir::create(state_dir)?;
+    let store = dir.open_store()?;
+    Runtime::new(dir.runtime_options(Some(store), ca_file)?)
 }
 
 /// Reads a plugin given as a path or a standard plugin name.
@@ -256,29 +259,48 @@ fn unknown(reason: impl std::fmt::Display) -> ExitCode {
 async fn check(args: CheckArgs) -> ExitCode {
     let state_dir = args.state.state_dir.as_path();
     let prepared = async {
-        let timeout = units::parse_duration(&args.timeout).map_err(|e| anyhow!("--timeout {e}"))?;
-        if timeout > limits::MAX_TIMEOUT {
-            bail!(
-                "--timeout {}: over the maximum of {:?}",
-                args.timeout,
-                limits::MAX_TIMEOUT
-            );
-        }
-        let memory = units::parse_size(&args.memory).map_err(|e| anyhow!("--memory {e}"))?;
-        if memory > limits::MAX_MEMORY {
-            bail!(
-                "--memory {}: over the maximum of {} bytes",
-                args.memory,
-                limits::MAX_MEMORY
-            );
-        }
+        let timeout = match &args.timeout {
+            None => limits::DEFAULT_TIMEOUT,
+            Some(t) => {
+                let d = units::parse_duration(t).map_err(|e| anyhow!("--timeout {e}"))?;
+                if d.is_zero() {
+                    bail!("--timeout {t:?}: must be positive");
+                }
+                if d > limits::MAX_TIMEOUT {
+                    bail!(
+                        "--timeout {t}: over the maximum of {:?}",
+                        limits::MAX_TIMEOUT
+                    );
+                }
+                d
+            }
+        };
+        let memory = match &args.memory {
+            None => limits::DEFAULT_MEMORY,
+            Some(m) => {
+                let n = units::parse_size(m).map_err(|e| anyhow!("--memory {e}"))?;
+                if n == 0 {
+                    bail!("--memory {m:?}: must be positive");
+                }
+                if n > limits::MAX_MEMORY {
+                    bail!(
+                        "--memory {m}: over the maximum of {} bytes",
+                        limits::MAX_MEMORY
+                    );
+                }
+                n
+            }
+        };
         let config = read_config(&args.config)?;
-        if let Some(ca) = &args.ca_file {
-            trust_ca_file(ca).map_err(|e| anyhow!("--ca-file {e}"))?;
-        }
-        let grants = Grants::parse(&args.allow_hosts, &args.read_dirs, &args.env)
-            .map_err(|errors| anyhow!("{}", errors.join("; ")))?;
-        let runtime = runtime(state_dir)?;
+        let allow = Allow::default()
+            .with("hosts", &args.allow_hosts)
+            .with("read_dirs", &args.read_dirs)
+            .with("env", &args.env);
+        let grants = Grants::parse(&allow).map_err(|errors| {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow!("{}", errors.join("; "))
+        })?;
+        let runtime = runtime(state_dir, args.ca_file.as_deref())?;
         let plugin = load(&runtime, &args.plugin).await?;
         runtime
             .validate(&plugin, &config)
@@ -377,7 +399,7 @@ fn format_outcome(o: &RunOutcome) -> String {
 }
 
 async fn inspect(args: InspectArgs) -> Result<()> {
-    let runtime = runtime(&args.state.state_dir)?;
+    let runtime = runtime(&args.state.state_dir, None)?;
     let plugin = load(&runtime, &args.plugin).await?;
     match args.format {
         Format::Sarif | Format::Gitleaks => bail!("--format sarif/gitleaks is for `warden check`"),
@@ -399,7 +421,7 @@ async fn inspect(args: InspectArgs) -> Result<()> {
             println!("sha256        {}", plugin.sha256);
             println!(
                 "size          {} ({} bytes)",
-                crate::runtime::humanize_bytes(plugin.size),
+                units::format_size(plugin.size),
                 plugin.size
             );
             println!("description   {}", i.description);
@@ -439,107 +461,18 @@ fn load_config(arg: &ConfigArg) -> Result<Config, ExitCode> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
-
 async fn run(args: ConfigArg) -> ExitCode {
     let config = match load_config(&args) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Some(ca) = &config.agent.ca_file
-        && let Err(e) = trust_ca_file(ca)
-    {
-        eprintln!("warden: [agent] ca_file {e}");
-        return ExitCode::from(1);
-    }
-    let listen = config.agent.listen;
-    let grace = config.agent.shutdown_grace;
-    let (keep_runs, keep_days) = (config.agent.keep_runs, config.agent.keep_days);
-    tracing::info!(config = %config.source, profile = ?config.agent.profile, "starting");
-    let agent = match Agent::start(config).await {
-        Ok(a) => a,
+    match Agent::serve(config).await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("warden: cannot start: {e:#}");
-            return ExitCode::from(1);
-        }
-    };
-    for check in agent.checks().values() {
-        if let Some(plugin) = agent.registry.get(&check.config.plugin)
-            && let Err(e) = agent
-                .runtime
-                .validate(&plugin, &check.config.config_json)
-                .await
-        {
-            tracing::error!(check = %check.config.name, error = %e, "the plugin refuses this check's config; its runs will fail");
+            eprintln!("warden: {e:#}");
+            ExitCode::from(1)
         }
     }
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("warden: cannot listen on {listen}: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let scheduler = tokio::spawn(agent.clone().run_scheduler(stopped.clone()));
-    let _watcher = match agent.registry.clone().watch() {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::error!(dir = %agent.registry.dir().display(), error = %e, "cannot watch the plugin directory; restart to pick up new plugins");
-            None
-        }
-    };
-    let store = agent.store.clone();
-    let mut retention_stop = stopped.clone();
-    tokio::spawn(async move {
-        loop {
-            store.retain(keep_runs, keep_days);
-            tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
-                _ = retention_stop.changed() => break,
-            }
-        }
-    });
-    tracing::info!(
-        "listening on http://{listen} ({} checks, {} plugins)",
-        agent.checks().len(),
-        agent.registry.views().len()
-    );
-    let app = crate::api::router(agent.clone());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("stopping: no new runs; waiting for runs in flight");
-            let _ = stop.send(true);
-        })
-        .await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "the API server failed");
-    }
-    let _ = scheduler.await;
-    if !agent.drain(grace).await {
-        tracing::warn!(
-            in_flight = agent.in_flight(),
-            "runs still in flight after the shutdown grace period; they are abandoned"
-        );
-    }
-    agent.store.flush();
-    tracing::info!("stopped");
-    ExitCode::SUCCESS
 }
 
 async fn validate(args: ConfigArg) -> ExitCode {
@@ -547,10 +480,8 @@ async fn validate(args: ConfigArg) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match Runtime::new(RuntimeOptions {
-        cache_dir: Some(config.agent.state_dir.join("cache")),
-        store: None,
-    }) {
+    let options = StateDir::at(&config.agent.state_dir).runtime_options(None, None);
+    let runtime = match options.and_then(Runtime::new) {
         Ok(r) => std::sync::Arc::new(r),
         Err(e) => {
             eprintln!("warden: {e:#}");
@@ -606,14 +537,6 @@ async fn validate(args: ConfigArg) -> ExitCode {
         }
         ExitCode::from(1)
     }
-}
-
-fn trust_ca_file(path: &Path) -> Result<()> {
-    let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    let n = crate::caps::http::trust_extra_roots(&pem)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    tracing::info!(file = %path.display(), certificates = n, "extra trust roots added");
-    Ok(())
 }
 
 const TEMPLATE_CARGO: &str = include_str!("template/Cargo.toml.tmpl");

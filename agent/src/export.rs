@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use crate::report::{Finding, Severity};
+use warden_runtime::Finding;
 
 /// One finding to export, with the check it came from.
 pub struct Exported<'a> {
@@ -35,13 +35,7 @@ impl<'a> Exported<'a> {
         Exported {
             check,
             rule: &f.rule,
-            severity: match f.severity {
-                Severity::Info => "info",
-                Severity::Low => "low",
-                Severity::Medium => "medium",
-                Severity::High => "high",
-                Severity::Critical => "critical",
-            },
+            severity: f.severity.as_str(),
             message: &f.message,
             location: f.location.as_deref(),
             attributes: &f.attributes,
@@ -165,6 +159,7 @@ pub fn gitleaks(findings: &[Exported<'_>]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warden_runtime::Severity;
 
     fn finding() -> Finding {
         Finding {

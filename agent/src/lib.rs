@@ -1,68 +1,60 @@
-//! Warden, the agent: loads sandboxed WebAssembly plugins (WASI 0.2
-//! components of the world `warden:plugin/plugin`) and runs them with only
-//! what each check grants.
+//! Warden, the agent: runs sandboxed WebAssembly plugins on schedules,
+//! keeps their results, and reports them over a small HTTP API. Running
+//! one plugin once is [`warden_runtime`]'s job (re-exported as
+//! [`runtime`]); this crate is everything around it.
 //!
-//! How the pieces fit:
+//! The principal types, and how they fit (data flows one way, top to
+//! bottom):
 //!
-//! - [`engine`]: the one wasmtime engine (pooling allocator, epoch ticker)
-//!   and the on-disk cache of compiled components;
-//! - [`runtime`]: loading a component into a [`runtime::Plugin`] and
-//!   running it in a fresh instance per run ([`runtime::Runtime::run`]),
-//!   turning every failure into an `unknown` outcome with a reason;
-//! - [`caps`]: the host capabilities, one module each, and
-//!   [`caps::Grants`], the single value that says what a check may reach;
-//! - [`report`]: the agent's view of reports and plugin info, and the
-//!   status mapping; [`limits`]: every cap and default, defined once;
-//! - [`store`]: the SQLite file; [`redact`]: secrets out of logs and
-//!   reports; [`stdplugins`]: the embedded standard plugins;
-//! - [`config`]: `warden.toml` and the profile rules; [`registry`]: which
-//!   plugin version runs, with hot reload of the plugin directory;
-//! - [`schedule`] and [`scheduler`]: when checks are due and what to
-//!   dispatch; [`agent`]: the long-running agent that ties it together;
-//!   [`checkstate`]: soft/hard state by thresholds; [`outputs`]: env files;
-//! - [`api`]: the HTTP API; [`export`]: findings as SARIF and gitleaks
-//!   JSON; [`cli`]: the `warden` command line.
+//! - [`Config`] is `warden.toml`, parsed and validated section by section
+//!   ([`config`]), with typed errors that name file, line, check and field;
+//! - [`Registry`] decides which version of each plugin runs (the embedded
+//!   standard plugins and the watched plugin directory);
+//! - the scheduler (a pure state machine over explicit times, driven by
+//!   [`Agent`]) says which [`Check`] is due; the [`runtime`] runs it;
+//! - [`Health`] decides the check's soft/hard status and transitions from
+//!   each result; [`Store`] (SQLite) persists runs, health, findings,
+//!   outputs and plugin state, acknowledging only committed writes;
+//! - [`views`], [`api`] and `/metrics` show it all; [`Agent::serve`] is the
+//!   lifecycle of `warden run`; [`StateDir`] is the state directory's
+//!   layout; [`limits`] holds every default, once.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use warden::caps::Grants;
-//! use warden::runtime::{Origin, RunRequest, Runtime, RuntimeOptions};
-//!
-//! let runtime = Runtime::new(RuntimeOptions::default())?;
-//! let bytes = warden::stdplugins::get("hello").expect("embedded");
-//! let plugin = runtime.load(bytes, Origin::Embedded("hello".into())).await?;
-//! let outcome = runtime
-//!     .run(&plugin, &RunRequest {
-//!         check: "hello".into(),
-//!         config: "{}".into(),
-//!         scheduled: std::time::SystemTime::now(),
-//!         attempt: 1,
-//!         timeout: std::time::Duration::from_secs(5),
-//!         memory: 64 << 20,
-//!         grants: Grants::none(),
-//!     })
-//!     .await;
-//! println!("{:?}: {}", outcome.status, outcome.summary);
+//! let config = warden::Config::load(None)?; // the embedded defaults
+//! warden::Agent::serve(config).await?;      // until SIGTERM or Ctrl-C
 //! # Ok(()) }
 //! ```
 
-pub mod agent;
+mod agent;
 pub mod api;
-pub mod caps;
-pub mod checkstate;
-pub mod cli;
+mod cli;
 pub mod config;
-pub mod engine;
-pub mod export;
+mod export;
+mod health;
+mod layout;
 pub mod limits;
-pub mod outputs;
-pub mod redact;
-pub mod references;
-pub mod registry;
-pub mod report;
-pub mod runtime;
-pub mod schedule;
-pub mod scheduler;
+mod metrics;
+mod outputs;
+mod references;
+mod registry;
+mod schedule;
+mod scheduler;
+mod serve;
 pub mod stdplugins;
 pub mod store;
-pub mod units;
+mod telemetry;
+pub mod views;
+
+pub use agent::{Agent, Check};
+pub use cli::main;
+pub use config::Config;
+pub use health::{Health, StateType, Transition};
+pub use layout::StateDir;
+pub use registry::{LoadError, PluginView, Registry};
+pub use schedule::Schedule;
+pub use scheduler::ManualError;
+pub use store::Store;
+/// The sandboxed plugin runtime the agent embeds.
+pub use warden_runtime as runtime;
+pub(crate) use warden_runtime::redact;

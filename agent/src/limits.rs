@@ -1,60 +1,58 @@
-//! Every default and cap the runtime enforces, defined once.
-//!
-//! A check may lower or raise its own `timeout` and `memory` within the
-//! maxima here; the other caps are fixed for all plugins.
+//! Every default and cap of the agent, defined once: the runtime's own
+//! (per-run timeouts, memory, report caps; re-exported from
+//! [`warden_runtime::limits`]) and the agent's (API address, concurrency,
+//! retention, store batching, plugin-directory debounce). Config parsing,
+//! the CLI and the docs refer to these; none repeats a number.
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-/// Default wall-clock budget of a run.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest timeout a check may ask for.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Default linear-memory limit of a plugin instance.
-pub const DEFAULT_MEMORY: u64 = 64 << 20;
-/// Largest memory limit a check may ask for (also the pooling allocator's
-/// slot size).
-pub const MAX_MEMORY: u64 = 1 << 30;
-/// Budget for `describe` and `validate`, which must be quick.
-pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+pub use warden_runtime::limits::*;
 
-/// How often the epoch advances; a runaway plugin is stopped within one
-/// tick of its deadline.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
-/// Grace added to a run's deadline for host calls (a blocked HTTP read)
-/// that epoch interruption cannot reach.
-pub const HOST_CALL_GRACE: Duration = Duration::from_millis(250);
+/// Where the API listens unless `[agent] listen` says otherwise.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7878));
+/// The plugin directory, relative to the config file.
+pub const DEFAULT_PLUGIN_DIR: &str = "plugins";
+/// The state directory (store, compiled-code cache), relative to the
+/// config file, or to the working directory for `warden check`.
+pub const DEFAULT_STATE_DIR: &str = ".warden";
+/// Runs in flight at once, across all checks.
+pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 16;
+/// Largest `max_concurrent_runs` (the pooling allocator's capacity).
+pub const MAX_CONCURRENT_RUNS: usize = MAX_CONCURRENT_INSTANCES as usize;
+/// Runs kept per check.
+pub const DEFAULT_KEEP_RUNS: usize = 1000;
+/// Days of runs, output history and resolved findings kept.
+pub const DEFAULT_KEEP_DAYS: u64 = 30;
+/// How often retention runs.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(600);
+/// How long runs in flight may finish after SIGTERM.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Report caps: a report beyond any of them ends the run as `unknown`.
-pub const MAX_SUMMARY_BYTES: usize = 1024;
-/// Most metrics in one report.
-pub const MAX_METRICS: usize = 1000;
-/// Most findings in one report.
-pub const MAX_FINDINGS: usize = 10_000;
-/// Most outputs in one report.
-pub const MAX_OUTPUTS: usize = 64;
-/// Longest string anywhere else in a report (names, messages, values).
-pub const MAX_FIELD_BYTES: usize = 4096;
+/// A check's interval when neither it nor its plugin names a schedule.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest check name.
+pub const MAX_CHECK_NAME_BYTES: usize = 64;
+/// Most retries after an `unknown` result.
+pub const MAX_RETRIES: u32 = 10;
+/// Consecutive non-OK results before a problem is hard (default).
+pub const DEFAULT_FAILURE_THRESHOLD: u32 = 1;
+/// Consecutive OK results before a hard problem recovers (default).
+pub const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
+/// Longest the scheduler sleeps between polls.
+pub const SCHEDULER_MAX_SLEEP: Duration = Duration::from_secs(60);
 
-/// Plugin stdout/stderr kept per run (each); the rest is dropped and
-/// counted.
-pub const MAX_STDIO_BYTES: usize = 64 << 10;
-/// Most `host.log` records per run; the rest are dropped and counted.
-pub const MAX_LOG_RECORDS: usize = 1000;
+/// How long a plugin file must be quiet before it is loaded.
+pub const PLUGIN_DEBOUNCE: Duration = Duration::from_millis(400);
 
-/// Longest state key.
-pub const MAX_STATE_KEY_BYTES: usize = 256;
-/// Largest state value.
-pub const MAX_STATE_VALUE_BYTES: usize = 16 << 20;
+/// Largest API request body.
+pub const MAX_API_BODY_BYTES: usize = 64 << 10;
+/// Most rows one `/v1/runs` page returns (and its default).
+pub const MAX_RUNS_PAGE: usize = 1000;
+/// Rows of a `/v1/runs` page unless `limit` says otherwise.
+pub const DEFAULT_RUNS_PAGE: usize = 50;
 
-/// Most outgoing HTTP requests in one run.
-pub const MAX_HTTP_REQUESTS_PER_RUN: u32 = 1000;
-/// Largest HTTP response body a plugin may read. Buffering it (with Vec
-/// doubling) must fit well inside [`DEFAULT_MEMORY`].
-pub const MAX_HTTP_BODY_BYTES: u64 = 8 << 20;
-/// Longest a TCP connect + TLS handshake may take.
-pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest any one request may take, first byte to last.
-pub const HTTP_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Most plugin instances alive at once (pooling allocator capacity).
-pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
+/// Most store jobs committed in one transaction.
+pub const STORE_BATCH: usize = 512;
+/// How long SQLite waits on a locked database.
+pub const STORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);

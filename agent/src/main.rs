@@ -1,5 +1,5 @@
 //! The `warden` binary; everything lives in the library.
 
 fn main() -> std::process::ExitCode {
-    warden::cli::main()
+    warden::main()
 }

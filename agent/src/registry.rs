@@ -20,12 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::runtime::{Origin, Plugin, Runtime};
+use warden_runtime::{Origin, Plugin, Runtime};
+
+use crate::limits::PLUGIN_DEBOUNCE as DEBOUNCE;
 use crate::stdplugins;
 use crate::store::now_ms;
-
-/// How long a file must be quiet before it is loaded.
-pub const DEBOUNCE: Duration = Duration::from_millis(400);
 
 /// Why the latest attempt to load a plugin failed.
 #[derive(Debug, Clone, Serialize)]
@@ -255,7 +254,7 @@ impl Registry {
     }
 
     async fn install(&self, name: &str, bytes: &[u8], origin: Origin) {
-        let sha = crate::runtime::sha256_hex(bytes);
+        let sha = warden_runtime::sha256_hex(bytes);
         let current = self.read().get(name).and_then(|e| e.current.clone());
         if let Some(cur) = &current {
             if cur.sha256 == sha {

@@ -20,7 +20,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
-use crate::units;
+use warden_text::units;
 
 /// A parsed schedule.
 #[derive(Debug, Clone)]
@@ -134,7 +134,7 @@ impl Schedule {
 impl std::fmt::Display for Schedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Schedule::Every(d) => write!(f, "@every {}", crate::runtime::humanize(*d)),
+            Schedule::Every(d) => write!(f, "@every {}", units::format_duration(*d)),
             Schedule::Cron { expr, tz, .. } if *tz == Tz::UTC => write!(f, "{expr}"),
             Schedule::Cron { expr, tz, .. } => write!(f, "TZ={tz} {expr}"),
         }

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 
-use crate::report::Status;
 use crate::schedule::Schedule;
+use warden_runtime::Status;
 
 /// What the scheduler needs to know about a check.
 #[derive(Debug, Clone)]
@@ -77,7 +77,6 @@ struct Slot {
     running: bool,
     retry: Option<(i64, u32, i64)>,
     skipped: u64,
-    dispatched: u64,
 }
 
 /// Scheduler state of every check.
@@ -108,8 +107,6 @@ pub struct SlotInfo {
     pub running: bool,
     /// Due times skipped because the check was still running.
     pub skipped: u64,
-    /// Due times dispatched.
-    pub dispatched: u64,
 }
 
 impl SchedulerCore {
@@ -136,7 +133,6 @@ impl SchedulerCore {
                 running: false,
                 retry: None,
                 skipped: 0,
-                dispatched: 0,
             },
         );
     }
@@ -172,7 +168,6 @@ impl SchedulerCore {
                         continue;
                     }
                     slot.running = true;
-                    slot.dispatched += 1;
                     out.push(Dispatch {
                         check: name,
                         due_ms: t,
@@ -241,13 +236,7 @@ impl SchedulerCore {
             next_due_ms: s.spec.enabled.then_some(s.next_due).flatten(),
             running: s.running,
             skipped: s.skipped,
-            dispatched: s.dispatched,
         })
-    }
-
-    /// Checks running now.
-    pub fn running(&self) -> usize {
-        self.slots.values().filter(|s| s.running).count()
     }
 }
 

@@ -72,21 +72,7 @@ impl<C> Context<C> {
     /// variable (API keys in URLs, tokens in headers); the error names a
     /// variable that is not set or not granted.
     pub fn expand_env(&self, template: &str) -> Result<String, String> {
-        let mut out = String::new();
-        let mut rest = template;
-        while let Some(at) = rest.find("${env:") {
-            out.push_str(&rest[..at]);
-            let after = &rest[at + 6..];
-            let end = after.find('}').ok_or("unclosed ${env:...} in a template")?;
-            let name = &after[..end];
-            let value = self.env(name).ok_or_else(|| {
-                format!("environment variable {name} is not set or not granted (allow.env)")
-            })?;
-            out.push_str(&value);
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        crate::template::expand_env(template, |name| self.env(name))
     }
 
     /// Time left before the deadline (zero once it has passed).

@@ -92,7 +92,12 @@ mod report;
 pub mod state;
 pub mod testing;
 pub mod tls;
-pub mod units;
+/// Secrets out of URLs and text before a plugin shows them.
+pub use warden_text::redact;
+/// `${env:NAME}` and `{{capture}}` placeholders.
+pub use warden_text::template;
+/// Durations and sizes, the grammar the agent uses too.
+pub use warden_text::units;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

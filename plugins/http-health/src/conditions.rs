@@ -114,20 +114,12 @@ impl fmt::Display for Condition {
     }
 }
 
-/// Parses a duration literal (`168h`, `30m`, `10s`, `7d`) into seconds.
+/// A duration literal (`168h`, `30m`, `10s`, `7d`) in seconds, in the
+/// grammar every Warden config uses.
 pub fn duration_seconds(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n.parse().ok()?;
-    Some(match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => return None,
-    })
+    warden_plugin_sdk::units::parse_duration(s)
+        .ok()
+        .map(|d| d.as_secs_f64())
 }
 
 fn parse_placeholder(s: &str) -> Result<Placeholder, String> {

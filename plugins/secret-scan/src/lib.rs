@@ -55,26 +55,7 @@ impl Size {
     pub fn bytes(&self) -> Result<u64, String> {
         match self {
             Size::Bytes(b) => Ok(*b),
-            Size::Text(t) => {
-                let t = t.trim();
-                let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-                let (num, unit) = t.split_at(split);
-                let n: u64 = num
-                    .parse()
-                    .map_err(|_| format!("{t:?} is not a size like 10MiB"))?;
-                let mult: u64 = match unit.trim() {
-                    "" | "B" => 1,
-                    "KB" => 1000,
-                    "KiB" => 1 << 10,
-                    "MB" => 1_000_000,
-                    "MiB" => 1 << 20,
-                    "GB" => 1_000_000_000,
-                    "GiB" => 1 << 30,
-                    u => return Err(format!("{t:?}: unknown unit {u:?}")),
-                };
-                n.checked_mul(mult)
-                    .ok_or_else(|| format!("{t:?} is too large"))
-            }
+            Size::Text(t) => warden_plugin_sdk::units::parse_size(t),
         }
     }
 }

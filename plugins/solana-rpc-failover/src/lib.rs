@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use warden_plugin_sdk::prelude::*;
+use warden_plugin_sdk::redact;
 use warden_plugin_sdk::units::parse_duration;
 
 pub use judge::{Decision, History, judge};
@@ -222,38 +223,6 @@ impl Config {
     }
 }
 
-/// A URL as shown: `${env:NAME}` stays a name; user info and query values
-/// are masked.
-pub fn redact(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let base = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let host_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..host_end].rfind('@') {
-                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-                None => base.to_string(),
-            }
-        }
-        None => base.to_string(),
-    };
-    match query {
-        None => base,
-        Some(q) => {
-            let q: Vec<String> = q
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) => format!("{k}=***"),
-                    None => kv.to_string(),
-                })
-                .collect();
-            format!("{base}?{}", q.join("&"))
-        }
-    }
-}
-
 const HISTORY_KEY: &str = "history";
 
 /// The standard plugin.
@@ -304,7 +273,7 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
     for v in &mut decision.verdicts {
         for reason in &mut v.reasons {
             for e in &cfg.endpoints {
-                *reason = reason.replace(&urls[&e.name], &redact(&e.url));
+                *reason = reason.replace(&urls[&e.name], &redact::url(&e.url));
             }
         }
     }
@@ -391,7 +360,7 @@ fn report(cfg: &Config, d: &Decision, probes: &[Probe], urls: &BTreeMap<String, 
                     Severity::Medium,
                     format!("{} is ineligible: {reason}", v.name),
                 )
-                .location(redact(
+                .location(redact::url(
                     &cfg.endpoints
                         .iter()
                         .find(|e| e.name == v.name)

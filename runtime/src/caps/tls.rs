@@ -6,18 +6,23 @@
 //! the chain the server presents and whether it verifies against the
 //! agent's trust roots, but completes either way, so an expired or
 //! self-signed certificate is reported rather than hidden behind a failed
-//! connection. Nothing is sent after the handshake.
+//! connection. Nothing is sent after the handshake. The capability has no
+//! grant of its own and no state of its own: both are HTTP's.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use super::http::{Egress, Scheme, connect_vetted};
+use wasmtime::component::{HasSelf, Linker};
+
+use super::http::Egress;
+use super::net::{Scheme, connect_vetted};
+use super::{Allow, Capability, GrantError, Sandbox, Setup};
+use crate::bindings::tls as wit;
 use crate::limits;
-use crate::runtime::tls_bindings as wit;
 
 type Seen = Mutex<Option<(Vec<CertificateDer<'static>>, Result<(), String>)>>;
 
@@ -74,29 +79,6 @@ impl ServerCertVerifier for Recorder {
     }
 }
 
-type Verifier = (
-    Arc<rustls::crypto::CryptoProvider>,
-    Arc<WebPkiServerVerifier>,
-);
-
-/// The crypto provider and the webpki verifier over the agent's roots,
-/// built on first use and shared by every look-up.
-fn verifier() -> Result<Verifier, String> {
-    static VERIFIER: OnceLock<Result<Verifier, String>> = OnceLock::new();
-    VERIFIER
-        .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let inner = WebPkiServerVerifier::builder_with_provider(
-                super::http::root_store(),
-                provider.clone(),
-            )
-            .build()
-            .map_err(|e| format!("TLS set-up: {e}"))?;
-            Ok((provider, inner))
-        })
-        .clone()
-}
-
 fn describe(der: &CertificateDer<'_>) -> Result<wit::Certificate, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
         .map_err(|e| format!("unparsable certificate: {e}"))?;
@@ -120,12 +102,11 @@ impl wit::Host for Egress {
             .authorize(&uri)
             .map_err(|_| format!("{shown}: not granted by the check's allow.hosts"))?;
         debug_assert!(target.scheme == Scheme::Https);
-        let refusals = self.refusal_log();
         let timeout = limits::HTTP_CONNECT_TIMEOUT;
-        let tcp = connect_vetted(&target, timeout, &refusals)
+        let tcp = connect_vetted(&target, timeout, &self.refusals)
             .await
             .map_err(|e| format!("{shown}: {e}"))?;
-        let (provider, inner) = verifier()?;
+        let (provider, inner) = (self.net.provider.clone(), self.net.verifier.clone());
         let seen: Arc<Seen> = Arc::new(Mutex::new(None));
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -159,5 +140,30 @@ impl wit::Host for Egress {
             verified: verdict.is_ok(),
             verify_error: verdict.err(),
         })
+    }
+}
+
+/// The TLS inspection capability (`warden:plugin/tls`), under the HTTP
+/// grants.
+pub struct Tls;
+
+impl Capability for Tls {
+    const KEYS: &'static [&'static str] = &[];
+    type Grant = ();
+    type Run = ();
+
+    fn grant(_: &Allow) -> Result<(), Vec<GrantError>> {
+        Ok(())
+    }
+
+    fn show(_: &(), _: &mut serde_json::Map<String, serde_json::Value>) {}
+
+    fn link(linker: &mut Linker<Sandbox>) -> anyhow::Result<()> {
+        wit::add_to_linker::<Sandbox, HasSelf<Egress>>(linker, |s| &mut s.parts.http)
+            .map_err(anyhow::Error::from)
+    }
+
+    fn prepare(_: &Arc<()>, _: &mut Setup<'_>) -> anyhow::Result<()> {
+        Ok(())
     }
 }

@@ -1,12 +1,17 @@
-//! The agent's view of what a run produced: [`Report`] (as the plugin
+//! What a run produced, in the one shape every other part uses:
+//! [`RunOutcome`] (built by [`RunOutcome::begin`], ended by the runtime or
+//! by [`RunOutcome::unknown`]), the [`Report`] inside it (as the plugin
 //! returned it, after the caps in [`crate::limits`] are checked),
-//! [`PluginInfo`] (what `describe` said) and the status mapping, defined
-//! once here.
+//! [`PluginInfo`] (what `describe` said), and [`Status`] and [`Severity`]
+//! with their one text form each.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::bindings::wit;
 use crate::limits;
-use crate::runtime::wit;
 
 /// A run's verdict, with the Nagios meaning and exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -33,6 +38,30 @@ impl Status {
         }
     }
 
+    /// Every status, in exit-code order.
+    pub const ALL: [Status; 4] = [
+        Status::Ok,
+        Status::Warning,
+        Status::Critical,
+        Status::Unknown,
+    ];
+
+    /// Position in [`Status::ALL`] (also the exit code), for per-status
+    /// counters.
+    pub fn index(self) -> usize {
+        self.exit_code() as usize
+    }
+
+    /// The lower-case name used in JSON, the store and `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Unknown => "unknown",
+        }
+    }
+
     /// Upper-case label as Nagios prints it.
     pub fn label(self) -> &'static str {
         match self {
@@ -53,6 +82,28 @@ impl Status {
     }
 }
 
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a status (use ok, warning, critical or unknown)")]
+pub struct UnknownStatus(pub String);
+
+impl std::str::FromStr for Status {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Status, UnknownStatus> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +118,29 @@ pub enum Severity {
     High,
     /// Critical.
     Critical,
+}
+
+impl Severity {
+    /// The lower-case name used in JSON, the store and exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    fn from_wit(s: wit::Severity) -> Self {
+        match s {
+            wit::Severity::Info => Severity::Info,
+            wit::Severity::Low => Severity::Low,
+            wit::Severity::Medium => Severity::Medium,
+            wit::Severity::High => Severity::High,
+            wit::Severity::Critical => Severity::Critical,
+        }
+    }
 }
 
 /// A measured number.
@@ -223,13 +297,7 @@ impl Report {
                 .map(|f| Finding {
                     fingerprint: f.fingerprint,
                     rule: f.rule,
-                    severity: match f.severity {
-                        wit::Severity::Info => Severity::Info,
-                        wit::Severity::Low => Severity::Low,
-                        wit::Severity::Medium => Severity::Medium,
-                        wit::Severity::High => Severity::High,
-                        wit::Severity::Critical => Severity::Critical,
-                    },
+                    severity: Severity::from_wit(f.severity),
                     message: f.message,
                     location: f.location,
                     attributes: pairs(f.attributes),
@@ -302,5 +370,181 @@ impl PluginInfo {
                 })
                 .collect(),
         })
+    }
+}
+
+/// What happened in a run: the one record of a run that the runtime
+/// returns, the store keeps and the API shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunOutcome {
+    /// Run id (unique within this agent process).
+    pub run_id: String,
+    /// Check name.
+    pub check: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Plugin sha256 (empty when no plugin ran).
+    pub plugin_sha256: String,
+    /// Verdict.
+    pub status: Status,
+    /// One line.
+    pub summary: String,
+    /// Why the run is `unknown`, when the agent or plugin failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Metrics reported.
+    #[serde(default)]
+    pub metrics: Vec<Metric>,
+    /// Findings reported.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    /// Outputs published.
+    #[serde(default)]
+    pub outputs: Vec<Output>,
+    /// Due time, ms since the epoch.
+    pub scheduled_unix_ms: u64,
+    /// Start, ms since the epoch.
+    pub started_unix_ms: u64,
+    /// End, ms since the epoch.
+    pub finished_unix_ms: u64,
+    /// Duration in seconds.
+    pub duration_seconds: f64,
+    /// Attempt number.
+    pub attempt: u32,
+    /// Outgoing HTTP requests attempted.
+    #[serde(default)]
+    pub http_requests: u32,
+    /// Requests or responses the sandbox refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<String>,
+}
+
+static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl RunOutcome {
+    /// A run of `check` by `plugin` (name and sha256) starting now: a new
+    /// run id, status `unknown` until [`RunOutcome::end`].
+    pub fn begin(
+        check: &str,
+        plugin: &str,
+        plugin_sha256: &str,
+        scheduled: SystemTime,
+        attempt: u32,
+    ) -> RunOutcome {
+        let started = unix_ms(SystemTime::now());
+        let n = RUN_COUNTER.fetch_add(1, Ordering::Relaxed);
+        RunOutcome {
+            run_id: format!("{started:x}-{n}"),
+            check: check.to_string(),
+            plugin: plugin.to_string(),
+            plugin_sha256: plugin_sha256.to_string(),
+            status: Status::Unknown,
+            summary: String::new(),
+            error: None,
+            metrics: Vec::new(),
+            findings: Vec::new(),
+            outputs: Vec::new(),
+            scheduled_unix_ms: unix_ms(scheduled),
+            started_unix_ms: started,
+            finished_unix_ms: started,
+            duration_seconds: 0.0,
+            attempt,
+            http_requests: 0,
+            refusals: Vec::new(),
+        }
+    }
+
+    /// An `unknown` outcome for a run that could not start (no plugin, an
+    /// unresolved reference), with its reason.
+    pub fn unknown(
+        check: &str,
+        plugin: &str,
+        reason: String,
+        scheduled: SystemTime,
+        attempt: u32,
+    ) -> RunOutcome {
+        let mut outcome = RunOutcome::begin(check, plugin, "", scheduled, attempt);
+        outcome.end(Err(reason), Duration::ZERO);
+        outcome
+    }
+
+    /// Ends the run after `elapsed` with the plugin's report or the reason
+    /// it failed. Free text is redacted; a failure reason becomes one
+    /// bounded line, as it is shown in terminals, logs and the API.
+    pub fn end(&mut self, result: Result<Report, String>, elapsed: Duration) {
+        self.duration_seconds = elapsed.as_secs_f64();
+        self.finished_unix_ms = self.started_unix_ms + elapsed.as_millis() as u64;
+        match result {
+            Ok(report) => {
+                self.status = report.status;
+                self.summary = crate::redact::words(&report.summary);
+                self.metrics = report.metrics;
+                self.findings = report
+                    .findings
+                    .into_iter()
+                    .map(|mut f| {
+                        f.message = crate::redact::words(&f.message);
+                        f
+                    })
+                    .collect();
+                self.outputs = report.outputs;
+            }
+            Err(reason) => {
+                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+                let reason = warden_text::truncate(&reason, limits::MAX_FIELD_BYTES);
+                self.status = Status::Unknown;
+                self.summary = reason.clone();
+                self.error = Some(reason);
+            }
+        }
+        match self.status {
+            Status::Ok => tracing::debug!(
+                status = "ok",
+                duration = self.duration_seconds,
+                "{}",
+                self.summary
+            ),
+            s => tracing::info!(
+                status = s.label(),
+                duration = self.duration_seconds,
+                "{}",
+                self.summary
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_text_round_trips() {
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>(), Ok(s));
+            assert_eq!(Status::ALL[s.index()], s);
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+        assert!("OK".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn unknown_outcomes_carry_one_bounded_line() {
+        let o = RunOutcome::unknown("c", "p", "two\nlines".into(), SystemTime::now(), 2);
+        assert_eq!(o.status, Status::Unknown);
+        assert_eq!(o.error.as_deref(), Some("two lines"));
+        assert_eq!((o.check.as_str(), o.attempt), ("c", 2));
+        let p = RunOutcome::begin("c", "p", "", SystemTime::now(), 1);
+        assert_ne!(o.run_id, p.run_id);
     }
 }

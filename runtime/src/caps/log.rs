@@ -1,6 +1,10 @@
 //! What a plugin says: `warden:plugin/host.log` records and its
 //! stdout/stderr, both bounded per run and forwarded to the agent's log
 //! under the run's span (check name, run id).
+//!
+//! The WIT puts log and state in one interface, `warden:plugin/host`; this
+//! capability links it, and its `state-*` functions go to
+//! [`super::state`].
 
 use std::io;
 use std::pin::Pin;
@@ -8,16 +12,24 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::limits;
+use warden_text::truncate;
 
-/// Counts and forwards `host.log` records.
+use super::{Allow, Capability, GrantError, Parts, Sandbox, Setup};
+use crate::bindings::{host, wit};
+use crate::limits;
+use crate::report::RunOutcome;
+
+/// Counts and forwards `host.log` records; captures stdout and stderr.
 #[derive(Default)]
 pub struct RunLog {
     records: usize,
     dropped: usize,
+    pub(crate) stdout: Captured,
+    pub(crate) stderr: Captured,
 }
 
 /// Levels a plugin may log at (mirrors `warden:plugin/host.log-level`).
@@ -57,24 +69,92 @@ impl RunLog {
         }
     }
 
-    /// Records dropped over the quota.
-    pub fn dropped(&self) -> usize {
-        self.dropped
+    /// Forwards the captured stdout and stderr, line by line, redacted.
+    fn forward_stdio(&self) {
+        for (name, cap) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let (text, dropped) = cap.contents();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!(target: "plugin", stream = name, "{}", crate::redact::words(line));
+            }
+            if dropped > 0 {
+                tracing::warn!(
+                    stream = name,
+                    dropped,
+                    "plugin output over the per-run limit was dropped"
+                );
+            }
+        }
     }
 }
 
-/// `s` cut to at most `max` bytes (on a character boundary), marked with
-/// an ellipsis when cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
+/// The log capability: `host.log` and stdio capture; always present.
+pub struct Log;
+
+impl Capability for Log {
+    const KEYS: &'static [&'static str] = &[];
+    type Grant = ();
+    type Run = RunLog;
+
+    fn grant(_: &Allow) -> Result<(), Vec<GrantError>> {
+        Ok(())
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
+
+    fn show(_: &(), _: &mut serde_json::Map<String, serde_json::Value>) {}
+
+    fn link(linker: &mut Linker<Sandbox>) -> anyhow::Result<()> {
+        host::add_to_linker::<Sandbox, HasSelf<Parts>>(linker, |s| &mut s.parts)
+            .map_err(anyhow::Error::from)?;
+        wit::add_to_linker::<Sandbox, HasSelf<Parts>>(linker, |s| &mut s.parts)
+            .map_err(anyhow::Error::from)
     }
-    format!("{}…", &s[..end])
+
+    fn prepare(_: &Arc<()>, setup: &mut Setup<'_>) -> anyhow::Result<RunLog> {
+        let log = RunLog::default();
+        setup
+            .wasi
+            .stdout(log.stdout.clone())
+            .stderr(log.stderr.clone());
+        Ok(log)
+    }
+
+    fn finish(log: &mut RunLog, _: &mut RunOutcome) {
+        log.forward_stdio();
+        if log.dropped > 0 {
+            tracing::warn!(
+                dropped = log.dropped,
+                "plugin log records over the per-run limit were dropped"
+            );
+        }
+    }
 }
+
+impl host::Host for Parts {
+    fn log(&mut self, level: host::LogLevel, message: String, fields: Vec<wit::Pair>) {
+        let level = match level {
+            host::LogLevel::Trace => Level::Trace,
+            host::LogLevel::Debug => Level::Debug,
+            host::LogLevel::Info => Level::Info,
+            host::LogLevel::Warn => Level::Warn,
+            host::LogLevel::Error => Level::Error,
+        };
+        let fields: Vec<(String, String)> = fields.into_iter().map(|p| (p.name, p.value)).collect();
+        self.log.record(level, &message, &fields);
+    }
+
+    fn state_get(&mut self, key: String) -> Option<String> {
+        self.state.get(&key)
+    }
+
+    fn state_set(&mut self, key: String, value: String) -> Result<(), String> {
+        self.state.set(key, value)
+    }
+
+    fn state_delete(&mut self, key: String) {
+        self.state.delete(key)
+    }
+}
+
+impl wit::Host for Parts {}
 
 #[derive(Default)]
 struct Buffer {
@@ -91,11 +171,6 @@ pub struct Captured {
 }
 
 impl Captured {
-    /// An empty capture.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     fn push(&self, data: &[u8]) {
         let mut b = self.buf.lock().unwrap_or_else(|p| p.into_inner());
         let room = limits::MAX_STDIO_BYTES.saturating_sub(b.bytes.len());

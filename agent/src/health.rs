@@ -1,14 +1,17 @@
-//! A check's state, following its thresholds, in the Nagios sense.
+//! A check's health, following its thresholds, in the Nagios sense. (Not
+//! to be confused with plugin state, the key/value store a plugin keeps
+//! between runs.)
 //!
 //! A non-OK result is *soft* until `failure_threshold` consecutive non-OK
 //! results make it *hard*; a hard problem recovers after
 //! `success_threshold` consecutive OK results. The hard status is what the
 //! API and `/metrics` show as the check's status; a change of it is a
-//! [`Transition`], which is what notifications fire on.
+//! [`Transition`], which is what notifications fire on. The agent decides
+//! transitions here; the store only persists the result.
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::Status;
+use warden_runtime::Status;
 
 /// Soft or hard, as Nagios has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,9 +24,9 @@ pub enum StateType {
     Hard,
 }
 
-/// Everything known about a check's state.
+/// Everything known about a check's health.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckState {
+pub struct Health {
     /// The confirmed (hard) status.
     pub status: Status,
     /// Whether the latest result agrees with `status`.
@@ -38,9 +41,9 @@ pub struct CheckState {
     pub consecutive_fail: u32,
 }
 
-impl Default for CheckState {
+impl Default for Health {
     fn default() -> Self {
-        CheckState {
+        Health {
             status: Status::Ok,
             state_type: StateType::Hard,
             last_status: Status::Ok,
@@ -60,7 +63,7 @@ pub struct Transition {
     pub to: Status,
 }
 
-impl CheckState {
+impl Health {
     /// Applies one result.
     pub fn apply(
         &self,
@@ -68,7 +71,7 @@ impl CheckState {
         now_ms: i64,
         failure_threshold: u32,
         success_threshold: u32,
-    ) -> (CheckState, Option<Transition>) {
+    ) -> (Health, Option<Transition>) {
         let mut next = self.clone();
         next.last_status = result;
         let target = if result == Status::Ok {
@@ -106,8 +109,8 @@ impl CheckState {
 mod tests {
     use super::*;
 
-    fn run(results: &[Status], fail: u32, ok: u32) -> (CheckState, Vec<Transition>) {
-        let mut s = CheckState::default();
+    fn run(results: &[Status], fail: u32, ok: u32) -> (Health, Vec<Transition>) {
+        let mut s = Health::default();
         let mut ts = Vec::new();
         for (i, r) in results.iter().enumerate() {
             let (n, t) = s.apply(*r, 1000 + i as i64, fail, ok);

@@ -4,7 +4,8 @@
 //! info is dropped, every query value is masked and path segments that look
 //! like keys (long, mixed letters and digits) are masked, which covers the
 //! usual places RPC providers and APIs put credentials
-//! (`?api-key=...`, `/v2/<key>`, `https://user:pass@...`).
+//! (`?api-key=...`, `/v2/<key>`, `https://user:pass@...`). A `${env:NAME}`
+//! placeholder in a path stays readable (it names the key, not the value).
 
 /// The mask that replaces a secret.
 pub const MASK: &str = "***";
@@ -104,6 +105,11 @@ mod tests {
         assert_eq!(
             url("http://127.0.0.1:8080/health"),
             "http://127.0.0.1:8080/health"
+        );
+        // A placeholder names the key; its value never appears here.
+        assert_eq!(
+            url("http://node0/v2/${env:KEY}?api-key=${env:RPC_KEY}"),
+            "http://node0/v2/${env:KEY}?api-key=***"
         );
     }
 

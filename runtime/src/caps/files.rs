@@ -7,8 +7,14 @@
 //! `..`, absolute paths and symlinks that lead outside it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use wasmtime::component::Linker;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use super::{Allow, Capability, GrantError, Sandbox, Setup};
+
+const KEY: &str = "read_dirs";
 
 /// A check's directory grants, canonicalized once.
 #[derive(Debug, Clone, Default)]
@@ -17,17 +23,18 @@ pub struct FileGrants {
 }
 
 impl FileGrants {
-    /// Checks that each entry is an existing directory; errors name the
-    /// index and path.
-    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<FileGrants, Vec<String>> {
+    /// Checks that each entry is an existing directory (relative ones
+    /// resolved against the config's directory); errors name the index
+    /// and path.
+    pub fn parse(allow: &Allow) -> Result<FileGrants, Vec<GrantError>> {
         let mut dirs = Vec::new();
         let mut errors = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let raw = e.as_ref();
-            match std::fs::canonicalize(raw) {
+        for (i, raw) in allow.entries(KEY).iter().enumerate() {
+            let path = allow.resolve(raw);
+            match std::fs::canonicalize(&path) {
                 Ok(p) if p.is_dir() => dirs.push(p),
-                Ok(_) => errors.push(format!("allow.read_dirs[{i}] {raw:?}: not a directory")),
-                Err(err) => errors.push(format!("allow.read_dirs[{i}] {raw:?}: {err}")),
+                Ok(_) => errors.push(GrantError::at(KEY, i, format!("{raw:?}: not a directory"))),
+                Err(err) => errors.push(GrantError::at(KEY, i, format!("{raw:?}: {err}"))),
             }
         }
         if errors.is_empty() {
@@ -37,11 +44,6 @@ impl FileGrants {
         }
     }
 
-    /// The granted directories.
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
     /// Preopens every granted directory read-only.
     ///
     /// File operations then run on the run's own thread instead of being
@@ -49,7 +51,7 @@ impl FileGrants {
     /// of small files (a secret scan) spends most of its time in those
     /// hand-offs otherwise (2.6 s of 6.5 s for 105 MB in 8,500 files).
     /// Local reads are short; the run's deadline still applies.
-    pub fn apply(&self, builder: &mut WasiCtxBuilder) -> anyhow::Result<()> {
+    fn apply(&self, builder: &mut WasiCtxBuilder) -> anyhow::Result<()> {
         if !self.dirs.is_empty() {
             builder.allow_blocking_current_thread(true);
         }
@@ -60,5 +62,32 @@ impl FileGrants {
                 .map_err(anyhow::Error::from)?;
         }
         Ok(())
+    }
+}
+
+/// The read-only files capability (`allow.read_dirs`, `wasi:filesystem`,
+/// linked with the rest of WASI by the runtime).
+pub struct Files;
+
+impl Capability for Files {
+    const KEYS: &'static [&'static str] = &[KEY];
+    type Grant = FileGrants;
+    type Run = ();
+
+    fn grant(allow: &Allow) -> Result<FileGrants, Vec<GrantError>> {
+        FileGrants::parse(allow)
+    }
+
+    fn show(grant: &FileGrants, view: &mut serde_json::Map<String, serde_json::Value>) {
+        let dirs: Vec<String> = grant.dirs.iter().map(|d| d.display().to_string()).collect();
+        view.insert(KEY.into(), dirs.into());
+    }
+
+    fn link(_: &mut Linker<Sandbox>) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn prepare(grant: &Arc<FileGrants>, setup: &mut Setup<'_>) -> anyhow::Result<()> {
+        grant.apply(setup.wasi)
     }
 }

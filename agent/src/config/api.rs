@@ -1,0 +1,106 @@
+//! `[api]`: the bearer token (from a variable or a file, never inline),
+//! the CORS origins, and whether reads need the token.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::error::{ConfigError, Scope};
+use super::source::Source;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    cors_origins: Vec<String>,
+    #[serde(default)]
+    require_token_for_reads: bool,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Default)]
+pub struct ApiSection {
+    /// The bearer token, read from the env var or file.
+    pub token: Option<String>,
+    /// Where the token came from (for messages; never the token).
+    pub token_source: Option<String>,
+    /// Origins allowed by CORS.
+    pub cors_origins: Vec<String>,
+    /// Whether GETs need the token too.
+    pub require_token_for_reads: bool,
+}
+
+impl ApiSection {
+    /// Parses `[api]` (absent: no token, no CORS).
+    pub(super) fn parse(
+        src: &Source<'_>,
+        table: Option<(toml::Table, Range<usize>)>,
+        errors: &mut Vec<ConfigError>,
+    ) -> ApiSection {
+        let mut api = ApiSection::default();
+        let Some((table, span)) = table else {
+            return api;
+        };
+        let mut err = |field: Option<&str>, msg: String| {
+            let line = match field {
+                Some(f) => src.field_line(&span, f),
+                None => src.line_at(span.start),
+            };
+            errors.push(src.error(line, Scope::Api, field, msg));
+        };
+        let a = match RawApi::deserialize(toml::Value::Table(table)) {
+            Ok(a) => a,
+            Err(e) => {
+                err(None, e.message().to_string());
+                return api;
+            }
+        };
+        if a.token_env.is_some() && a.token_file.is_some() {
+            errors.push(src.error(
+                src.field_line(&span, "token_env"),
+                Scope::Api,
+                None,
+                "set token_env or token_file, not both",
+            ));
+        }
+        let mut err = |field: &str, msg: String| {
+            errors.push(src.error(src.field_line(&span, field), Scope::Api, Some(field), msg))
+        };
+        if let Some(var) = a.token_env {
+            match std::env::var(&var) {
+                Ok(v) if !v.trim().is_empty() => {
+                    api.token = Some(v.trim().to_string());
+                    api.token_source = Some(format!("env {var}"));
+                }
+                _ => err("token_env", format!("the variable {var} is not set")),
+            }
+        }
+        if let Some(file) = a.token_file {
+            let file = src.resolve(file);
+            match std::fs::read_to_string(&file) {
+                Ok(v) if !v.trim().is_empty() => {
+                    api.token = Some(v.trim().to_string());
+                    api.token_source = Some(format!("file {}", file.display()));
+                }
+                Ok(_) => err("token_file", format!("{} is empty", file.display())),
+                Err(e) => err("token_file", format!("{}: {e}", file.display())),
+            }
+        }
+        for (i, o) in a.cors_origins.iter().enumerate() {
+            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                errors.push(src.error(
+                    src.field_line(&span, "cors_origins"),
+                    Scope::Api,
+                    Some(&format!("cors_origins[{i}]")),
+                    format!("{o:?} is not an origin like https://ops.example.com"),
+                ));
+            }
+        }
+        api.cors_origins = a.cors_origins;
+        api.require_token_for_reads = a.require_token_for_reads;
+        api
+    }
+}

@@ -1,0 +1,271 @@
+//! One `[[check]]`: a plugin, its config, its grants (parsed by the
+//! capability modules of [`warden_runtime::caps`]), its limits, its
+//! schedule and its thresholds. Defaults and maxima come from
+//! [`crate::limits`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use warden_runtime::{Allow, Grants};
+use warden_text::units;
+
+use super::error::{ConfigError, Scope};
+use super::source::Source;
+use crate::limits;
+use crate::references::Reference;
+use crate::schedule::Schedule;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    name: String,
+    plugin: String,
+    schedule: Option<String>,
+    timeout: Option<String>,
+    memory: Option<String>,
+    #[serde(default)]
+    retries: u32,
+    failure_threshold: Option<u32>,
+    success_threshold: Option<u32>,
+    #[serde(default)]
+    config: toml::Table,
+    #[serde(default)]
+    allow: BTreeMap<String, Vec<String>>,
+    outputs_file: Option<PathBuf>,
+    splay: Option<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+/// One `[[check]]`.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// Unique name.
+    pub name: String,
+    /// Plugin name (file stem in the plugin dir, or a standard plugin).
+    pub plugin: String,
+    /// When it runs (`None`: the plugin's default schedule, else
+    /// [`limits::DEFAULT_INTERVAL`]).
+    pub schedule: Option<Schedule>,
+    /// Per-run budget.
+    pub timeout: Duration,
+    /// Memory limit in bytes.
+    pub memory: u64,
+    /// Retries after an `unknown` result.
+    pub retries: u32,
+    /// Consecutive non-OK results before the state turns hard.
+    pub failure_threshold: u32,
+    /// Consecutive OK results before a hard problem recovers.
+    pub success_threshold: u32,
+    /// The plugin's config as a JSON object (string).
+    pub config_json: String,
+    /// What the check may reach.
+    pub grants: Grants,
+    /// Where outputs are rendered.
+    pub outputs_file: Option<PathBuf>,
+    /// Maximum splay (None: the default for the schedule).
+    pub splay: Option<Duration>,
+    /// Disabled checks are loaded but never scheduled.
+    pub enabled: bool,
+    /// Line of the `[[check]]` header.
+    pub line: usize,
+}
+
+/// A parsed check and the output references its config makes (checked
+/// once every check name is known).
+pub(super) struct Parsed {
+    pub(super) check: CheckConfig,
+    pub(super) references: Vec<(ConfigError, Reference)>,
+}
+
+/// A limit that parsed and is within `max`, or the problem.
+fn within<T: PartialOrd + Copy>(
+    parsed: Result<T, String>,
+    max: T,
+    over: impl Fn(T) -> String,
+) -> Result<T, String> {
+    match parsed {
+        Ok(v) if v > max => Err(over(v)),
+        other => other,
+    }
+}
+
+impl CheckConfig {
+    /// Parses the `index`th `[[check]]` (`names` holds the names taken so
+    /// far); problems go to `errors` and make it `None`.
+    pub(super) fn parse(
+        src: &Source<'_>,
+        index: usize,
+        table: toml::Table,
+        span: &Range<usize>,
+        names: &mut HashSet<String>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Parsed> {
+        let header = src.line_at(span.start);
+        let label = table
+            .get("name")
+            .and_then(|v| v.as_str())
+            .map(|n| format!("check {n:?}"))
+            .unwrap_or_else(|| format!("check #{}", index + 1));
+        let scope = || Scope::Check(label.clone());
+        let c = match RawCheck::deserialize(toml::Value::Table(table)) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(src.error(header, scope(), None, e.message()));
+                return None;
+            }
+        };
+        let before = errors.len();
+        let mut err = |field: &str, msg: String| {
+            errors.push(src.error(src.field_line(span, field), scope(), Some(field), msg));
+        };
+        let valid_name = !c.name.is_empty()
+            && c.name.len() <= limits::MAX_CHECK_NAME_BYTES
+            && c.name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.');
+        if !valid_name {
+            err(
+                "name",
+                format!("use 1-{} of [A-Za-z0-9._-]", limits::MAX_CHECK_NAME_BYTES),
+            );
+        } else if !names.insert(c.name.clone()) {
+            err("name", "another check has this name".into());
+        }
+        if c.plugin.is_empty() {
+            err("plugin", "must name a plugin".into());
+        }
+        let schedule = match c.schedule.as_deref().map(Schedule::parse) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                err("schedule", e);
+                None
+            }
+            None => None,
+        };
+        let timeout = match c.timeout.as_deref() {
+            None => limits::DEFAULT_TIMEOUT,
+            Some(t) => match within(units::parse_duration(t), limits::MAX_TIMEOUT, |d| {
+                format!("{d:?} is over the maximum of {:?}", limits::MAX_TIMEOUT)
+            }) {
+                Ok(d) if d.is_zero() => {
+                    err("timeout", format!("{t:?}: must be positive"));
+                    limits::DEFAULT_TIMEOUT
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    err("timeout", e);
+                    limits::DEFAULT_TIMEOUT
+                }
+            },
+        };
+        let memory = match c.memory.as_deref() {
+            None => limits::DEFAULT_MEMORY,
+            Some(m) => match within(units::parse_size(m), limits::MAX_MEMORY, |m| {
+                format!("{m} bytes is over the maximum of {}", limits::MAX_MEMORY)
+            }) {
+                Ok(0) => {
+                    err("memory", format!("{m:?}: must be positive"));
+                    limits::DEFAULT_MEMORY
+                }
+                Ok(m) => m,
+                Err(e) => {
+                    err("memory", e);
+                    limits::DEFAULT_MEMORY
+                }
+            },
+        };
+        if c.retries > limits::MAX_RETRIES {
+            err(
+                "retries",
+                format!(
+                    "{} is over the maximum of {}",
+                    c.retries,
+                    limits::MAX_RETRIES
+                ),
+            );
+        }
+        let failure_threshold = c
+            .failure_threshold
+            .unwrap_or(limits::DEFAULT_FAILURE_THRESHOLD);
+        let success_threshold = c
+            .success_threshold
+            .unwrap_or(limits::DEFAULT_SUCCESS_THRESHOLD);
+        if failure_threshold == 0 {
+            err("failure_threshold", "must be at least 1".into());
+        }
+        if success_threshold == 0 {
+            err("success_threshold", "must be at least 1".into());
+        }
+        let splay = match c.splay.as_deref() {
+            Some("0") => Some(Duration::ZERO),
+            Some(s) => match units::parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    err("splay", e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let allow = c
+            .allow
+            .iter()
+            .fold(Allow::new(src.base()), |a, (key, entries)| {
+                a.with(key, entries)
+            });
+        let grants = match Grants::parse(&allow) {
+            Ok(g) => g,
+            Err(list) => {
+                for e in list {
+                    err(&e.field, e.message);
+                }
+                Grants::none()
+            }
+        };
+        let config_json = match serde_json::to_string(&c.config) {
+            Ok(j) => j,
+            Err(e) => {
+                err("config", format!("cannot be expressed as JSON: {e}"));
+                "{}".into()
+            }
+        };
+        let mut references = Vec::new();
+        if let Ok(v) = serde_json::to_value(&c.config) {
+            match crate::references::find(&v) {
+                Ok(refs) => {
+                    let line = src.field_line(span, "config");
+                    references.extend(refs.into_iter().map(|(field, r)| {
+                        (src.error(line, scope(), Some(&field), String::new()), r)
+                    }));
+                }
+                Err((field, msg)) => err("config", format!("{field}: {msg}")),
+            }
+        }
+        if errors.len() > before {
+            return None;
+        }
+        Some(Parsed {
+            check: CheckConfig {
+                name: c.name,
+                plugin: c.plugin,
+                schedule,
+                timeout,
+                memory,
+                retries: c.retries,
+                failure_threshold,
+                success_threshold,
+                config_json,
+                grants,
+                outputs_file: c.outputs_file.map(|p| src.resolve(p)),
+                splay,
+                enabled: c.enabled.unwrap_or(true),
+                line: header,
+            },
+            references,
+        })
+    }
+}

@@ -1,0 +1,309 @@
+//! `warden.toml`: parsing, validation and the profile rules.
+//!
+//! [`Config::load`] reads a file (or the embedded defaults) and hands each
+//! section to the module that owns it ([`agent`], [`api`], [`pins`],
+//! [`check`]; grants go on to the capability modules of
+//! [`warden_runtime::caps`]). Each section checks itself, so every problem
+//! is reported at once, as a typed [`ConfigError`] naming the file, the
+//! line, the section or check, and the field:
+//!
+//! ```text
+//! warden.toml:14: check "api": timeout: "10": missing unit (ms, s, m, h, d)
+//! warden.toml:22: check "rpc": allow.hosts[0]: "ftp://x": scheme must be http or https
+//! ```
+//!
+//! The profile (`local`, `staging`, `production`, or `WARDEN_PROFILE`)
+//! decides what is refused ([`profile`]).
+
+pub mod agent;
+pub mod api;
+pub mod check;
+pub mod error;
+mod pins;
+pub mod profile;
+mod source;
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use agent::AgentSection;
+pub use api::ApiSection;
+pub use check::CheckConfig;
+pub use error::{ConfigError, ConfigErrors, Scope};
+pub use profile::Profile;
+use source::Source;
+
+/// The configuration used when `warden run` finds no config file.
+pub const DEFAULT_CONFIG: &str = include_str!("../default.toml");
+/// Name shown for the embedded defaults in messages.
+pub const DEFAULT_CONFIG_NAME: &str = "<embedded defaults>";
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    agent: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    api: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    plugin: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    check: Vec<Spanned<toml::Table>>,
+}
+
+fn unspan(t: Spanned<toml::Table>) -> (toml::Table, Range<usize>) {
+    let span = t.span();
+    (t.into_inner(), span)
+}
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// File it came from.
+    pub source: String,
+    /// `[agent]`.
+    pub agent: AgentSection,
+    /// `[api]`.
+    pub api: ApiSection,
+    /// Pins: plugin name → sha256.
+    pub pins: BTreeMap<String, String>,
+    /// Checks, in file order.
+    pub checks: Vec<CheckConfig>,
+}
+
+impl Config {
+    /// Loads `path`, or the embedded defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    ConfigErrors(vec![ConfigError {
+                        file: p.display().to_string(),
+                        line: None,
+                        scope: Scope::File,
+                        field: None,
+                        message: format!("cannot read: {e}"),
+                    }])
+                })?;
+                let base = p.parent().unwrap_or(Path::new("."));
+                Self::parse(&text, &p.display().to_string(), base)
+            }
+            None => Self::parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME, Path::new(".")),
+        }
+    }
+
+    /// Parses and validates config text; relative paths resolve against
+    /// `base` (the config file's directory).
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        let src = Source::new(text, file, base);
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| src.line_at(s.start)).unwrap_or(0);
+            ConfigErrors(vec![src.error(line, Scope::File, None, e.message())])
+        })?;
+        let mut errors = Vec::new();
+        let agent = AgentSection::parse(&src, raw.agent.map(unspan), &mut errors);
+        let api = ApiSection::parse(&src, raw.api.map(unspan), &mut errors);
+        let pins = pins::parse(
+            &src,
+            raw.plugin.into_iter().map(unspan).collect(),
+            &mut errors,
+        );
+
+        let mut checks = Vec::new();
+        let mut names = HashSet::new();
+        let mut references = Vec::new();
+        for (index, t) in raw.check.into_iter().enumerate() {
+            let (table, span) = unspan(t);
+            if let Some(parsed) =
+                CheckConfig::parse(&src, index, table, &span, &mut names, &mut errors)
+            {
+                checks.push(parsed.check);
+                references.extend(parsed.references);
+            }
+        }
+        for (mut at, r) in references {
+            if !names.contains(&r.check) {
+                at.message = format!("${{output:{r}}} names no check {:?}", r.check);
+                errors.push(at);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let config = Config {
+            source: file.to_string(),
+            agent,
+            api,
+            pins,
+            checks,
+        };
+        let unsafe_reasons = config.unsafe_settings();
+        match config.agent.profile {
+            Profile::Production if !unsafe_reasons.is_empty() => Err(ConfigErrors(
+                unsafe_reasons
+                    .into_iter()
+                    .map(|r| ConfigError {
+                        file: file.to_string(),
+                        line: None,
+                        scope: Scope::Production,
+                        field: None,
+                        message: r,
+                    })
+                    .collect(),
+            )),
+            _ => Ok(config),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(text, "warden.toml", Path::new("/tmp"))
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.agent.listen.to_string(), "127.0.0.1:7878");
+        assert_eq!(c.agent.profile, Profile::Local);
+        assert!(!c.checks.is_empty());
+    }
+
+    #[test]
+    fn all_problems_are_reported_with_line_check_and_field() {
+        let text = r#"
+[agent]
+listen = "nowhere"
+
+[[check]]
+name = "a"
+plugin = "hello"
+timeout = "10"
+
+[[check]]
+name = "b"
+plugin = "hello"
+schedule = "@every soon"
+allow.hosts = ["ftp://x"]
+
+[[check]]
+name = "a"
+plugin = "hello"
+"#;
+        let errs = parse(text).unwrap_err().0;
+        let all = errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("warden.toml:3: [agent] listen"), "{all}");
+        assert!(
+            all.contains("warden.toml:8: check \"a\": timeout:"),
+            "{all}"
+        );
+        assert!(
+            all.contains("warden.toml:13: check \"b\": schedule:"),
+            "{all}"
+        );
+        assert!(
+            all.contains("warden.toml:14: check \"b\": allow.hosts[0]"),
+            "{all}"
+        );
+        assert!(
+            all.contains("check \"a\": name: another check has this name"),
+            "{all}"
+        );
+        assert_eq!(errs.len(), 5, "{all}");
+        // Typed: the field is known without parsing the text.
+        let hosts = errs
+            .iter()
+            .find(|e| e.field.as_deref() == Some("allow.hosts[0]"));
+        assert_eq!(hosts.map(|e| e.line), Some(Some(14)), "{errs:?}");
+    }
+
+    #[test]
+    fn many_checks_parse_in_one_pass() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "[[check]]\nname = \"c{i}\"\nplugin = \"hello\"\ntimeout = \"5s\"\n"
+            ));
+        }
+        let c = parse(&text).unwrap();
+        assert_eq!(c.checks.len(), 20_000);
+        assert_eq!(c.checks[19_999].line, 4 * 19_999 + 1);
+    }
+
+    #[test]
+    fn huge_and_zero_limits_are_errors() {
+        let errs = parse(
+            "[[check]]\nname = \"x\"\nplugin = \"hello\"\ntimeout = \"100000000000000000000s\"\nmemory = \"0\"\n",
+        )
+        .unwrap_err()
+        .0;
+        let all = errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            all.contains("timeout: \"100000000000000000000s\": out of range"),
+            "{all}"
+        );
+        assert!(all.contains("memory: \"0\": must be positive"), "{all}");
+    }
+
+    #[test]
+    fn unknown_fields_and_types_name_the_check() {
+        let errs = parse("[[check]]\nname = \"x\"\nplugin = \"hello\"\ntimeuot = \"1s\"\n")
+            .unwrap_err()
+            .0;
+        let first = errs[0].to_string();
+        assert!(
+            first.contains("check \"x\"") && first.contains("timeuot"),
+            "{errs:?}"
+        );
+        let errs = parse("[[check]]\nname = \"x\"\nplugin = 5\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("warden.toml:1: check \"x\""),
+            "{errs:?}"
+        );
+        assert_eq!(errs[0].scope, Scope::Check("check \"x\"".into()));
+    }
+
+    #[test]
+    fn production_lists_every_reason() {
+        let text = r#"
+[agent]
+profile = "production"
+listen = "0.0.0.0:7878"
+[api]
+cors_origins = ["*"]
+[[check]]
+name = "a"
+plugin = "hello"
+"#;
+        let errs = parse(text).unwrap_err().0;
+        let all = errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("no API token"), "{all}");
+        assert!(all.contains("beyond loopback"), "{all}");
+        assert!(all.contains("cors_origins contains \"*\""), "{all}");
+        assert!(all.contains("plugin \"hello\" is not pinned"), "{all}");
+        assert_eq!(errs.len(), 4);
+    }
+}

@@ -1,0 +1,106 @@
+//! The agent's lifecycle, in one place: start, validate every check's
+//! config with its plugin, listen, schedule, watch the plugin directory,
+//! apply retention, serve the API until SIGTERM or Ctrl-C, then stop
+//! scheduling, drain runs in flight within the grace period and flush the
+//! store.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+
+use crate::agent::Agent;
+use crate::config::Config;
+use crate::limits;
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+impl Agent {
+    /// Runs the agent for `config` until a shutdown signal; an error means
+    /// it could not start.
+    pub async fn serve(config: Config) -> Result<()> {
+        let listen = config.agent.listen;
+        let grace = config.agent.shutdown_grace;
+        let (keep_runs, keep_days) = (config.agent.keep_runs, config.agent.keep_days);
+        tracing::info!(config = %config.source, profile = ?config.agent.profile, "starting");
+        let agent = Agent::start(config).await.context("cannot start")?;
+        agent.validate_checks().await;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let scheduler = tokio::spawn(agent.clone().run_scheduler(stopped.clone()));
+        let _watcher = match agent.registry.clone().watch() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::error!(dir = %agent.registry.dir().display(), error = %e, "cannot watch the plugin directory; restart to pick up new plugins");
+                None
+            }
+        };
+        let store = agent.store.clone();
+        let mut retention_stop = stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                store.retain(keep_runs, keep_days);
+                tokio::select! {
+                    _ = tokio::time::sleep(limits::RETENTION_INTERVAL) => {}
+                    _ = retention_stop.changed() => break,
+                }
+            }
+        });
+        tracing::info!(
+            "listening on http://{listen} ({} checks, {} plugins)",
+            agent.checks().len(),
+            agent.registry.views().len()
+        );
+        let app = crate::api::router(agent.clone());
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                tracing::info!("stopping: no new runs; waiting for runs in flight");
+                let _ = stop.send(true);
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the API server failed");
+        }
+        let _ = scheduler.await;
+        if !agent.drain(grace).await {
+            tracing::warn!(
+                in_flight = agent.in_flight(),
+                "runs still in flight after the shutdown grace period; they are abandoned"
+            );
+        }
+        agent.store.flush();
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Asks each check's plugin to validate its config; a refusal is
+    /// logged (its runs will fail and say so).
+    async fn validate_checks(self: &Arc<Self>) {
+        for check in self.checks().values() {
+            if let Some(plugin) = self.registry.get(&check.config.plugin)
+                && let Err(e) = self
+                    .runtime
+                    .validate(&plugin, &check.config.config_json)
+                    .await
+            {
+                tracing::error!(check = %check.config.name, error = %e, "the plugin refuses this check's config; its runs will fail");
+            }
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! The embedded store: one SQLite file (WAL) in the agent's state
+//! directory. This module owns every query; [`schema`] owns the tables
+//! and their upgrades; [`writer`] owns every write.
+//!
+//! Writes (runs, plugin state, due times, retention) go to one writer
+//! thread that batches concurrent jobs into one transaction; [`Store::record`]
+//! returns only after the commit, so a result the agent acknowledges (in the
+//! API or the log) survives a `kill -9`. Reads use a separate connection.
+//! The store keeps what it is given: the check's health is decided by
+//! [`crate::health`] before a run is recorded.
+
+mod schema;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use warden_runtime::caps::state::CommitFuture;
+use warden_runtime::{RunOutcome, StateBackend, StateChanges, Status};
+
+use crate::health::Health;
+use crate::limits;
+use writer::Job;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    warden_runtime::report::unix_ms(SystemTime::now()) as i64
+}
+
+/// A run to record.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// What happened.
+    pub outcome: Arc<RunOutcome>,
+    /// Started from the API rather than the schedule.
+    pub manual: bool,
+    /// The due time it served (scheduled runs).
+    pub due_ms: Option<i64>,
+    /// The check's health after this run.
+    pub health: Health,
+}
+
+/// What recording a run changed.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// All current outputs of the check, when any output changed.
+    pub outputs_changed: Option<BTreeMap<String, String>>,
+}
+
+/// A stored run, as the API shows it: the run's outcome, its row id (for
+/// pagination) and whether it was started from the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredRun {
+    /// Row id.
+    pub id: i64,
+    /// From the API.
+    pub manual: bool,
+    /// The outcome.
+    #[serde(flatten)]
+    pub run: RunOutcome,
+}
+
+/// A de-duplicated finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredFinding {
+    /// Check.
+    pub check: String,
+    /// Fingerprint.
+    pub fingerprint: String,
+    /// Rule.
+    pub rule: String,
+    /// Severity.
+    pub severity: String,
+    /// Message.
+    pub message: String,
+    /// Location.
+    pub location: Option<String>,
+    /// Attributes.
+    pub attributes: serde_json::Value,
+    /// First seen.
+    pub first_seen_unix_ms: i64,
+    /// Last seen.
+    pub last_seen_unix_ms: i64,
+    /// Resolved (absent from a later decisive run).
+    pub resolved_unix_ms: Option<i64>,
+}
+
+/// An output's current value.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredOutput {
+    /// Check.
+    pub check: String,
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
+    /// Last change.
+    pub updated_unix_ms: i64,
+}
+
+/// Filters for [`Store::runs`].
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only this check.
+    pub check: Option<String>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Finished at or after (ms).
+    pub since_ms: Option<i64>,
+    /// Rows with id below this (pagination cursor).
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// Persisted per-check bookkeeping loaded at start.
+#[derive(Debug, Clone, Default)]
+pub struct CheckRecord {
+    /// The check's health.
+    pub health: Option<Health>,
+    /// Last due time dispatched.
+    pub last_due_ms: Option<i64>,
+    /// Runs by status.
+    pub runs_by_status: [u64; 4],
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    read: Arc<Mutex<Connection>>,
+    writer: mpsc::Sender<Job>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn =
+        Connection::open(path).with_context(|| format!("opening store {}", path.display()))?;
+    conn.busy_timeout(limits::STORE_BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating or upgrading if needed) the store at `path` and
+    /// starts its writer thread.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            warden_runtime::engine::create_private_dir(dir)?;
+        }
+        let conn = open_connection(path)?;
+        // Plugin state may hold tokens; keep the file private.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("restricting permissions of {}", path.display()))?;
+        schema::ensure(&conn, path)?;
+        let writer_conn = open_connection(path)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("warden-store".into())
+            .spawn(move || writer::writer_loop(writer_conn, rx))
+            .context("starting the store writer")?;
+        Ok(Store {
+            read: Arc::new(Mutex::new(conn)),
+            writer: tx,
+        })
+    }
+
+    /// Records a run; returns after it is committed.
+    pub async fn record(&self, record: RunRecord) -> Result<Recorded> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Record(Box::new(record), tx))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        self.writer
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))
+    }
+
+    /// Remembers that `check`'s due time `due_ms` was dispatched.
+    pub fn mark_due(&self, check: &str, due_ms: i64) {
+        let _ = self.send(Job::Due(check.to_string(), due_ms));
+    }
+
+    /// Applies the retention policy (in the background).
+    pub fn retain(&self, keep_runs: usize, keep_days: u64) {
+        let _ = self.send(Job::Retain {
+            keep_runs,
+            keep_days,
+        });
+    }
+
+    /// Waits until everything sent to the writer is committed.
+    pub fn flush(&self) {
+        let (tx, rx) = mpsc::channel();
+        if self.send(Job::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(30));
+        }
+    }
+
+    /// True when a write goes through (for `/readyz`).
+    pub fn writable(&self) -> bool {
+        self.conn()
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .is_ok()
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // Every write is a transaction, so a poisoned lock is safe to reuse.
+        self.read.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Persisted bookkeeping of every check.
+    pub fn check_records(&self) -> Result<HashMap<String, CheckRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT check_name, state, last_due_ms, runs_ok, runs_warning, runs_critical, runs_unknown FROM check_status",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let state: String = r.get(1)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                CheckRecord {
+                    health: serde_json::from_str(&state).ok(),
+                    last_due_ms: r.get(2)?,
+                    runs_by_status: [
+                        r.get::<_, i64>(3)? as u64,
+                        r.get::<_, i64>(4)? as u64,
+                        r.get::<_, i64>(5)? as u64,
+                        r.get::<_, i64>(6)? as u64,
+                    ],
+                },
+            ))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading check status")
+    }
+
+    /// Runs, newest first.
+    pub fn runs(&self, f: &RunFilter) -> Result<Vec<StoredRun>> {
+        let conn = self.conn();
+        let mut sql = String::from(
+            "SELECT id, run_id, check_name, plugin, plugin_sha256, scheduled_ms, started_ms, finished_ms, duration_s,
+                    attempt, manual, status, summary, error, metrics, findings, outputs, refusals,
+                    http_requests
+             FROM runs WHERE 1 = 1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(c) = &f.check {
+            sql.push_str(" AND check_name = ?");
+            args.push(c.clone().into());
+        }
+        if let Some(s) = f.status {
+            sql.push_str(" AND status = ?");
+            args.push(s.as_str().to_string().into());
+        }
+        if let Some(since) = f.since_ms {
+            sql.push_str(" AND finished_ms >= ?");
+            args.push(since.into());
+        }
+        if let Some(before) = f.before_id {
+            sql.push_str(" AND id < ?");
+            args.push(before.into());
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        args.push((f.limit.clamp(1, limits::MAX_RUNS_PAGE) as i64).into());
+        let mut stmt = conn.prepare(&sql)?;
+        fn json<T: serde::de::DeserializeOwned + Default>(s: String) -> T {
+            serde_json::from_str(&s).unwrap_or_default()
+        }
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+            Ok(StoredRun {
+                id: r.get(0)?,
+                manual: r.get::<_, i64>(10)? != 0,
+                run: RunOutcome {
+                    run_id: r.get(1)?,
+                    check: r.get(2)?,
+                    plugin: r.get(3)?,
+                    plugin_sha256: r.get(4)?,
+                    scheduled_unix_ms: r.get(5)?,
+                    started_unix_ms: r.get(6)?,
+                    finished_unix_ms: r.get(7)?,
+                    duration_seconds: r.get(8)?,
+                    attempt: r.get(9)?,
+                    status: r.get::<_, String>(11)?.parse().unwrap_or(Status::Unknown),
+                    summary: r.get(12)?,
+                    error: r.get(13)?,
+                    metrics: json(r.get(14)?),
+                    findings: json(r.get(15)?),
+                    outputs: json(r.get(16)?),
+                    refusals: json(r.get(17)?),
+                    http_requests: r.get(18)?,
+                },
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading runs")
+    }
+
+    /// Findings of one check or all, open ones only unless `resolved`.
+    pub fn findings(&self, check: Option<&str>, resolved: bool) -> Result<Vec<StoredFinding>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT check_name, fingerprint, rule, severity, message, location, attributes,
+                    first_seen_ms, last_seen_ms, resolved_ms
+             FROM findings
+             WHERE (?1 IS NULL OR check_name = ?1) AND (?2 OR resolved_ms IS NULL)
+             ORDER BY check_name, first_seen_ms, fingerprint",
+        )?;
+        let rows = stmt.query_map(params![check, resolved], |r| {
+            Ok(StoredFinding {
+                check: r.get(0)?,
+                fingerprint: r.get(1)?,
+                rule: r.get(2)?,
+                severity: r.get(3)?,
+                message: r.get(4)?,
+                location: r.get(5)?,
+                attributes: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                first_seen_unix_ms: r.get(7)?,
+                last_seen_unix_ms: r.get(8)?,
+                resolved_unix_ms: r.get(9)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading findings")
+    }
+
+    /// Current outputs of one check or all.
+    pub fn outputs(&self, check: Option<&str>) -> Result<Vec<StoredOutput>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT check_name, key, value, updated_ms FROM outputs
+             WHERE (?1 IS NULL OR check_name = ?1) ORDER BY check_name, key",
+        )?;
+        let rows = stmt.query_map(params![check], |r| {
+            Ok(StoredOutput {
+                check: r.get(0)?,
+                key: r.get(1)?,
+                value: r.get(2)?,
+                updated_unix_ms: r.get(3)?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading outputs")
+    }
+}
+
+/// Plugin state lives in the `check_state` table: read on the read
+/// connection, committed by the writer thread.
+impl StateBackend for Store {
+    fn get(&self, check: &str, key: &str) -> Result<Option<String>> {
+        self.conn()
+            .prepare_cached("SELECT value FROM check_state WHERE check_name = ?1 AND key = ?2")?
+            .query_row(params![check, key], |r| r.get(0))
+            .optional()
+            .context("reading check state")
+    }
+
+    fn commit(&self, check: &str, changes: StateChanges) -> CommitFuture {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.send(Job::State(check.to_string(), changes, tx));
+        Box::pin(async move {
+            sent?;
+            rx.await
+                .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
+                .map_err(|e| anyhow::anyhow!(e))
+        })
+    }
+}
+
+/// For tests and tools: whether the database file passes SQLite's own
+/// integrity check.
+pub fn integrity_ok(path: &Path) -> Result<bool> {
+    let conn = Connection::open(path)?;
+    let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    Ok(result == "ok")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_runtime::{Finding, Output, Severity};
+
+    #[tokio::test]
+    async fn state_survives_reopen_and_is_scoped_per_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.db");
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .commit(
+                    "a",
+                    vec![
+                        ("k".into(), Some("1".into())),
+                        ("gone".into(), Some("x".into())),
+                    ],
+                )
+                .await
+                .unwrap();
+            store
+                .commit("a", vec![("gone".into(), None)])
+                .await
+                .unwrap();
+            store
+                .commit("b", vec![("k".into(), Some("2".into()))])
+                .await
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.get("a", "k").unwrap().as_deref(), Some("1"));
+        assert_eq!(store.get("b", "k").unwrap().as_deref(), Some("2"));
+        assert_eq!(store.get("a", "gone").unwrap(), None);
+    }
+
+    fn outcome(n: u32, status: Status, findings: &[&str], outputs: &[(&str, &str)]) -> RunOutcome {
+        let mut o = RunOutcome::begin("c", "p", "00", SystemTime::UNIX_EPOCH, 1);
+        o.run_id = format!("run-{n}");
+        o.status = status;
+        o.summary = format!("run {n}");
+        o.findings = findings
+            .iter()
+            .map(|fp| Finding {
+                fingerprint: fp.to_string(),
+                rule: "r".into(),
+                severity: Severity::High,
+                message: "m".into(),
+                location: None,
+                attributes: vec![],
+            })
+            .collect();
+        o.outputs = outputs
+            .iter()
+            .map(|(k, v)| Output {
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect();
+        o.scheduled_unix_ms = 1000 * n as u64;
+        o.started_unix_ms = 1000 * n as u64;
+        o.finished_unix_ms = 1000 * n as u64 + 1;
+        o
+    }
+
+    fn rec(o: RunOutcome) -> RunRecord {
+        RunRecord {
+            outcome: Arc::new(o),
+            manual: false,
+            due_ms: None,
+            health: Health::default(),
+        }
+    }
+
+    fn history_len(store: &Store, check: &str, key: &str) -> i64 {
+        store
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM output_history WHERE check_name = ?1 AND key = ?2",
+                params![check, key],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn findings_dedup_resolve_and_outputs_change_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        let r = store
+            .record(rec(outcome(
+                1,
+                Status::Critical,
+                &["a", "b"],
+                &[("URL", "x")],
+            )))
+            .await
+            .unwrap();
+        assert!(r.outputs_changed.is_some());
+        let r = store
+            .record(rec(outcome(2, Status::Critical, &["a"], &[("URL", "x")])))
+            .await
+            .unwrap();
+        assert!(r.outputs_changed.is_none(), "same value is not a change");
+        // An unknown run resolves nothing.
+        store
+            .record(rec(outcome(3, Status::Unknown, &[], &[])))
+            .await
+            .unwrap();
+        let open = store.findings(Some("c"), false).unwrap();
+        assert_eq!(
+            open.iter()
+                .map(|f| f.fingerprint.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        let all = store.findings(Some("c"), true).unwrap();
+        let a = all.iter().find(|f| f.fingerprint == "a").unwrap();
+        assert_eq!((a.first_seen_unix_ms, a.last_seen_unix_ms), (1001, 2001));
+        assert!(
+            all.iter()
+                .find(|f| f.fingerprint == "b")
+                .unwrap()
+                .resolved_unix_ms
+                .is_some()
+        );
+        let r = store
+            .record(rec(outcome(4, Status::Ok, &[], &[("URL", "y")])))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.outputs_changed.unwrap().get("URL").map(String::as_str),
+            Some("y")
+        );
+        assert_eq!(history_len(&store, "c", "URL"), 2);
+        assert!(store.findings(Some("c"), false).unwrap().is_empty());
+        assert_eq!(
+            store
+                .runs(&RunFilter {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap()
+                .len(),
+            4
+        );
+        let crit = RunFilter {
+            status: Some(Status::Critical),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(store.runs(&crit).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn retention_keeps_the_newest_runs_per_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        let now = now_ms() as u64;
+        for n in 0..10 {
+            let mut o = outcome(n, Status::Ok, &[], &[]);
+            o.finished_unix_ms = now;
+            store.record(rec(o)).await.unwrap();
+        }
+        store.retain(3, 30);
+        store.flush();
+        let runs = store
+            .runs(&RunFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            runs.iter()
+                .map(|r| r.run.run_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["run-9", "run-8", "run-7"]
+        );
+    }
+}

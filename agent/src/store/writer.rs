@@ -1,0 +1,263 @@
+//! The writer thread: every write to the store goes through it, batched
+//! into one transaction per wake-up with a savepoint per job, and is
+//! acknowledged only after the commit.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+
+use anyhow::Result;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+use warden_runtime::{StateChanges, Status};
+
+use super::{Recorded, RunRecord, now_ms};
+use crate::limits;
+
+/// A write for the writer thread.
+pub(super) enum Job {
+    /// A run, its health and its findings and outputs.
+    Record(Box<RunRecord>, oneshot::Sender<Result<Recorded, String>>),
+    /// One run's plugin state changes.
+    State(String, StateChanges, oneshot::Sender<Result<(), String>>),
+    /// The due time a check was dispatched for.
+    Due(String, i64),
+    /// Retention.
+    Retain {
+        /// Runs kept per check.
+        keep_runs: usize,
+        /// Days kept.
+        keep_days: u64,
+    },
+    /// Replies once everything before it is committed.
+    Flush(mpsc::Sender<()>),
+}
+
+/// A job's own result, unless the batch's commit failed.
+fn committed<T>(
+    batch: &rusqlite::Result<()>,
+    job: Result<T, String>,
+    what: &str,
+) -> Result<T, String> {
+    match batch {
+        Err(e) => Err(format!("committing {what}: {e}")),
+        Ok(()) => job,
+    }
+}
+
+pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < limits::STORE_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::new();
+        let mut state_replies = Vec::new();
+        let mut flushes = Vec::new();
+        let result = (|| -> rusqlite::Result<()> {
+            let mut tx = conn.transaction()?;
+            for job in batch {
+                match job {
+                    Job::Record(rec, reply) => {
+                        // A savepoint per run: one bad record leaves no
+                        // partial rows and does not sink the batch.
+                        let sp = tx.savepoint()?;
+                        let r = record_one(&sp, &rec).map_err(|e| format!("{e:#}"));
+                        if r.is_ok() {
+                            sp.commit()?;
+                        }
+                        replies.push((reply, r));
+                    }
+                    Job::Due(check, due) => {
+                        tx.prepare_cached(
+                            "INSERT INTO check_status (check_name, state, last_due_ms) VALUES (?1, 'null', ?2)
+                             ON CONFLICT (check_name) DO UPDATE SET last_due_ms = MAX(COALESCE(last_due_ms, 0), excluded.last_due_ms)",
+                        )?
+                        .execute(params![check, due])?;
+                    }
+                    Job::State(check, changes, reply) => {
+                        let sp = tx.savepoint()?;
+                        let r = commit_state(&sp, &check, &changes).map_err(|e| format!("{e:#}"));
+                        if r.is_ok() {
+                            sp.commit()?;
+                        }
+                        state_replies.push((reply, r));
+                    }
+                    Job::Retain {
+                        keep_runs,
+                        keep_days,
+                    } => retain(&tx, keep_runs, keep_days)?,
+                    Job::Flush(done) => flushes.push(done),
+                }
+            }
+            tx.commit()
+        })();
+        for (reply, r) in replies {
+            let _ = reply.send(committed(&result, r, "run"));
+        }
+        for (reply, r) in state_replies {
+            let _ = reply.send(committed(&result, r, "check state"));
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %e, "store write failed");
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn commit_state(tx: &Connection, check: &str, changes: &StateChanges) -> Result<()> {
+    let now = now_ms();
+    let mut put = tx.prepare_cached(
+        "INSERT INTO check_state (check_name, key, value, updated_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (check_name, key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+    )?;
+    let mut del =
+        tx.prepare_cached("DELETE FROM check_state WHERE check_name = ?1 AND key = ?2")?;
+    for (key, value) in changes {
+        match value {
+            Some(v) => put.execute(params![check, key, v, now])?,
+            None => del.execute(params![check, key])?,
+        };
+    }
+    Ok(())
+}
+
+fn retain(
+    tx: &rusqlite::Transaction<'_>,
+    keep_runs: usize,
+    keep_days: u64,
+) -> rusqlite::Result<()> {
+    let cutoff = now_ms() - (keep_days as i64) * 86_400_000;
+    let by_age = tx.execute("DELETE FROM runs WHERE finished_ms < ?1", params![cutoff])?;
+    let by_count = tx.execute(
+        "DELETE FROM runs WHERE id IN (
+            SELECT id FROM (
+                SELECT id, ROW_NUMBER() OVER (PARTITION BY check_name ORDER BY id DESC) AS n FROM runs
+            ) WHERE n > ?1)",
+        params![keep_runs as i64],
+    )?;
+    tx.execute(
+        "DELETE FROM output_history WHERE changed_ms < ?1",
+        params![cutoff],
+    )?;
+    tx.execute(
+        "DELETE FROM findings WHERE resolved_ms IS NOT NULL AND resolved_ms < ?1",
+        params![cutoff],
+    )?;
+    if by_age + by_count > 0 {
+        tracing::info!(by_age, by_count, "retention removed old runs");
+    }
+    Ok(())
+}
+
+fn record_one(tx: &Connection, rec: &RunRecord) -> Result<Recorded> {
+    let o = &rec.outcome;
+    let now = o.finished_unix_ms as i64;
+    tx.prepare_cached(
+        "INSERT INTO runs (run_id, check_name, plugin, plugin_sha256, scheduled_ms, started_ms, finished_ms,
+                           duration_s, attempt, manual, status, summary, error, metrics, findings, outputs, refusals,
+                           http_requests)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?
+    .execute(params![
+        o.run_id,
+        o.check,
+        o.plugin,
+        o.plugin_sha256,
+        o.scheduled_unix_ms as i64,
+        o.started_unix_ms as i64,
+        now,
+        o.duration_seconds,
+        o.attempt,
+        rec.manual,
+        o.status.as_str(),
+        o.summary,
+        o.error,
+        serde_json::to_string(&o.metrics)?,
+        serde_json::to_string(&o.findings)?,
+        serde_json::to_string(&o.outputs)?,
+        serde_json::to_string(&o.refusals)?,
+        o.http_requests,
+    ])?;
+
+    // The check's health, as the agent decided it.
+    let sql = format!(
+        "INSERT INTO check_status (check_name, state, last_due_ms, last_run_id, {col}) VALUES (?1, ?2, ?3, ?4, 1)
+         ON CONFLICT (check_name) DO UPDATE SET state = excluded.state, last_run_id = excluded.last_run_id,
+           last_due_ms = MAX(COALESCE(last_due_ms, 0), COALESCE(excluded.last_due_ms, 0)), {col} = {col} + 1",
+        col = format!("runs_{}", o.status.as_str())
+    );
+    tx.prepare_cached(&sql)?.execute(params![
+        o.check,
+        serde_json::to_string(&rec.health)?,
+        rec.due_ms,
+        o.run_id
+    ])?;
+
+    // Findings: only a decisive run (not unknown) may resolve them.
+    if o.status != Status::Unknown {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO findings (check_name, fingerprint, rule, severity, message, location, attributes,
+                                   first_seen_ms, last_seen_ms, resolved_ms, last_run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, NULL, ?9)
+             ON CONFLICT (check_name, fingerprint) DO UPDATE SET rule = excluded.rule, severity = excluded.severity,
+               message = excluded.message, location = excluded.location, attributes = excluded.attributes,
+               last_seen_ms = excluded.last_seen_ms, resolved_ms = NULL, last_run_id = excluded.last_run_id",
+        )?;
+        for f in &o.findings {
+            upsert.execute(params![
+                o.check,
+                f.fingerprint,
+                f.rule,
+                f.severity.as_str(),
+                f.message,
+                f.location,
+                serde_json::to_string(&f.attributes)?,
+                now,
+                o.run_id
+            ])?;
+        }
+        tx.prepare_cached(
+            "UPDATE findings SET resolved_ms = ?1
+             WHERE check_name = ?2 AND resolved_ms IS NULL AND last_run_id != ?3",
+        )?
+        .execute(params![now, o.check, o.run_id])?;
+    }
+
+    // Outputs: current value and history, only on change.
+    let mut changed = false;
+    for out in &o.outputs {
+        let current: Option<String> = tx
+            .prepare_cached("SELECT value FROM outputs WHERE check_name = ?1 AND key = ?2")?
+            .query_row(params![o.check, out.key], |r| r.get(0))
+            .optional()?;
+        if current.as_deref() != Some(out.value.as_str()) {
+            changed = true;
+            tx.prepare_cached(
+                "INSERT INTO outputs (check_name, key, value, updated_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (check_name, key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![o.check, out.key, out.value, now])?;
+            tx.prepare_cached(
+                "INSERT INTO output_history (check_name, key, value, changed_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![o.check, out.key, out.value, now])?;
+        }
+    }
+    let outputs_changed = if changed {
+        let mut stmt = tx.prepare_cached("SELECT key, value FROM outputs WHERE check_name = ?1")?;
+        let all = stmt
+            .query_map(params![o.check], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+        Some(all)
+    } else {
+        None
+    };
+    Ok(Recorded { outputs_changed })
+}

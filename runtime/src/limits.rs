@@ -1,0 +1,63 @@
+//! Every default and cap the runtime enforces, defined once.
+//!
+//! A check may lower or raise its own `timeout` and `memory` within the
+//! maxima here; the other caps are fixed for all plugins.
+
+use std::time::Duration;
+
+/// Default wall-clock budget of a run.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest timeout a check may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Default linear-memory limit of a plugin instance.
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
+/// Largest memory limit a check may ask for (also the pooling allocator's
+/// slot size).
+pub const MAX_MEMORY: u64 = 1 << 30;
+/// Budget for `describe` and `validate`, which must be quick.
+pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often the epoch advances; a runaway plugin is stopped within one
+/// tick of its deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Grace added to a run's deadline for host calls (a blocked HTTP read)
+/// that epoch interruption cannot reach.
+pub const HOST_CALL_GRACE: Duration = Duration::from_millis(250);
+
+/// Report caps: a report beyond any of them ends the run as `unknown`.
+pub const MAX_SUMMARY_BYTES: usize = 1024;
+/// Most metrics in one report.
+pub const MAX_METRICS: usize = 1000;
+/// Most findings in one report.
+pub const MAX_FINDINGS: usize = 10_000;
+/// Most outputs in one report.
+pub const MAX_OUTPUTS: usize = 64;
+/// Longest string anywhere else in a report (names, messages, values).
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// Plugin stdout/stderr kept per run (each); the rest is dropped and
+/// counted.
+pub const MAX_STDIO_BYTES: usize = 64 << 10;
+/// Most `host.log` records per run; the rest are dropped and counted.
+pub const MAX_LOG_RECORDS: usize = 1000;
+
+/// Longest state key.
+pub const MAX_STATE_KEY_BYTES: usize = 256;
+/// Largest state value.
+pub const MAX_STATE_VALUE_BYTES: usize = 16 << 20;
+
+/// Most outgoing HTTP requests in one run.
+pub const MAX_HTTP_REQUESTS_PER_RUN: u32 = 1000;
+/// Largest HTTP response body a plugin may read. Buffering it (with Vec
+/// doubling) must fit well inside [`DEFAULT_MEMORY`].
+pub const MAX_HTTP_BODY_BYTES: u64 = 8 << 20;
+/// Longest a TCP connect + TLS handshake may take.
+pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest any one request may take, first byte to last.
+pub const HTTP_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Most elements a plugin's table may grow to.
+pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+/// Most plugin instances alive at once (pooling allocator capacity).
+pub const MAX_CONCURRENT_INSTANCES: u32 = 256;

@@ -1,0 +1,333 @@
+//! Loading a component into a [`Plugin`] (sha256, compile or cache, link,
+//! `describe`) and running it ([`Runtime::run`]) in a fresh instance per
+//! run with the check's grants, its deadline, its memory limit and the
+//! report caps.
+//!
+//! Every way a run can go wrong (trap, timeout, memory, oversized report,
+//! refused request, plugin error) becomes a [`RunOutcome`] with status
+//! `unknown` and a reason that names the cause; nothing escapes to the
+//! caller as a panic or an error, so one bad plugin never disturbs others.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use rustls::pki_types::CertificateDer;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
+use warden_text::units::format_duration;
+use wasmtime::component::Linker;
+
+use crate::bindings::{self, REQUIRED_EXPORTS, WORLD, wit};
+use crate::caps::net::Net;
+use crate::caps::state::StateBackend;
+use crate::caps::{Grants, Parts, Sandbox};
+use crate::engine::WardenEngine;
+use crate::limits;
+use crate::report::{PluginInfo, Report, RunOutcome};
+use crate::sandbox::SandboxSpec;
+
+/// Where a plugin came from, for messages and the API.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum Origin {
+    /// A file on disk.
+    File(PathBuf),
+    /// A standard plugin embedded in the agent.
+    Embedded(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Embedded(name) => write!(f, "standard plugin {name}"),
+        }
+    }
+}
+
+/// A loaded, linked plugin, ready to instantiate for each run.
+pub struct Plugin {
+    /// Hex sha256 of the component bytes.
+    pub sha256: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// Where it came from.
+    pub origin: Origin,
+    /// What `describe` returned.
+    pub info: PluginInfo,
+    /// Interfaces the component imports.
+    pub imports: Vec<String>,
+    /// True when the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+    pre: bindings::PluginPre<Sandbox>,
+}
+
+/// One run to perform.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Check name (scopes state, tags logs).
+    pub check: String,
+    /// The check's config as a JSON object.
+    pub config: String,
+    /// The due time.
+    pub scheduled: SystemTime,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Wall-clock budget.
+    pub timeout: Duration,
+    /// Linear-memory limit in bytes.
+    pub memory: u64,
+    /// What the check grants.
+    pub grants: Grants,
+}
+
+/// Options for [`Runtime::new`].
+#[derive(Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached (none: always compile).
+    pub cache_dir: Option<PathBuf>,
+    /// Where plugin state persists (none: state lives only for the run).
+    pub state: Option<Arc<dyn StateBackend>>,
+    /// Trust roots added to webpki's for plugins' TLS (an internal CA; see
+    /// [`crate::caps::net::parse_pem`]).
+    pub extra_roots: Vec<CertificateDer<'static>>,
+}
+
+/// The engine, the linker and what runs share: everything needed to load
+/// and run plugins. Shared by reference; runs may proceed concurrently.
+pub struct Runtime {
+    engine: WardenEngine,
+    linker: Linker<Sandbox>,
+    cache_dir: Option<PathBuf>,
+    state: Option<Arc<dyn StateBackend>>,
+    net: Arc<Net>,
+}
+
+/// Hex sha256 of plugin bytes: a plugin's identity everywhere.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// How a call into the plugin ended.
+enum Ended {
+    /// `run` returned a report within the caps.
+    Report(Report),
+    /// `run` returned an error: the plugin's own verdict on this run.
+    PluginError(String),
+    /// The sandbox stopped it or refused its report.
+    Broke(String),
+}
+
+impl Runtime {
+    /// Builds the engine and the linker with WASI and every host
+    /// capability.
+    pub fn new(options: RuntimeOptions) -> Result<Runtime> {
+        let engine = WardenEngine::new()?;
+        let mut linker = Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        Parts::link(&mut linker)?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir: options.cache_dir,
+            state: options.state,
+            net: Arc::new(Net::new(&options.extra_roots)?),
+        })
+    }
+
+    /// The engine wrapper (allocation mode, for reports and benchmarks).
+    pub fn engine(&self) -> &WardenEngine {
+        &self.engine
+    }
+
+    /// Loads a component: checks it is one, compiles it (or loads it from
+    /// the cache), links it against the host, and calls `describe`.
+    pub async fn load(&self, bytes: &[u8], origin: Origin) -> Result<Plugin> {
+        let sha256 = sha256_hex(bytes);
+        if !wasmparser::Parser::is_component(bytes) {
+            if wasmparser::Parser::is_core_wasm(bytes) {
+                bail!(
+                    "{origin} is a core WebAssembly module, not a component; build plugins for \
+                     wasm32-wasip2 (or wrap the module with `wasm-tools component new`)"
+                );
+            }
+            bail!("{origin} is not a WebAssembly component (bad magic number or truncated file)");
+        }
+        let compile = || {
+            self.engine
+                .load_component(bytes, &sha256, self.cache_dir.as_deref())
+        };
+        // Compiling takes a core for a while; let the scheduler's other
+        // tasks move to another worker meanwhile.
+        let compiled = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(compile),
+            _ => compile(),
+        };
+        let (component, from_cache) =
+            compiled.with_context(|| format!("{origin} failed to compile"))?;
+        let ty = component.component_type();
+        let engine = self.engine.engine();
+        let imports: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let missing: Vec<&str> = REQUIRED_EXPORTS
+            .iter()
+            .copied()
+            .filter(|e| !exports.iter().any(|x| x == e))
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "{origin} does not target the world {WORLD}: missing export(s) {}; it exports [{}]",
+                missing.join(", "),
+                exports.join(", ")
+            );
+        }
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            anyhow!("{origin} cannot be linked: {e:#} (Warden provides {WORLD} imports only; sockets are not granted)")
+        })?;
+        let pre = bindings::PluginPre::new(instance_pre)
+            .map_err(|e| anyhow!("{origin} does not match the world {WORLD}: {e:#}"))?;
+        let info = self.describe(&pre, &origin).await?;
+        Ok(Plugin {
+            sha256,
+            size: bytes.len() as u64,
+            origin,
+            info,
+            imports,
+            from_cache,
+            pre,
+        })
+    }
+
+    async fn describe(
+        &self,
+        pre: &bindings::PluginPre<Sandbox>,
+        origin: &Origin,
+    ) -> Result<PluginInfo> {
+        let mut store = SandboxSpec::quick("describe").build(&self.engine, &self.net)?;
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.call_describe(&mut store).await
+        };
+        let info =
+            match tokio::time::timeout(limits::DESCRIBE_TIMEOUT + limits::HOST_CALL_GRACE, call)
+                .await
+            {
+                Err(_) => bail!(
+                    "{origin}: describe did not return within {}",
+                    format_duration(limits::DESCRIBE_TIMEOUT)
+                ),
+                Ok(Err(e)) => {
+                    let why = store.data().explain(&e, limits::DESCRIBE_TIMEOUT);
+                    bail!("{origin}: describe failed: {why}")
+                }
+                Ok(Ok(info)) => info,
+            };
+        PluginInfo::from_wit(info).map_err(|e| anyhow!("{origin}: {e}"))
+    }
+
+    /// Asks the plugin whether a check's config is acceptable, without
+    /// running the check. `Err` carries the plugin's message.
+    pub async fn validate(&self, plugin: &Plugin, config: &str) -> Result<(), String> {
+        let mut store = SandboxSpec::quick("validate")
+            .build(&self.engine, &self.net)
+            .map_err(|e| format!("sandbox setup failed: {e:#}"))?;
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_validate(&mut store, config).await
+        };
+        match tokio::time::timeout(limits::DESCRIBE_TIMEOUT + limits::HOST_CALL_GRACE, call).await {
+            Err(_) => Err(format!(
+                "validate did not return within {}",
+                format_duration(limits::DESCRIBE_TIMEOUT)
+            )),
+            Ok(Err(e)) => Err(format!(
+                "validate failed: {}",
+                store.data().explain(&e, limits::DESCRIBE_TIMEOUT)
+            )),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    /// Runs the plugin once in a fresh instance. Never fails: every failure
+    /// is an `unknown` outcome with its reason.
+    pub async fn run(&self, plugin: &Plugin, req: &RunRequest) -> RunOutcome {
+        let outcome = RunOutcome::begin(
+            &req.check,
+            &plugin.info.name,
+            &plugin.sha256,
+            req.scheduled,
+            req.attempt,
+        );
+        let span = tracing::info_span!("run", check = %req.check, run_id = %outcome.run_id, plugin = %plugin.info.name);
+        self.run_inner(plugin, req, outcome).instrument(span).await
+    }
+
+    async fn run_inner(
+        &self,
+        plugin: &Plugin,
+        req: &RunRequest,
+        mut outcome: RunOutcome,
+    ) -> RunOutcome {
+        let t0 = Instant::now();
+        let timeout = req.timeout.min(limits::MAX_TIMEOUT);
+        let spec = SandboxSpec {
+            check: &req.check,
+            grants: &req.grants,
+            memory: req.memory,
+            timeout,
+            state: self.state.as_ref(),
+        };
+        let mut store = match spec.build(&self.engine, &self.net) {
+            Ok(s) => s,
+            Err(e) => {
+                outcome.end(Err(format!("sandbox setup failed: {e:#}")), t0.elapsed());
+                return outcome;
+            }
+        };
+        let ctx = wit::RunContext {
+            check: req.check.clone(),
+            config: req.config.clone(),
+            scheduled_unix_ms: outcome.scheduled_unix_ms,
+            attempt: req.attempt,
+            deadline_unix_ms: outcome.started_unix_ms + timeout.as_millis() as u64,
+        };
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, &ctx).await
+        };
+        let ended = match tokio::time::timeout(timeout + limits::HOST_CALL_GRACE, call).await {
+            Err(_) => Ended::Broke(format!(
+                "timed out after {} (the check's timeout) while waiting on a host call",
+                format_duration(timeout)
+            )),
+            Ok(Err(trap)) => Ended::Broke(store.data().explain(&trap, timeout)),
+            Ok(Ok(Err(message))) => Ended::PluginError(crate::redact::words(&message)),
+            Ok(Ok(Ok(report))) => match Report::from_wit(report) {
+                Ok(report) => Ended::Report(report),
+                Err(e) => Ended::Broke(e),
+            },
+        };
+        let mut parts = store.into_data().parts;
+        parts.finish(&mut outcome);
+        // A plugin that returned (a report or its own error) keeps its
+        // state changes, like any other result of the run.
+        let accepted = !matches!(ended, Ended::Broke(_));
+        let result = match (parts.settle(accepted).await, ended) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Ended::Report(report)) => Ok(report),
+            (Ok(()), Ended::PluginError(message)) => Err(format!("plugin error: {message}")),
+            (Ok(()), Ended::Broke(reason)) => Err(reason),
+        };
+        outcome.end(result, t0.elapsed());
+        outcome
+    }
+}

@@ -1,0 +1,142 @@
+//! Durations and sizes as configs and command lines write them.
+//!
+//! Durations: a decimal number and a unit, `ms`, `s`, `m`, `h` or `d`
+//! (`500ms`, `10s`, `1.5m`, `2h`, `1d`). Sizes: a whole number and an
+//! optional unit, binary (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`) or decimal
+//! (`KB`, `MB`, `GB`); a bare number is bytes. Values that do not fit
+//! (`100000000000000000000s`) are errors, never a panic or a wrap-around.
+//! Zero parses; a field that needs a positive value says so itself.
+
+use std::time::Duration;
+
+const DURATION_UNITS: &str = "ms, s, m, h, d";
+const SIZE_UNITS: &str = "B, KiB, MiB, GiB, KB, MB, GB";
+
+/// Parses a duration (`500ms`, `10s`, `1.5m`, `2h`, `1d`). The error
+/// quotes the input and says what is wrong with it.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{s:?}: missing unit ({DURATION_UNITS})"))?;
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!("{s:?}: not a number"));
+    }
+    let n: f64 = num.parse().map_err(|_| format!("{s:?}: not a number"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?} ({DURATION_UNITS})")),
+    };
+    Duration::try_from_secs_f64(n * scale).map_err(|_| format!("{s:?}: out of range"))
+}
+
+/// Parses a size (`64MiB`, `64M`, `10MB`, `1GiB`, `512KiB`, `1048576`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?}: not a number"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "k" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("{s:?}: unknown unit {other:?} ({SIZE_UNITS})")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?}: out of range"))
+}
+
+/// A duration as configs write it: `250ms`, `2s`, `2m`, `1.500s`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// A size for people: `64 MiB`, `1.5 MiB`, `512 KiB`, `100 B`.
+pub fn format_size(n: u64) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration(" 2h "), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_duration("10").unwrap_err().contains("missing unit"));
+        assert!(
+            parse_duration("3 weeks")
+                .unwrap_err()
+                .contains("\"3 weeks\"")
+        );
+        assert!(parse_duration("soon").unwrap_err().contains("not a number"));
+        assert!(parse_duration("s").unwrap_err().contains("not a number"));
+        assert!(parse_duration("1.2.3s").is_err());
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        let e = parse_duration("100000000000000000000s").unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        assert!(parse_duration("10000000000000000d").is_err());
+        assert!(parse_duration(&format!("{}s", "9".repeat(400))).is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("2KB"), Ok(2000));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("12XB").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("99999999999999999999GiB").is_err());
+        assert!(
+            parse_size("18446744073709551615GiB")
+                .unwrap_err()
+                .contains("out of range")
+        );
+    }
+
+    #[test]
+    fn printing() {
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_secs(2)), "2s");
+        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_size(64 << 20), "64 MiB");
+        assert_eq!(format_size(512 << 10), "512 KiB");
+    }
+}
