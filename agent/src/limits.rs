@@ -39,11 +39,23 @@ pub const MAX_RETRIES: u32 = 10;
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 1;
 /// Consecutive OK results before a hard problem recovers (default).
 pub const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
+/// The largest splay a cron schedule gets by default (an interval's is
+/// the interval).
+pub const DEFAULT_CRON_SPLAY: Duration = Duration::from_secs(30);
+/// The shortest `@every` interval.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Backoff before the first retry after an `unknown` result; it doubles
+/// with each retry up to [`MAX_RETRY_BACKOFF`].
+pub const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest backoff between retries.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 /// Longest the scheduler sleeps between polls.
 pub const SCHEDULER_MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// How long a plugin file must be quiet before it is loaded.
 pub const PLUGIN_DEBOUNCE: Duration = Duration::from_millis(400);
+/// How often the plugin watcher looks at files waiting for quiet.
+pub const PLUGIN_WATCH_TICK: Duration = Duration::from_millis(100);
 
 /// Largest API request body.
 pub const MAX_API_BODY_BYTES: usize = 64 << 10;
@@ -54,5 +66,7 @@ pub const DEFAULT_RUNS_PAGE: usize = 50;
 
 /// Most store jobs committed in one transaction.
 pub const STORE_BATCH: usize = 512;
+/// How long shutdown waits for the store writer to commit what it has.
+pub const STORE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long SQLite waits on a locked database.
 pub const STORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);

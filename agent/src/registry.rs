@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -329,7 +329,7 @@ impl Registry {
             // path -> (last event, last seen size+mtime)
             let mut pending: HashMap<PathBuf, (Instant, Option<(u64, SystemTime)>)> =
                 HashMap::new();
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            let mut tick = tokio::time::interval(crate::limits::PLUGIN_WATCH_TICK);
             loop {
                 tokio::select! {
                     event = rx.recv() => match event {

@@ -22,6 +22,8 @@ use sha2::{Digest, Sha256};
 
 use warden_text::units;
 
+use crate::limits;
+
 /// A parsed schedule.
 #[derive(Debug, Clone)]
 pub enum Schedule {
@@ -37,9 +39,6 @@ pub enum Schedule {
         tz: Tz,
     },
 }
-
-/// The largest splay a cron schedule gets by default.
-pub const DEFAULT_CRON_SPLAY: Duration = Duration::from_secs(30);
 
 impl Schedule {
     /// Parses any of the accepted forms; the error says which forms exist.
@@ -57,8 +56,11 @@ impl Schedule {
         }
         if let Some(d) = t.strip_prefix("@every") {
             let d = units::parse_duration(d.trim()).map_err(|e| format!("@every: {e}"))?;
-            if d < Duration::from_millis(100) {
-                return Err(format!("{text:?}: the shortest interval is 100ms"));
+            if d < limits::MIN_INTERVAL {
+                return Err(format!(
+                    "{text:?}: the shortest interval is {}",
+                    units::format_duration(limits::MIN_INTERVAL)
+                ));
             }
             return Ok(Schedule::Every(d));
         }
@@ -107,7 +109,7 @@ impl Schedule {
     pub fn default_splay(&self) -> Duration {
         match self {
             Schedule::Every(d) => *d,
-            Schedule::Cron { .. } => DEFAULT_CRON_SPLAY,
+            Schedule::Cron { .. } => limits::DEFAULT_CRON_SPLAY,
         }
     }
 

@@ -27,6 +27,8 @@ use chrono::{TimeZone, Utc};
 use crate::schedule::Schedule;
 use warden_runtime::Status;
 
+use crate::limits;
+
 /// What the scheduler needs to know about a check.
 #[derive(Debug, Clone)]
 pub struct SlotSpec {
@@ -88,7 +90,8 @@ pub struct SchedulerCore {
 
 /// Backoff before retry `attempt + 1`.
 pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+    let doublings = attempt.saturating_sub(1).min(16);
+    (limits::RETRY_BACKOFF * (1u32 << doublings)).min(limits::MAX_RETRY_BACKOFF)
 }
 
 fn next_after(spec: &SlotSpec, after_ms: i64) -> Option<i64> {

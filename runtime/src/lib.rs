@@ -55,8 +55,8 @@ mod runtime;
 mod sandbox;
 
 pub use bindings::WORLD;
-pub use caps::state::{StateBackend, StateChanges};
-pub use caps::{Allow, GrantError, Grants, Sandbox};
+pub use caps::net::parse_pem;
+pub use caps::{Allow, GrantError, Grants, Sandbox, StateBackend, StateChanges};
 pub use report::{Finding, Metric, Output, PluginInfo, Report, RunOutcome, Severity, Status};
 pub use runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions, sha256_hex};
 /// Redaction of secrets in URLs and text (shared with the plugin SDK).

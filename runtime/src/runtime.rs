@@ -21,9 +21,7 @@ use warden_text::units::format_duration;
 use wasmtime::component::Linker;
 
 use crate::bindings::{self, REQUIRED_EXPORTS, WORLD, wit};
-use crate::caps::net::Net;
-use crate::caps::state::StateBackend;
-use crate::caps::{Grants, Parts, Sandbox};
+use crate::caps::{Grants, Parts, Sandbox, Shared, StateBackend};
 use crate::engine::WardenEngine;
 use crate::limits;
 use crate::report::{PluginInfo, Report, RunOutcome};
@@ -92,7 +90,7 @@ pub struct RuntimeOptions {
     /// Where plugin state persists (none: state lives only for the run).
     pub state: Option<Arc<dyn StateBackend>>,
     /// Trust roots added to webpki's for plugins' TLS (an internal CA; see
-    /// [`crate::caps::net::parse_pem`]).
+    /// [`crate::parse_pem`]).
     pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
@@ -102,8 +100,7 @@ pub struct Runtime {
     engine: WardenEngine,
     linker: Linker<Sandbox>,
     cache_dir: Option<PathBuf>,
-    state: Option<Arc<dyn StateBackend>>,
-    net: Arc<Net>,
+    shared: Shared,
 }
 
 /// Hex sha256 of plugin bytes: a plugin's identity everywhere.
@@ -133,8 +130,7 @@ impl Runtime {
             engine,
             linker,
             cache_dir: options.cache_dir,
-            state: options.state,
-            net: Arc::new(Net::new(&options.extra_roots)?),
+            shared: Shared::new(options.state, &options.extra_roots)?,
         })
     }
 
@@ -212,7 +208,7 @@ impl Runtime {
         pre: &bindings::PluginPre<Sandbox>,
         origin: &Origin,
     ) -> Result<PluginInfo> {
-        let mut store = SandboxSpec::quick("describe").build(&self.engine, &self.net)?;
+        let mut store = SandboxSpec::quick("describe").build(&self.engine, &self.shared)?;
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -238,7 +234,7 @@ impl Runtime {
     /// running the check. `Err` carries the plugin's message.
     pub async fn validate(&self, plugin: &Plugin, config: &str) -> Result<(), String> {
         let mut store = SandboxSpec::quick("validate")
-            .build(&self.engine, &self.net)
+            .build(&self.engine, &self.shared)
             .map_err(|e| format!("sandbox setup failed: {e:#}"))?;
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -284,9 +280,9 @@ impl Runtime {
             grants: &req.grants,
             memory: req.memory,
             timeout,
-            state: self.state.as_ref(),
+            persistent: true,
         };
-        let mut store = match spec.build(&self.engine, &self.net) {
+        let mut store = match spec.build(&self.engine, &self.shared) {
             Ok(s) => s,
             Err(e) => {
                 outcome.end(Err(format!("sandbox setup failed: {e:#}")), t0.elapsed());

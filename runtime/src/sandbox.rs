@@ -2,16 +2,13 @@
 //! check's grants and limits ([`SandboxSpec`]), and how a failed call is
 //! explained, naming the limit that was hit.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Trap;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use crate::caps::net::Net;
-use crate::caps::state::StateBackend;
-use crate::caps::{Grants, Parts, Sandbox, Setup};
+use crate::caps::{Grants, Parts, Sandbox, Setup, Shared};
 use crate::engine::WardenEngine;
 use crate::limits;
 use crate::memory::MemoryGuard;
@@ -23,7 +20,8 @@ pub(crate) struct SandboxSpec<'a> {
     pub(crate) grants: &'a Grants,
     pub(crate) memory: u64,
     pub(crate) timeout: Duration,
-    pub(crate) state: Option<&'a Arc<dyn StateBackend>>,
+    /// Whether the run's effects (plugin state) persist.
+    pub(crate) persistent: bool,
 }
 
 impl SandboxSpec<'_> {
@@ -36,7 +34,7 @@ impl SandboxSpec<'_> {
             grants: NONE.get_or_init(Grants::none),
             memory: limits::DEFAULT_MEMORY,
             timeout: limits::DESCRIBE_TIMEOUT,
-            state: None,
+            persistent: false,
         }
     }
 
@@ -45,7 +43,7 @@ impl SandboxSpec<'_> {
     pub(crate) fn build(
         self,
         engine: &WardenEngine,
-        net: &Arc<Net>,
+        shared: &Shared,
     ) -> anyhow::Result<wasmtime::Store<Sandbox>> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
@@ -56,8 +54,8 @@ impl SandboxSpec<'_> {
             &mut Setup {
                 check: self.check,
                 wasi: &mut wasi,
-                state: self.state,
-                net,
+                shared,
+                persistent: self.persistent,
             },
         )?;
         let sandbox = Sandbox {
@@ -100,9 +98,8 @@ impl Sandbox {
                 exit.0
             );
         }
-        let (text, _) = self.parts.log.stderr.contents();
-        if let Some(panic) = panic_message(&text) {
-            return format!("plugin panicked: {}", crate::redact::words(&panic));
+        if let Some(why) = self.parts.explain() {
+            return why;
         }
         let root = err.root_cause().to_string();
         let root = if root.is_empty() {
@@ -111,36 +108,5 @@ impl Sandbox {
             root
         };
         format!("plugin trapped: {}", crate::redact::words(&root))
-    }
-}
-
-/// The message of a Rust panic as the standard hook prints it.
-fn panic_message(stderr: &str) -> Option<String> {
-    let start = stderr.find("panicked at ")?;
-    let rest = &stderr[start + "panicked at ".len()..];
-    let (location, message) = rest.split_once(":\n").unwrap_or((rest, ""));
-    let message: Vec<&str> = message
-        .lines()
-        .take_while(|l| !l.starts_with("note: "))
-        .collect();
-    Some(format!(
-        "{} (at {})",
-        message.join(" ").trim(),
-        location.trim()
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn panic_messages_are_extracted() {
-        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nboom went the plugin\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(
-            panic_message(stderr).unwrap(),
-            "boom went the plugin (at src/lib.rs:12:9)"
-        );
-        assert!(panic_message("nothing here").is_none());
     }
 }

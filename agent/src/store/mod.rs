@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{Context as _, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -202,7 +202,7 @@ impl Store {
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
         if self.send(Job::Flush(tx)).is_ok() {
-            let _ = rx.recv_timeout(Duration::from_secs(30));
+            let _ = rx.recv_timeout(limits::STORE_FLUSH_TIMEOUT);
         }
     }
 

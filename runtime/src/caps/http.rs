@@ -106,7 +106,7 @@ impl Capability for Http {
             grants: grant.clone(),
             requests: 0,
             refusals: Refusals::default(),
-            net: setup.net.clone(),
+            net: setup.shared.net.clone(),
         })
     }
 

@@ -28,8 +28,8 @@ use crate::report::RunOutcome;
 pub struct RunLog {
     records: usize,
     dropped: usize,
-    pub(crate) stdout: Captured,
-    pub(crate) stderr: Captured,
+    stdout: Captured,
+    stderr: Captured,
 }
 
 /// Levels a plugin may log at (mirrors `warden:plugin/host.log-level`).
@@ -117,6 +117,12 @@ impl Capability for Log {
         Ok(log)
     }
 
+    fn explain(log: &RunLog) -> Option<String> {
+        let (text, _) = log.stderr.contents();
+        let panic = panic_message(&text)?;
+        Some(format!("plugin panicked: {}", crate::redact::words(&panic)))
+    }
+
     fn finish(log: &mut RunLog, _: &mut RunOutcome) {
         log.forward_stdio();
         if log.dropped > 0 {
@@ -126,6 +132,22 @@ impl Capability for Log {
             );
         }
     }
+}
+
+/// The message of a Rust panic as the standard hook prints it.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at ")?;
+    let rest = &stderr[start + "panicked at ".len()..];
+    let (location, message) = rest.split_once(":\n").unwrap_or((rest, ""));
+    let message: Vec<&str> = message
+        .lines()
+        .take_while(|l| !l.starts_with("note: "))
+        .collect();
+    Some(format!(
+        "{} (at {})",
+        message.join(" ").trim(),
+        location.trim()
+    ))
 }
 
 impl host::Host for Parts {
@@ -233,5 +255,20 @@ impl tokio::io::AsyncWrite for Captured {
     }
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_extracted() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nboom went the plugin\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            panic_message(stderr).unwrap(),
+            "boom went the plugin (at src/lib.rs:12:9)"
+        );
+        assert!(panic_message("nothing here").is_none());
     }
 }

@@ -10,7 +10,8 @@
 //! `allow` section (usable without running anything, as `warden validate`
 //! does), [`Capability::link`] wires its host functions into the linker
 //! once, and [`Capability::prepare`] builds what one run holds; after the
-//! run, [`Capability::finish`] adds what it did to the outcome and
+//! run, [`Capability::explain`] may say why it trapped,
+//! [`Capability::finish`] adds what it did to the outcome and
 //! [`Capability::settle`] keeps or drops its effects. The list at the
 //! bottom of this file is the only place that names them all: adding a
 //! capability is one module and one line there.
@@ -28,6 +29,8 @@ pub mod log;
 pub mod net;
 pub mod state;
 pub mod tls;
+
+pub use state::{StateBackend, StateChanges};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -122,18 +125,40 @@ impl GrantError {
     }
 }
 
-/// Runtime-wide things a capability may need to set up a run.
+/// What the capabilities share across every run of one runtime, built
+/// once from its options.
+pub struct Shared {
+    /// Where plugin state persists (none: for the run only).
+    pub(crate) state: Option<Arc<dyn state::StateBackend>>,
+    /// The trust roots and TLS settings.
+    pub(crate) net: Arc<net::Net>,
+}
+
+impl Shared {
+    /// From the embedder's state backend and extra trust roots.
+    pub(crate) fn new(
+        state: Option<Arc<dyn state::StateBackend>>,
+        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+    ) -> anyhow::Result<Shared> {
+        Ok(Shared {
+            state,
+            net: Arc::new(net::Net::new(extra_roots)?),
+        })
+    }
+}
+
+/// What a capability gets to set up one run.
 pub struct Setup<'a> {
     /// The check (scopes state, tags logs).
     pub check: &'a str,
     /// The instance's WASI context, for capabilities that are WASI
     /// interfaces (files, environment, stdio).
     pub wasi: &'a mut WasiCtxBuilder,
-    /// Where plugin state persists; `None` keeps it for the run only (as
-    /// for `describe` and `validate`).
-    pub state: Option<&'a Arc<dyn state::StateBackend>>,
-    /// The trust roots and TLS settings of this runtime.
-    pub net: &'a Arc<net::Net>,
+    /// The runtime-wide resources.
+    pub shared: &'a Shared,
+    /// False for `describe` and `validate`: effects last for the call
+    /// only (plugin state is not persisted).
+    pub persistent: bool,
 }
 
 /// One host capability. See the module documentation for the moments.
@@ -157,6 +182,12 @@ pub trait Capability {
 
     /// What one run holds; may configure the instance's WASI context.
     fn prepare(grant: &Arc<Self::Grant>, setup: &mut Setup<'_>) -> anyhow::Result<Self::Run>;
+
+    /// Why a call into the plugin trapped, if this capability knows (the
+    /// log's captured stderr holds a Rust panic's message).
+    fn explain(_run: &Self::Run) -> Option<String> {
+        None
+    }
 
     /// After the call into the plugin: what the run did, added to its
     /// outcome (request counts, refusals, forwarded output).
@@ -235,6 +266,10 @@ macro_rules! capabilities {
 
             pub(crate) fn prepare(grants: &Grants, setup: &mut Setup<'_>) -> anyhow::Result<Parts> {
                 Ok(Parts { $($field: <$cap as Capability>::prepare(&grants.$field, setup)?,)* })
+            }
+
+            pub(crate) fn explain(&self) -> Option<String> {
+                None$(.or_else(|| <$cap as Capability>::explain(&self.$field)))*
             }
 
             pub(crate) fn finish(&mut self, outcome: &mut RunOutcome) {

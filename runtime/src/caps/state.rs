@@ -9,7 +9,6 @@
 //! lives for the run only.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -103,22 +102,23 @@ impl Capability for State {
 
     fn prepare(_: &Arc<()>, setup: &mut Setup<'_>) -> anyhow::Result<PluginState> {
         Ok(PluginState {
-            backend: setup.state.cloned(),
+            backend: setup
+                .persistent
+                .then(|| setup.shared.state.clone())
+                .flatten(),
             check: setup.check.to_string(),
             overlay: BTreeMap::new(),
         })
     }
 
-    fn settle(run: PluginState, accepted: bool) -> impl Future<Output = Result<(), String>> + Send {
-        async move {
-            let Some(backend) = run.backend.filter(|_| accepted && !run.overlay.is_empty()) else {
-                return Ok(());
-            };
-            let changes = run.overlay.into_iter().collect();
-            backend
-                .commit(&run.check, changes)
-                .await
-                .map_err(|e| format!("storing the check's state failed: {e:#}"))
-        }
+    async fn settle(run: PluginState, accepted: bool) -> Result<(), String> {
+        let Some(backend) = run.backend.filter(|_| accepted && !run.overlay.is_empty()) else {
+            return Ok(());
+        };
+        let changes = run.overlay.into_iter().collect();
+        backend
+            .commit(&run.check, changes)
+            .await
+            .map_err(|e| format!("storing the check's state failed: {e:#}"))
     }
 }
