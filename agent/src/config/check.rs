@@ -81,16 +81,36 @@ pub(super) struct Parsed {
     pub(super) references: Vec<(ConfigError, Reference)>,
 }
 
-/// A limit that parsed and is within `max`, or the problem.
-fn within<T: PartialOrd + Copy>(
-    parsed: Result<T, String>,
+/// An optional limit: `default` when absent; an error when it does not
+/// parse, is zero, or is over `max`.
+fn limit<T: PartialOrd + Copy + Default>(
+    text: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, String>,
+    default: T,
     max: T,
     over: impl Fn(T) -> String,
 ) -> Result<T, String> {
-    match parsed {
-        Ok(v) if v > max => Err(over(v)),
-        other => other,
+    let Some(t) = text else {
+        return Ok(default);
+    };
+    let v = parse(t)?;
+    if v == T::default() {
+        return Err(format!("{t:?}: must be positive"));
     }
+    if v > max {
+        return Err(over(v));
+    }
+    Ok(v)
+}
+
+/// Why `name` cannot name a check, if it cannot.
+fn name_problem(name: &str) -> Option<String> {
+    let valid = !name.is_empty()
+        && name.len() <= limits::MAX_CHECK_NAME_BYTES
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.');
+    (!valid).then(|| format!("use 1-{} of [A-Za-z0-9._-]", limits::MAX_CHECK_NAME_BYTES))
 }
 
 impl CheckConfig {
@@ -122,16 +142,8 @@ impl CheckConfig {
         let mut err = |field: &str, msg: String| {
             errors.push(src.error(src.field_line(span, field), scope(), Some(field), msg));
         };
-        let valid_name = !c.name.is_empty()
-            && c.name.len() <= limits::MAX_CHECK_NAME_BYTES
-            && c.name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.');
-        if !valid_name {
-            err(
-                "name",
-                format!("use 1-{} of [A-Za-z0-9._-]", limits::MAX_CHECK_NAME_BYTES),
-            );
+        if let Some(problem) = name_problem(&c.name) {
+            err("name", problem);
         } else if !names.insert(c.name.clone()) {
             err("name", "another check has this name".into());
         }
@@ -146,38 +158,28 @@ impl CheckConfig {
             }
             None => None,
         };
-        let timeout = match c.timeout.as_deref() {
-            None => limits::DEFAULT_TIMEOUT,
-            Some(t) => match within(units::parse_duration(t), limits::MAX_TIMEOUT, |d| {
-                format!("{d:?} is over the maximum of {:?}", limits::MAX_TIMEOUT)
-            }) {
-                Ok(d) if d.is_zero() => {
-                    err("timeout", format!("{t:?}: must be positive"));
-                    limits::DEFAULT_TIMEOUT
-                }
-                Ok(d) => d,
-                Err(e) => {
-                    err("timeout", e);
-                    limits::DEFAULT_TIMEOUT
-                }
-            },
-        };
-        let memory = match c.memory.as_deref() {
-            None => limits::DEFAULT_MEMORY,
-            Some(m) => match within(units::parse_size(m), limits::MAX_MEMORY, |m| {
-                format!("{m} bytes is over the maximum of {}", limits::MAX_MEMORY)
-            }) {
-                Ok(0) => {
-                    err("memory", format!("{m:?}: must be positive"));
-                    limits::DEFAULT_MEMORY
-                }
-                Ok(m) => m,
-                Err(e) => {
-                    err("memory", e);
-                    limits::DEFAULT_MEMORY
-                }
-            },
-        };
+        let timeout = limit(
+            c.timeout.as_deref(),
+            units::parse_duration,
+            limits::DEFAULT_TIMEOUT,
+            limits::MAX_TIMEOUT,
+            |d| format!("{d:?} is over the maximum of {:?}", limits::MAX_TIMEOUT),
+        )
+        .unwrap_or_else(|e| {
+            err("timeout", e);
+            limits::DEFAULT_TIMEOUT
+        });
+        let memory = limit(
+            c.memory.as_deref(),
+            units::parse_size,
+            limits::DEFAULT_MEMORY,
+            limits::MAX_MEMORY,
+            |m| format!("{m} bytes is over the maximum of {}", limits::MAX_MEMORY),
+        )
+        .unwrap_or_else(|e| {
+            err("memory", e);
+            limits::DEFAULT_MEMORY
+        });
         if c.retries > limits::MAX_RETRIES {
             err(
                 "retries",
