@@ -295,6 +295,18 @@ config = { mode = "slow", ms = 3000 }
     assert_eq!((r.status, r.code().as_str()), (413, "body_too_large"));
     assert_eq!(agent.get("/v1/runs?status=maybe").code(), "invalid_query");
     assert_eq!(agent.get("/v1/runs?limit=x").code(), "invalid_query");
+    // A path that does not decode is a JSON error too.
+    let r = agent.get("/v1/checks/%ff");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "invalid_path"),
+        "{}",
+        r.body
+    );
+    // The auth scheme is case-insensitive.
+    let lower = ("authorization", "bearer t0ken-for-tests");
+    let r = http(port, "POST", "/v1/checks/greeter/run", &[lower], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
 
     // A check never overlaps itself, manual runs included.
     let r = http(
@@ -775,4 +787,31 @@ config = { mode = "outputs", value = "using ${output:solana-rpc.TEST_VALUE} now"
         all.contains("config.value") && all.contains("nope.KEY") && all.contains("names no check"),
         "{all}"
     );
+}
+
+#[test]
+fn sighup_is_acknowledged_and_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 200ms"
+"#;
+    let mut agent = AgentProcess::start(dir.path(), config, &[]);
+    agent.wait_until("a run", WAIT, |a| {
+        a.check("greeter")["runs"]["ok"].as_u64().unwrap_or(0) >= 1
+    });
+    agent.signal("HUP");
+    agent.wait_until("the SIGHUP is logged", WAIT, |a| {
+        a.log().contains("SIGHUP received")
+    });
+    let runs = agent.check("greeter")["runs"]["ok"].as_u64().unwrap_or(0);
+    agent.wait_until("runs go on", WAIT, |a| {
+        a.check("greeter")["runs"]["ok"].as_u64().unwrap_or(0) > runs
+    });
+    assert!(agent.alive(), "SIGHUP must not stop the agent");
+    assert_eq!(agent.terminate(), 0);
 }

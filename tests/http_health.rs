@@ -603,3 +603,66 @@ fn certificate_expiry_over_https() {
     let (_dir, agent) = tls_agent(3);
     assert_eq!(run(&agent, "api-cert")["status"], "critical");
 }
+
+/// Python's `http.server`, which reads a request body by its
+/// Content-Length only (chunked bodies come through empty), answering 411
+/// without one and echoing the JSON body otherwise. Returns the child and
+/// its port.
+fn python_echo_server() -> (std::process::Child, u16) {
+    const SERVER: &str = r#"
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        n = self.headers.get("Content-Length")
+        if n is None:
+            self.send_response(411); self.end_headers(); return
+        body = self.rfile.read(int(n))
+        out = json.dumps({"length": int(n), "echo": json.loads(body or b"null")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.timeout = 30
+for _ in range(20): s.handle_request()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", SERVER])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (
+        child,
+        line.trim().parse().expect("the server prints its port"),
+    )
+}
+
+#[test]
+fn request_bodies_reach_a_server_that_needs_a_length() {
+    let state = tempfile::tempdir().unwrap();
+    let (mut server, port) = python_echo_server();
+    let config = serde_json::json!({
+        "url": format!("http://127.0.0.1:{port}/rpc"),
+        "method": "POST",
+        "json": {"jsonrpc": "2.0", "id": 1, "method": "getHealth"},
+        "conditions": ["[STATUS] == 200", "[BODY].echo.method == getHealth"],
+    })
+    .to_string();
+    let grant = format!("http://127.0.0.1:{port}");
+    let run = check_json(
+        state.path(),
+        "http-health",
+        &config,
+        &["--allow-host", &grant],
+    );
+    let _ = server.kill();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["status"], "ok", "{}", run.stdout);
+}

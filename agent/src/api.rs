@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -51,6 +51,8 @@ pub enum ErrorCode {
     InvalidJson,
     /// A query parameter is malformed (400).
     InvalidQuery,
+    /// The path does not decode (bad percent-encoding, not UTF-8) (400).
+    InvalidPath,
     /// The body is over [`crate::limits::MAX_API_BODY_BYTES`] (413).
     BodyTooLarge,
     /// The check is running; it never overlaps itself (409).
@@ -72,6 +74,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ErrorCode::InvalidJson => (StatusCode::BAD_REQUEST, "invalid_json"),
             ErrorCode::InvalidQuery => (StatusCode::BAD_REQUEST, "invalid_query"),
+            ErrorCode::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
             ErrorCode::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ErrorCode::AlreadyRunning => (StatusCode::CONFLICT, "already_running"),
             ErrorCode::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
@@ -113,6 +116,13 @@ impl From<anyhow::Error> for ApiError {
 }
 
 type ApiResult = Result<Response, ApiError>;
+
+/// The `{name}` of a route, or the JSON error for a path that does not
+/// decode.
+fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(name)| name)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))
+}
 
 fn ok(v: serde_json::Value) -> ApiResult {
     Ok(axum::Json(v).into_response())
@@ -160,6 +170,13 @@ pub fn router(agent: Arc<Agent>) -> Router {
     router
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 9110, section 11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 fn token_matches(expected: &str, given: &str) -> bool {
     // Compare digests so neither the content nor the length leaks through
     // timing.
@@ -189,7 +206,7 @@ async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Resp
                     .headers()
                     .get(header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "));
+                    .and_then(bearer);
                 match given {
                     None => {
                         return ApiError::new(
@@ -312,7 +329,11 @@ async fn plugins(State(agent): State<Arc<Agent>>) -> ApiResult {
     ok(json!({ "plugins": list }))
 }
 
-async fn plugin(State(agent): State<Arc<Agent>>, Path(name): Path<String>) -> ApiResult {
+async fn plugin(
+    State(agent): State<Arc<Agent>>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = path_name(path)?;
     match agent.registry.views().into_iter().find(|v| v.name == name) {
         Some(v) => ok(plugin_json(&agent, v)),
         None => Err(ApiError::new(
@@ -336,7 +357,11 @@ async fn checks(State(agent): State<Arc<Agent>>) -> ApiResult {
     .into_response())
 }
 
-async fn check(State(agent): State<Arc<Agent>>, Path(name): Path<String>) -> ApiResult {
+async fn check(
+    State(agent): State<Arc<Agent>>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = path_name(path)?;
     match agent.check_view(&name) {
         Some(v) => Ok(axum::Json(v).into_response()),
         None => Err(ApiError::new(
@@ -358,10 +383,11 @@ fn yes() -> bool {
 
 async fn run_check(
     State(agent): State<Arc<Agent>>,
-    Path(name): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     params: Result<Query<RunParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
+    let name = path_name(path)?;
     let Query(params) =
         params.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let body = body.map_err(|e| {
@@ -524,6 +550,15 @@ async fn outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
 
     #[test]
     fn tokens_compare_by_content() {

@@ -44,6 +44,8 @@ pub const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
 pub const DEFAULT_CRON_SPLAY: Duration = Duration::from_secs(30);
 /// The shortest `@every` interval.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest `@every` interval, and the largest splay.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 86_400);
 /// Backoff before the first retry after an `unknown` result; it doubles
 /// with each retry up to [`MAX_RETRY_BACKOFF`].
 pub const RETRY_BACKOFF: Duration = Duration::from_secs(1);

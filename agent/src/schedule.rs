@@ -52,17 +52,11 @@ impl Schedule {
             if n == 0 {
                 return Err(format!("{text:?}: the interval must be positive"));
             }
-            return Ok(Schedule::Every(Duration::from_secs(n)));
+            return Self::every(text, Duration::from_secs(n));
         }
         if let Some(d) = t.strip_prefix("@every") {
             let d = units::parse_duration(d.trim()).map_err(|e| format!("@every: {e}"))?;
-            if d < limits::MIN_INTERVAL {
-                return Err(format!(
-                    "{text:?}: the shortest interval is {}",
-                    units::format_duration(limits::MIN_INTERVAL)
-                ));
-            }
-            return Ok(Schedule::Every(d));
+            return Self::every(text, d);
         }
         let (tz, expr) = match t.strip_prefix("TZ=").or_else(|| t.strip_prefix("CRON_TZ=")) {
             Some(rest) => {
@@ -89,7 +83,7 @@ impl Schedule {
             }
             e => match e.split_whitespace().count() {
                 5 => format!("0 {e}"),
-                6 | 7 => e.to_string(),
+                6 => e.to_string(),
                 n => {
                     return Err(format!(
                         "{text:?}: a cron expression has 5 fields (min hour day month weekday) or 6 (with seconds first), not {n}"
@@ -98,11 +92,34 @@ impl Schedule {
             },
         };
         let schedule = cron::Schedule::from_str(&six).map_err(|e| format!("{text:?}: {e}"))?;
+        if schedule.upcoming(tz).next().is_none() {
+            return Err(format!(
+                "{text:?}: this cron expression never fires (no such date, e.g. 30 February)"
+            ));
+        }
         Ok(Schedule::Cron {
             expr: expr.to_string(),
             schedule: Box::new(schedule),
             tz,
         })
+    }
+
+    /// An interval within [`limits::MIN_INTERVAL`] and
+    /// [`limits::MAX_INTERVAL`].
+    fn every(text: &str, d: Duration) -> Result<Schedule, String> {
+        if d < limits::MIN_INTERVAL {
+            return Err(format!(
+                "{text:?}: the shortest interval is {}",
+                units::format_duration(limits::MIN_INTERVAL)
+            ));
+        }
+        if d > limits::MAX_INTERVAL {
+            return Err(format!(
+                "{text:?}: the longest interval is {}",
+                units::format_duration(limits::MAX_INTERVAL)
+            ));
+        }
+        Ok(Schedule::Every(d))
     }
 
     /// The splay a check gets when its config names none.
@@ -157,6 +174,35 @@ pub fn splay(check: &str, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_that_cannot_mean_what_they_say_are_refused() {
+        for (text, why) in [
+            ("@every 10000000000000d", "the longest interval is 366d"),
+            ("@every:99999999999999", "the longest interval"),
+            ("@every 100000000000000000000s", "out of range"),
+            ("@every 50ms", "the shortest interval is 100ms"),
+            ("0 0 0 30 2 * 2030", "not 7"),
+            ("0 0 30 2 *", "never fires"),
+            ("TZ=Europe/Berlin 0 0 31 4 *", "never fires"),
+        ] {
+            let e = Schedule::parse(text).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+        assert!(Schedule::parse("@every 366d").is_ok());
+        assert!(Schedule::parse("0 0 29 2 *").is_ok(), "leap days fire");
+    }
+
+    #[test]
+    fn far_due_times_do_not_overflow() {
+        let s = Schedule::parse("@every 366d").unwrap();
+        let t = Utc
+            .timestamp_millis_opt(4_000_000_000_000)
+            .single()
+            .unwrap();
+        let next = s.next_after(t, limits::MAX_INTERVAL).unwrap();
+        assert!(next > t);
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -243,5 +289,31 @@ mod tests {
             .collect();
         assert!(distinct.len() > 90, "{}", distinct.len());
         assert!(distinct.iter().all(|d| *d < max));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errs_without_panicking(s in "\\PC{0,60}") {
+            let _ = Schedule::parse(&s);
+        }
+
+        #[test]
+        fn cron_like_text_parses_or_errs(fields in proptest::collection::vec("(\\*|[0-9]{1,3}|[0-9]{1,2}-[0-9]{1,2}|\\*/[0-9]{1,2}|[A-Za-z]{3})", 1..9)) {
+            if let Ok(s) = Schedule::parse(&fields.join(" ")) {
+                // What parses, fires.
+                let now = Utc::now();
+                proptest::prop_assert!(s.next_after(now, Duration::ZERO).is_some_and(|t| t > now));
+            }
+        }
+
+        #[test]
+        fn intervals_give_increasing_due_times(secs in 1u64..(366 * 86_400), splay_ms in 0u64..1_000_000, at in 0i64..4_000_000_000_000) {
+            let s = Schedule::parse(&format!("@every {secs}s")).unwrap();
+            let t = Utc.timestamp_millis_opt(at).single().unwrap();
+            let offset = Duration::from_millis(splay_ms);
+            let next = s.next_after(t, offset).unwrap();
+            proptest::prop_assert!(next > t);
+            proptest::prop_assert!(s.next_after(next, offset).unwrap() > next);
+        }
     }
 }

@@ -28,6 +28,24 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIGHUP would end the process by default; until configuration reload
+/// exists it is acknowledged in the log and otherwise ignored.
+fn ignore_sighup() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::warn!(
+                        "SIGHUP received: reloading the configuration is not supported yet; ignored (restart the agent to apply changes)"
+                    );
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP; it will stop the agent"),
+    }
+}
+
 impl Agent {
     /// Runs the agent for `config` until a shutdown signal; an error means
     /// it could not start.
@@ -35,6 +53,7 @@ impl Agent {
         let listen = config.agent.listen;
         let grace = config.agent.shutdown_grace;
         let (keep_runs, keep_days) = (config.agent.keep_runs, config.agent.keep_days);
+        ignore_sighup();
         tracing::info!(config = %config.source, profile = ?config.agent.profile, "starting");
         let agent = Agent::start(config).await.context("cannot start")?;
         agent.validate_checks().await;

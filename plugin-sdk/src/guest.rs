@@ -252,11 +252,25 @@ fn start(request: &Request) -> Result<InFlight, HttpError> {
         url: url.clone(),
         reason,
     };
-    let entries: Vec<(String, Vec<u8>)> = request
+    let mut entries: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
         .collect();
+    // The body's length is known: say so, so that servers which do not
+    // read chunked request bodies (Python's http.server, many WSGI servers
+    // and proxies) see it. Without a length the request would go chunked.
+    let sends_body = !request.body.is_empty()
+        || matches!(
+            request.method.to_ascii_uppercase().as_str(),
+            "POST" | "PUT" | "PATCH"
+        );
+    if sends_body && !entries.iter().any(|(n, _)| n == "content-length") {
+        entries.push((
+            "content-length".into(),
+            request.body.len().to_string().into_bytes(),
+        ));
+    }
     let headers =
         http::Fields::from_list(&entries).map_err(|e| other(format!("bad header: {e:?}")))?;
     let req = http::OutgoingRequest::new(headers);

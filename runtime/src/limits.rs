@@ -16,6 +16,10 @@ pub const DEFAULT_MEMORY: u64 = 64 << 20;
 pub const MAX_MEMORY: u64 = 1 << 30;
 /// Budget for `describe` and `validate`, which must be quick.
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How the run's deadline is named in errors.
+pub const RUN_DEADLINE: &str = "the check's timeout";
+/// How the `describe`/`validate` deadline is named in errors.
+pub const DESCRIBE_DEADLINE: &str = "the limit for describe and validate";
 
 /// How often the epoch advances; a runaway plugin is stopped within one
 /// tick of its deadline.

@@ -222,7 +222,11 @@ impl Runtime {
                     format_duration(limits::DESCRIBE_TIMEOUT)
                 ),
                 Ok(Err(e)) => {
-                    let why = store.data().explain(&e, limits::DESCRIBE_TIMEOUT);
+                    let why = store.data().explain(
+                        &e,
+                        limits::DESCRIBE_TIMEOUT,
+                        limits::DESCRIBE_DEADLINE,
+                    );
                     bail!("{origin}: describe failed: {why}")
                 }
                 Ok(Ok(info)) => info,
@@ -247,7 +251,9 @@ impl Runtime {
             )),
             Ok(Err(e)) => Err(format!(
                 "validate failed: {}",
-                store.data().explain(&e, limits::DESCRIBE_TIMEOUT)
+                store
+                    .data()
+                    .explain(&e, limits::DESCRIBE_TIMEOUT, limits::DESCRIBE_DEADLINE)
             )),
             Ok(Ok(r)) => r,
         }
@@ -302,10 +308,13 @@ impl Runtime {
         };
         let ended = match tokio::time::timeout(timeout + limits::HOST_CALL_GRACE, call).await {
             Err(_) => Ended::Broke(format!(
-                "timed out after {} (the check's timeout) while waiting on a host call",
-                format_duration(timeout)
+                "timed out after {} ({}) while waiting on a host call",
+                format_duration(timeout),
+                limits::RUN_DEADLINE
             )),
-            Ok(Err(trap)) => Ended::Broke(store.data().explain(&trap, timeout)),
+            Ok(Err(trap)) => {
+                Ended::Broke(store.data().explain(&trap, timeout, limits::RUN_DEADLINE))
+            }
             Ok(Ok(Err(message))) => Ended::PluginError(crate::redact::words(&message)),
             Ok(Ok(Ok(report))) => match Report::from_wit(report) {
                 Ok(report) => Ended::Report(report),

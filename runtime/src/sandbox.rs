@@ -75,8 +75,13 @@ impl SandboxSpec<'_> {
 
 impl Sandbox {
     /// Why a call into the plugin failed, naming the limit when one was
-    /// hit.
-    pub(crate) fn explain(&self, err: &wasmtime::Error, timeout: Duration) -> String {
+    /// hit; `deadline` says whose time limit `timeout` is.
+    pub(crate) fn explain(
+        &self,
+        err: &wasmtime::Error,
+        timeout: Duration,
+        deadline: &str,
+    ) -> String {
         if let Some(asked) = self.memory.refused {
             return format!(
                 "memory limit of {} exceeded (the plugin tried to grow to {})",
@@ -87,10 +92,7 @@ impl Sandbox {
         if let Some(trap) = err.downcast_ref::<Trap>()
             && *trap == Trap::Interrupt
         {
-            return format!(
-                "timed out after {} (the check's timeout)",
-                format_duration(timeout)
-            );
+            return format!("timed out after {} ({deadline})", format_duration(timeout));
         }
         if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return format!(

@@ -317,6 +317,16 @@ impl AgentProcess {
         self.get(&format!("/v1/checks/{name}")).json()
     }
 
+    /// Sends `signal` (`HUP`, `TERM`, ...) without waiting.
+    pub fn signal(&self, signal: &str) {
+        send_signal(self.child.id(), signal);
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     pub fn terminate(mut self) -> i32 {
         send_signal(self.child.id(), "TERM");

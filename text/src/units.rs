@@ -20,19 +20,40 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("{s:?}: missing unit ({DURATION_UNITS})"))?;
     let (num, unit) = t.split_at(split);
-    if num.is_empty() {
+    if decimal_times(num, 1).is_none() {
         return Err(format!("{s:?}: not a number"));
     }
-    let n: f64 = num.parse().map_err(|_| format!("{s:?}: not a number"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
+    let unit_nanos: u128 = match unit.trim() {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
         other => return Err(format!("{s:?}: unknown unit {other:?} ({DURATION_UNITS})")),
     };
-    Duration::try_from_secs_f64(n * scale).map_err(|_| format!("{s:?}: out of range"))
+    let nanos = decimal_times(num, unit_nanos).ok_or_else(|| format!("{s:?}: not a number"))?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| format!("{s:?}: out of range"))?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+}
+
+/// `num` (digits, at most one `.`) times `scale`, exactly, in integers;
+/// digits past the ninth decimal are dropped. `None` when `num` is not a
+/// number; a value past `u128` saturates (and is out of range for any
+/// duration).
+fn decimal_times(num: &str, scale: u128) -> Option<u128> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return None;
+    }
+    let frac = &frac[..frac.len().min(9)];
+    let mut mantissa: u128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        mantissa = mantissa
+            .saturating_mul(10)
+            .saturating_add(u128::from(b - b'0'));
+    }
+    let divisor = 10u128.pow(frac.len() as u32);
+    Some(mantissa.saturating_mul(scale) / divisor)
 }
 
 /// Parses a size (`64MiB`, `64M`, `10MB`, `1GiB`, `512KiB`, `1048576`).
@@ -55,11 +76,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?}: out of range"))
 }
 
-/// A duration as configs write it: `250ms`, `2s`, `2m`, `1.500s`.
+/// A duration as configs write it: `250ms`, `2s`, `2m`, `1h`, `2d`,
+/// `1.500s`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
+    } else if ms.is_multiple_of(86_400_000) {
+        format!("{}d", ms / 86_400_000)
+    } else if ms.is_multiple_of(3_600_000) {
+        format!("{}h", ms / 3_600_000)
     } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
     } else if ms.is_multiple_of(1000) {
@@ -104,6 +130,14 @@ mod tests {
         assert!(parse_duration("soon").unwrap_err().contains("not a number"));
         assert!(parse_duration("s").unwrap_err().contains("not a number"));
         assert!(parse_duration("1.2.3s").is_err());
+        assert!(parse_duration(".s").unwrap_err().contains("not a number"));
+        assert_eq!(parse_duration(".5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5.s"), Ok(Duration::from_secs(5)));
+        assert_eq!(
+            parse_duration("16957358.628s"),
+            Ok(Duration::from_millis(16_957_358_628))
+        );
+        assert_eq!(parse_duration("0.000000001s"), Ok(Duration::from_nanos(1)));
     }
 
     #[test]
@@ -136,7 +170,37 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
         assert_eq!(format_duration(Duration::from_secs(2)), "2s");
         assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(format_duration(Duration::from_secs(86400)), "1d");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.500s");
         assert_eq!(format_size(64 << 20), "64 MiB");
         assert_eq!(format_size(512 << 10), "512 KiB");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errs_without_panicking(s in "\\PC{0,40}") {
+            let _ = parse_duration(&s);
+            let _ = parse_size(&s);
+        }
+
+        #[test]
+        fn numbers_with_units_parse(n in 0u64..1_000_000_000, unit in "(ms|s|m|h|d)") {
+            let d = parse_duration(&format!("{n}{unit}")).unwrap();
+            let scale = match unit.as_str() { "ms" => 1, "s" => 1000, "m" => 60_000, "h" => 3_600_000, _ => 86_400_000 };
+            proptest::prop_assert_eq!(d.as_millis(), n as u128 * scale);
+        }
+
+        #[test]
+        fn printed_durations_read_back(ms in 0u64..10_000_000_000_000) {
+            let d = Duration::from_millis(ms);
+            proptest::prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+
+        #[test]
+        fn huge_numbers_are_errors(digits in "[1-9][0-9]{23,60}", unit in "(ms|s|m|h|d)") {
+            let e = parse_duration(&format!("{digits}{unit}")).unwrap_err();
+            proptest::prop_assert!(e.contains("out of range"), "{}", e);
+        }
     }
 }

@@ -205,6 +205,16 @@ impl CheckConfig {
         let splay = match c.splay.as_deref() {
             Some("0") => Some(Duration::ZERO),
             Some(s) => match units::parse_duration(s) {
+                Ok(d) if d > limits::MAX_INTERVAL => {
+                    err(
+                        "splay",
+                        format!(
+                            "{s:?} is over the maximum of {}",
+                            units::format_duration(limits::MAX_INTERVAL)
+                        ),
+                    );
+                    None
+                }
                 Ok(d) => Some(d),
                 Err(e) => {
                     err("splay", e);

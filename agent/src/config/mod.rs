@@ -258,6 +258,21 @@ plugin = "hello"
             "{all}"
         );
         assert!(all.contains("memory: \"0\": must be positive"), "{all}");
+        let errs = parse(
+            "[[check]]\nname = \"x\"\nplugin = \"hello\"\nschedule = \"@every 10000000000000d\"\nsplay = \"100000d\"\n",
+        )
+        .unwrap_err()
+        .0;
+        let all = errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            all.contains("warden.toml:4: check \"x\": schedule:"),
+            "{all}"
+        );
+        assert!(all.contains("warden.toml:5: check \"x\": splay:"), "{all}");
     }
 
     #[test]
@@ -305,5 +320,34 @@ plugin = "hello"
         assert!(all.contains("cors_origins contains \"*\""), "{all}");
         assert!(all.contains("plugin \"hello\" is not pinned"), "{all}");
         assert_eq!(errs.len(), 4);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn any_text_is_a_config_or_errors(s in "\\PC{0,200}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn any_check_values_are_accepted_or_named(
+            schedule in "\\PC{0,24}",
+            timeout in "\\PC{0,24}",
+            memory in "\\PC{0,24}",
+            splay in "\\PC{0,24}",
+            retries in 0u32..100,
+        ) {
+            let text = format!(
+                "[[check]]\nname = \"x\"\nplugin = \"hello\"\nschedule = {schedule:?}\ntimeout = {timeout:?}\nmemory = {memory:?}\nsplay = {splay:?}\nretries = {retries}\n"
+            );
+            if let Err(errors) = parse(&text) {
+                for e in errors.0 {
+                    // Every problem names the check (or the file, for TOML).
+                    let shown = e.to_string();
+                    proptest::prop_assert!(shown.starts_with("warden.toml:"), "{}", shown);
+                }
+            }
+        }
     }
 }

@@ -392,6 +392,13 @@ fn expected_state_from_a_file_and_config_errors() {
     let ok = json!({"rpc_url": "${output:solana-rpc.SOLANA_RPC_URL}", "source": {"file": "/x"}, "fields": fields});
     let c = warden_plugin_sdk::parse_config::<ChainReconcile>(&ok.to_string()).unwrap();
     ChainReconcile::validate(&c).unwrap();
+    // Durations share the agent's grammar: days work here as everywhere.
+    let locks = json!({"source": {"file": "/x"}, "id": "i", "created_at": "c", "signature": "s", "stale_after": "1d"});
+    let days = json!({"rpc_url": "http://x", "source": {"file": "/x"}, "fields": fields, "locks": locks, "timeout": "1.5s"});
+    let c = warden_plugin_sdk::parse_config::<ChainReconcile>(&days.to_string()).unwrap();
+    ChainReconcile::validate(&c).unwrap();
+    let locks = json!({"source": {"file": "/x"}, "id": "i", "created_at": "c", "signature": "s", "stale_after": "soon"});
+    assert!(bad(json!({"rpc_url": "http://x", "source": {"file": "/x"}, "fields": fields, "locks": locks})).contains("config.locks.stale_after"));
 }
 
 #[test]

@@ -172,7 +172,12 @@ impl Condition {
                 b'[' | b'(' => depth += 1,
                 b']' | b')' => depth -= 1,
                 _ if depth == 0 => {
-                    if let Some((sym, op)) = ops.iter().find(|(sym, _)| t[i..].starts_with(sym)) {
+                    // Bytes, not `str` slices: an operator is ASCII, so a
+                    // match never starts inside a multi-byte character.
+                    if let Some((sym, op)) = ops
+                        .iter()
+                        .find(|(sym, _)| bytes[i..].starts_with(sym.as_bytes()))
+                    {
                         found = Some((i, sym.len(), *op));
                         break;
                     }
@@ -494,5 +499,21 @@ mod tests {
         assert!(glob("a*b*c", "aXXbYYc"));
         assert!(!glob("a*b*c", "aXXbYY"));
         assert!(glob("*", ""));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_condition_or_an_error(s in "\\PC{0,80}") {
+            let _ = Condition::parse(&s);
+        }
+
+        #[test]
+        fn condition_like_text_parses_or_errs(
+            placeholder in "(\\[STATUS\\]|\\[BODY\\][.a-z0-9\\[\\]]{0,12}|\\[RESPONSE_TIME\\]|\\[CERTIFICATE_EXPIRATION\\]|len\\(\\[BODY\\]\\)|\\[HEADER\\][.a-z-]{0,8})",
+            op in "(==|!=|<|<=|>|>=|=|~)",
+            value in "\\PC{0,16}",
+        ) {
+            let _ = Condition::parse(&format!("{placeholder} {op} {value}"));
+        }
     }
 }

@@ -281,4 +281,16 @@ mod tests {
             assert!(e.contains(bad), "{e}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_rule_or_an_error(s in "\\PC{0,60}") {
+            let _ = Rule::parse(&s);
+        }
+
+        #[test]
+        fn rule_like_text_is_a_rule_or_an_error(s in "[a-z0-9_ ().*/+<>=!-]{0,20}[\\PC]{0,4}[a-z0-9_ ().*/+<>=!-]{0,20}") {
+            let _ = Rule::parse(&s);
+        }
+    }
 }

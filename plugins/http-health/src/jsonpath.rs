@@ -73,4 +73,11 @@ mod tests {
         assert!(parse("a").is_err());
         assert!(parse(".a[1").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_path_or_an_error(s in "\\PC{0,40}") {
+            let _ = parse(&s);
+        }
+    }
 }

@@ -94,7 +94,8 @@ impl Selector {
             }
             let (series, labels_text, rest) = match line.find(['{', ' ']) {
                 Some(i) if line.as_bytes()[i] == b'{' => {
-                    let Some(close) = line.rfind('}') else {
+                    // A `}` before the `{` is no label set: skip the line.
+                    let Some(close) = line.rfind('}').filter(|c| *c > i) else {
                         continue;
                     };
                     (&line[..i], &line[i + 1..close], &line[close + 1..])
@@ -159,5 +160,24 @@ rate_limit_blocked_total 7
         assert_eq!(v("nope"), None);
         assert!(Selector::parse("9bad").is_err());
         assert!(Selector::parse("a{b=c}").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_selector_or_an_error(s in "\\PC{0,60}") {
+            let _ = Selector::parse(&s);
+        }
+
+        #[test]
+        fn selector_like_text_is_a_selector_or_an_error(s in "[a-z_]{1,8}(\\{[a-z]{0,4}(=|!=|=~)?\\\"?\\PC{0,6}\\\"?,?\\}?)?") {
+            let _ = Selector::parse(&s);
+        }
+
+        #[test]
+        fn any_exposition_text_is_read_without_panicking(s in "\\PC{0,200}") {
+            let sel = Selector::parse("m").unwrap();
+            let _ = sel.value(&s);
+            let _ = sel.value(&format!("m{s}"));
+        }
     }
 }

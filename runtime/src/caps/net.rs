@@ -126,8 +126,12 @@ impl HostGrant {
             && self.port == port
             && match &self.host {
                 HostMatch::Exact(h) => h == host,
-                HostMatch::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
-                HostMatch::Any => host.parse::<IpAddr>().is_err(),
+                // Wildcards are for names; an address, in any spelling a
+                // resolver accepts, must be granted literally.
+                HostMatch::Suffix(s) => {
+                    host.len() > s.len() && host.ends_with(s.as_str()) && !is_address_like(host)
+                }
+                HostMatch::Any => !is_address_like(host),
             }
     }
 
@@ -151,6 +155,21 @@ fn is_dns_name(s: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+/// True for an IP literal, and for names that C resolvers read as IPv4
+/// addresses (`2130706433`, `0x7f000001`, `127.1`): the last label is a
+/// number. No top-level domain is numeric.
+fn is_address_like(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let last = host.trim_end_matches('.').rsplit('.').next().unwrap_or("");
+    let hex = last
+        .strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    hex || (!last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Splits `host[:port]` or `[v6][:port]`; the host comes back without
@@ -469,8 +488,15 @@ mod tests {
                 .unwrap()
                 .is_literal_for("localhost")
         );
-        // `*` is for names; IP literals must be granted literally.
+        // `*` is for names; IP literals must be granted literally, in
+        // every spelling a resolver accepts.
         assert!(g.find(Scheme::Http, "127.0.0.1", 9000).is_none());
+        for numeric in ["2130706433", "0x7f000001", "127.1", "10.0.0.1.", "0X7F.1"] {
+            assert!(g.find(Scheme::Http, numeric, 9000).is_none(), "{numeric}");
+        }
+        assert!(g.find(Scheme::Http, "api1.example.com", 9000).is_some());
+        let g = grants(&["http://*.1:9000"]);
+        assert!(g.find(Scheme::Http, "2130706433.1", 9000).is_none());
     }
 
     #[test]

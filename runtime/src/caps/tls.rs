@@ -98,9 +98,13 @@ impl wit::Host for Egress {
         if uri.scheme_str() != Some("https") {
             return Err(format!("{shown}: only https:// URLs have certificates"));
         }
-        let target = self
-            .authorize(&uri)
-            .map_err(|_| format!("{shown}: not granted by the check's allow.hosts"))?;
+        let target = self.authorize(&uri).map_err(|e| match e {
+            wasmtime_wasi_http::Error::ConnectionLimitReached => format!(
+                "{shown}: refused: more than {} requests in one run",
+                limits::MAX_HTTP_REQUESTS_PER_RUN
+            ),
+            _ => format!("{shown}: not granted by the check's allow.hosts"),
+        })?;
         debug_assert!(target.scheme == Scheme::Https);
         let timeout = limits::HTTP_CONNECT_TIMEOUT;
         let tcp = connect_vetted(&target, timeout, &self.refusals)
