@@ -379,3 +379,70 @@ fn findings_export_as_sarif_and_gitleaks_json() {
     );
     assert_eq!(aws["Fingerprint"], "/srv/app/config.py:aws-access-key:3");
 }
+
+#[test]
+fn plugin_text_cannot_forge_log_lines_or_terminal_output() {
+    let state = tempfile::tempdir().unwrap();
+    let plugin = wasm("hostile");
+    let run = warden(
+        state.path(),
+        &[
+            "check",
+            plugin.to_str().unwrap(),
+            "--config",
+            r#"{"mode":"forge"}"#,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    for (name, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        let raw: Vec<char> = text
+            .chars()
+            .filter(|c| c.is_control() && *c != '\n')
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "{name} has raw control characters {raw:?}:\n{text}"
+        );
+        assert!(!text.contains('\u{202e}'), "{name} has a bidi override");
+        for line in text.lines() {
+            assert!(
+                !line.starts_with("2026-12-01T00:00:00.000000Z")
+                    && !line.starts_with("OK: all good"),
+                "{name} has a forged line {line:?}:\n{text}"
+            );
+        }
+    }
+    // One status line, the real one.
+    let status_lines = run
+        .stdout
+        .lines()
+        .filter(|l| {
+            ["OK:", "WARNING:", "CRITICAL:", "UNKNOWN:"]
+                .iter()
+                .any(|s| l.starts_with(s))
+        })
+        .count();
+    assert_eq!(status_lines, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .starts_with("CRITICAL: broken\\r\\u{1b}[2KOK: all good\\nOK: all good"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("done\\n2026-12-01"), "{}", run.stderr);
+}
+
+#[test]
+fn outputs_with_control_characters_are_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(
+        state.path(),
+        &serde_json::json!({"mode": "outputs", "value": "a\u{1b}[2Kb"}).to_string(),
+        &[],
+    );
+    assert_unknown(
+        &run,
+        "report output TEST_VALUE has a control character (U+001B)",
+    );
+}

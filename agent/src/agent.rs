@@ -342,7 +342,8 @@ impl Agent {
         match self.store.record(record).await {
             Ok(recorded) => {
                 if let Some(t) = transition {
-                    tracing::warn!(check = %d.check, from = t.from.label(), to = t.to.label(), summary = %outcome.summary, "check changed state");
+                    let summary = warden_text::escape::escape(&outcome.summary);
+                    tracing::warn!(check = %d.check, from = t.from.label(), to = t.to.label(), summary = %summary, "check changed state");
                 }
                 if let (Some(outputs), Some(path)) =
                     (&recorded.outputs_changed, &check.config.outputs_file)

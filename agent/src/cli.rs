@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use warden_runtime::{Allow, Grants, Origin, Plugin, RunOutcome, RunRequest, Runtime, Status};
+use warden_text::escape::escape;
 use warden_text::units;
 
 use crate::agent::Agent;
@@ -252,7 +253,7 @@ fn kind_of(v: &serde_json::Value) -> &'static str {
 
 fn unknown(reason: impl std::fmt::Display) -> ExitCode {
     let reason = crate::redact::words(&reason.to_string().replace('\n', " "));
-    println!("UNKNOWN: {reason}");
+    println!("UNKNOWN: {}", escape(&reason));
     ExitCode::from(Status::Unknown.exit_code())
 }
 
@@ -355,12 +356,20 @@ fn emit(text: &str) {
         .and_then(|_| out.write_all(b"\n"));
 }
 
+/// The outcome for a terminal. Everything the plugin wrote is escaped
+/// (control characters, bidi overrides): a report cannot move the cursor,
+/// rewrite the screen or print a second, forged status line.
 fn format_outcome(o: &RunOutcome) -> String {
     use std::fmt::Write;
+    let e = |s: &str| escape(s).into_owned();
     let mut s = String::new();
-    let _ = write!(s, "{}: {}", o.status.label(), o.summary);
+    let _ = write!(s, "{}: {}", o.status.label(), e(&o.summary));
     for m in &o.metrics {
-        let labels: Vec<String> = m.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let labels: Vec<String> = m
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}=\"{}\"", e(k), e(v).replace('"', "\\\"")))
+            .collect();
         let labels = if labels.is_empty() {
             String::new()
         } else {
@@ -369,19 +378,23 @@ fn format_outcome(o: &RunOutcome) -> String {
         let _ = write!(
             s,
             "\n  metric   {}{labels} = {} {}",
-            m.name, m.value, m.unit
+            e(&m.name),
+            m.value,
+            e(&m.unit)
         );
     }
     for f in &o.findings {
         let at = f
             .location
             .as_deref()
-            .map(|l| format!(" at {l}"))
+            .map(|l| format!(" at {}", e(l)))
             .unwrap_or_default();
         let _ = write!(
             s,
             "\n  finding  [{:?}] {}{at}: {}",
-            f.severity, f.rule, f.message
+            f.severity,
+            e(&f.rule),
+            e(&f.message)
         );
     }
     for out in &o.outputs {
@@ -389,11 +402,11 @@ fn format_outcome(o: &RunOutcome) -> String {
             s,
             "\n  output   {}={}",
             out.key,
-            crate::redact::url(&out.value)
+            e(&crate::redact::url(&out.value))
         );
     }
     for r in &o.refusals {
-        let _ = write!(s, "\n  refused  {r}");
+        let _ = write!(s, "\n  refused  {}", e(r));
     }
     s
 }

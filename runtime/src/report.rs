@@ -277,6 +277,14 @@ impl Report {
                 ));
             }
             check_len("output value", &o.value, max)?;
+            // Outputs are rendered into env files that applications and
+            // systemd read; a control character there is never data.
+            if let Some(c) = o.value.chars().find(|c| warden_text::escape::is_unsafe(*c)) {
+                return Err(format!(
+                    "report output {} has a control character (U+{:04X}) in its value; output values must be printable",
+                    o.key, c as u32
+                ));
+            }
         }
         Ok(Report {
             status: Status::from_wit(r.status),
@@ -504,18 +512,15 @@ impl RunOutcome {
                 self.error = Some(reason);
             }
         }
+        let shown = warden_text::escape::escape(&self.summary);
         match self.status {
-            Status::Ok => tracing::debug!(
-                status = "ok",
-                duration = self.duration_seconds,
-                "{}",
-                self.summary
-            ),
+            Status::Ok => {
+                tracing::debug!(status = "ok", duration = self.duration_seconds, "{shown}")
+            }
             s => tracing::info!(
                 status = s.label(),
                 duration = self.duration_seconds,
-                "{}",
-                self.summary
+                "{shown}"
             ),
         }
     }

@@ -7,6 +7,8 @@
 //!   truncation, and printed back the way configs write them;
 //! - [`template`]: `${env:NAME}` (and, where a caller enables them,
 //!   `{{capture}}`) placeholders, expanded in one pass;
+//! - [`escape`]: control characters out of text a plugin wrote, before it
+//!   reaches a log line or a terminal;
 //! - [`redact`]: secrets out of URLs and free text before they are shown;
 //!   [`truncate`]: text bounded to a byte length on a character boundary.
 //!
@@ -27,6 +29,7 @@
 //! assert_eq!(url.as_deref(), Ok("https://x/?k=s3cret"));
 //! ```
 
+pub mod escape;
 pub mod redact;
 pub mod template;
 pub mod units;

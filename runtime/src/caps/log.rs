@@ -16,6 +16,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use warden_text::escape::escape;
 use warden_text::truncate;
 
 use super::{Allow, Capability, GrantError, Parts, Sandbox, Setup};
@@ -55,10 +56,20 @@ impl RunLog {
             return;
         }
         self.records += 1;
+        // Redacted, then escaped: a record is one line of the agent's log
+        // and cannot forge another.
         let message = crate::redact::words(&truncate(message, limits::MAX_FIELD_BYTES));
+        let message = escape(&message);
         let fields: String = fields
             .iter()
-            .map(|(k, v)| format!(" {k}={:?}", crate::redact::words(&truncate(v, 256))))
+            .map(|(k, v)| {
+                let v = crate::redact::words(&truncate(v, 256));
+                format!(
+                    " {}=\"{}\"",
+                    escape(&truncate(k, 64)),
+                    escape(&v).replace('"', "\\\"")
+                )
+            })
             .collect();
         match level {
             Level::Trace => tracing::trace!(target: "plugin", "{message}{fields}"),
@@ -74,7 +85,7 @@ impl RunLog {
         for (name, cap) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let (text, dropped) = cap.contents();
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                tracing::info!(target: "plugin", stream = name, "{}", crate::redact::words(line));
+                tracing::info!(target: "plugin", stream = name, "{}", escape(&crate::redact::words(line)));
             }
             if dropped > 0 {
                 tracing::warn!(

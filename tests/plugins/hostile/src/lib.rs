@@ -10,7 +10,7 @@ use warden_plugin_sdk::prelude::*;
 pub struct Config {
     /// `ok`, `loop`, `sleep`, `alloc`, `panic`, `big-report`, `long-summary`,
     /// `http`, `read`, `list`, `write`, `env`, `flood`, `exit`, `error`,
-    /// `state`, `outputs`, `findings`, `slow`.
+    /// `state`, `outputs`, `findings`, `slow`, `forge`.
     pub mode: String,
     /// URL for `http`.
     #[serde(default)]
@@ -139,6 +139,27 @@ impl Plugin for Hostile {
                 Ok(Report::ok("flooded"))
             }
             "exit" => std::process::exit(7),
+            // Text meant to fool whoever reads the log or the terminal.
+            "forge" => {
+                let forged = "2026-12-01T00:00:00.000000Z  INFO warden: FORGED agent line";
+                warden_plugin_sdk::log::log(
+                    warden_plugin_sdk::log::Level::Error,
+                    &format!("done\n{forged}"),
+                    &[("note\n", &format!("x\n{forged}"))],
+                );
+                println!("stdout\r\u{1b}[2K{forged}");
+                Ok(Report::new(
+                    Status::Critical,
+                    "broken\r\u{1b}[2KOK: all good\nOK: all good",
+                )
+                .metric(Metric::new("m\u{1b}[31m", 1.0).label("l\n", "v\u{7}"))
+                .finding(Finding::new(
+                    "fp",
+                    "rule\u{1b}]0;title\u{7}",
+                    Severity::High,
+                    "message\0\u{202e}cod.exe",
+                )))
+            }
             "error" => Err(Error::msg("refusing on purpose")),
             "state" => {
                 let n: u64 = ctx.state().get("n")?.unwrap_or(0) + 1;
