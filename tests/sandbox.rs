@@ -446,3 +446,42 @@ fn outputs_with_control_characters_are_refused() {
         "report output TEST_VALUE has a control character (U+001B)",
     );
 }
+
+#[test]
+fn every_report_name_and_list_has_a_cap() {
+    let state = tempfile::tempdir().unwrap();
+    for (field, reason) in [
+        (
+            "label-name",
+            "report metric label name is 100000 bytes, over the limit of 256",
+        ),
+        (
+            "labels",
+            "report has 100000 labels on one metric, over the limit of 32",
+        ),
+        (
+            "unit",
+            "report metric unit is 100000 bytes, over the limit of 64",
+        ),
+        (
+            "rule",
+            "report finding rule is 100000 bytes, over the limit of 256",
+        ),
+        (
+            "attribute-name",
+            "report finding attribute name is 100000 bytes, over the limit of 256",
+        ),
+        (
+            "attributes",
+            "report has 100000 attributes on one finding, over the limit of 64",
+        ),
+        (
+            "output-key",
+            "report output key is 100000 bytes, over the limit of 256",
+        ),
+    ] {
+        let config = serde_json::json!({"mode": "wide", "value": field}).to_string();
+        let run = hostile(state.path(), &config, &["--memory", "256MiB"]);
+        assert_unknown(&run, reason);
+    }
+}

@@ -36,8 +36,18 @@ pub const MAX_METRICS: usize = 1000;
 pub const MAX_FINDINGS: usize = 10_000;
 /// Most outputs in one report.
 pub const MAX_OUTPUTS: usize = 64;
-/// Longest string anywhere else in a report (names, messages, values).
+/// Longest free-text string in a report (messages, locations, label,
+/// attribute and output values).
 pub const MAX_FIELD_BYTES: usize = 4096;
+/// Longest name in a report: metric names, label and attribute names,
+/// finding rules, output keys.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest metric unit.
+pub const MAX_UNIT_BYTES: usize = 64;
+/// Most labels on one metric.
+pub const MAX_LABELS: usize = 32;
+/// Most attributes on one finding.
+pub const MAX_ATTRIBUTES: usize = 64;
 
 /// Plugin stdout/stderr kept per run (each); the rest is dropped and
 /// counted.

@@ -246,22 +246,37 @@ impl Report {
         check_count("metrics", r.metrics.len(), limits::MAX_METRICS)?;
         check_count("findings", r.findings.len(), limits::MAX_FINDINGS)?;
         check_count("outputs", r.outputs.len(), limits::MAX_OUTPUTS)?;
-        let max = limits::MAX_FIELD_BYTES;
+        let (text, name) = (limits::MAX_FIELD_BYTES, limits::MAX_NAME_BYTES);
         for m in &r.metrics {
-            check_len("metric name", &m.name, max)?;
+            check_len("metric name", &m.name, name)?;
+            check_len("metric unit", &m.unit, limits::MAX_UNIT_BYTES)?;
+            check_count("labels on one metric", m.labels.len(), limits::MAX_LABELS)?;
             for l in &m.labels {
-                check_len("metric label", &l.value, max)?;
+                check_len("metric label name", &l.name, name)?;
+                check_len("metric label", &l.value, text)?;
             }
         }
         for f in &r.findings {
-            check_len("finding fingerprint", &f.fingerprint, max)?;
-            check_len("finding message", &f.message, max)?;
-            check_len("finding location", f.location.as_deref().unwrap_or(""), max)?;
+            check_len("finding fingerprint", &f.fingerprint, text)?;
+            check_len("finding rule", &f.rule, name)?;
+            check_len("finding message", &f.message, text)?;
+            check_len(
+                "finding location",
+                f.location.as_deref().unwrap_or(""),
+                text,
+            )?;
+            check_count(
+                "attributes on one finding",
+                f.attributes.len(),
+                limits::MAX_ATTRIBUTES,
+            )?;
             for a in &f.attributes {
-                check_len("finding attribute", &a.value, max)?;
+                check_len("finding attribute name", &a.name, name)?;
+                check_len("finding attribute", &a.value, text)?;
             }
         }
         for o in &r.outputs {
+            check_len("output key", &o.key, name)?;
             let valid_key = o
                 .key
                 .chars()
@@ -276,7 +291,7 @@ impl Report {
                     o.key
                 ));
             }
-            check_len("output value", &o.value, max)?;
+            check_len("output value", &o.value, text)?;
             // Outputs are rendered into env files that applications and
             // systemd read; a control character there is never data.
             if let Some(c) = o.value.chars().find(|c| warden_text::escape::is_unsafe(*c)) {

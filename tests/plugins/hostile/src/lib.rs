@@ -139,6 +139,30 @@ impl Plugin for Hostile {
                 Ok(Report::ok("flooded"))
             }
             "exit" => std::process::exit(7),
+            // One report field or list over its cap, named by `value`.
+            "wide" => {
+                let long = "x".repeat(100_000);
+                let r = Report::ok("wide");
+                Ok(match c.value.as_deref().unwrap_or("") {
+                    "label-name" => r.metric(Metric::new("m", 1.0).label(&long, "v")),
+                    "labels" => r.metric(
+                        (0..100_000)
+                            .fold(Metric::new("m", 1.0), |m, i| m.label(format!("l{i}"), "v")),
+                    ),
+                    "unit" => r.metric(Metric::new("m", 1.0).unit(&long)),
+                    "rule" => r.finding(Finding::new("fp", &long, Severity::Low, "m")),
+                    "attribute-name" => {
+                        r.finding(Finding::new("fp", "r", Severity::Low, "m").attribute(&long, "v"))
+                    }
+                    "attributes" => r.finding(
+                        (0..100_000).fold(Finding::new("fp", "r", Severity::Low, "m"), |f, i| {
+                            f.attribute(format!("a{i}"), "v")
+                        }),
+                    ),
+                    "output-key" => r.output("K".repeat(100_000), "v"),
+                    _ => r,
+                })
+            }
             // Text meant to fool whoever reads the log or the terminal.
             "forge" => {
                 let forged = "2026-12-01T00:00:00.000000Z  INFO warden: FORGED agent line";
