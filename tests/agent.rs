@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -814,4 +816,69 @@ schedule = "@every 200ms"
     });
     assert!(agent.alive(), "SIGHUP must not stop the agent");
     assert_eq!(agent.terminate(), 0);
+}
+
+#[test]
+fn metrics_pass_promtool_whatever_plugins_report() {
+    let promtool = debian_tool("promtool", "prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 200ms"
+[[check]]
+name = "bad"
+plugin = "hostile"
+schedule = "@every 200ms"
+config = { mode = "bad-metrics" }
+"#;
+    let agent = AgentProcess::start(dir.path(), config, &[]);
+    agent.wait_until("both checks ran", WAIT, |a| {
+        a.check("greeter")["runs"]["ok"].as_u64().unwrap_or(0) >= 1
+            && a.check("bad")["runs"]["ok"].as_u64().unwrap_or(0) >= 1
+    });
+    let metrics = agent.get("/metrics").body;
+    let mut child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The good series are there once; the rest are dropped and counted.
+    let lines: Vec<&str> = metrics.lines().collect();
+    let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(count("hostile_good{"), 1, "{metrics}");
+    assert_eq!(count("hostile_x_y{"), 1, "{metrics}");
+    assert_eq!(count("hostile_label{"), 0, "{metrics}");
+    assert!(
+        metrics.contains("# TYPE hostile_events_total counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hostile_not_a_number{check=\"bad\"} NaN"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("warden_up 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("warden_check_metrics_dropped{check=\"bad\"} 9"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("warden_check_metrics_dropped{check=\"greeter\"} 0"));
 }

@@ -3,7 +3,7 @@
 //! errors, run lateness, runs in flight) and the latest metrics each
 //! check's plugin reported, labelled with the check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use warden_runtime::Status;
@@ -139,40 +139,116 @@ impl Agent {
         );
     }
 
-    /// Plugin metrics, labelled with their check.
+    /// Plugin metrics, labelled with their check, in Prometheus' data
+    /// model whatever the plugins reported: every family gets HELP and
+    /// TYPE (`counter` for `_total` names, `gauge` otherwise); a series
+    /// whose name or labels are invalid or reserved, or that repeats one
+    /// already exposed (names that collide once sanitised included), is
+    /// dropped and counted in `warden_check_metrics_dropped`, so one
+    /// plugin can never break the scrape.
     fn render_plugin_metrics(&self, out: &mut String) {
         let live = self.live();
-        let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (check, l) in live.iter() {
-            let Some(last) = &l.last else { continue };
+        let mut families: BTreeMap<String, Family> = BTreeMap::new();
+        let mut dropped: Vec<(&str, usize)> = Vec::new();
+        for (check, c) in self.checks() {
+            let Some(last) = live.get(check).and_then(|l| l.last.as_ref()) else {
+                continue;
+            };
+            let mut n = 0;
             for m in &last.metrics {
-                let name = sanitize(&m.name, true);
-                if name.is_empty()
-                    || name.starts_with(|c: char| c.is_ascii_digit())
-                    || name.starts_with("warden_")
-                    || !m.value.is_finite()
-                {
+                let Some((name, labels)) = series(check, m) else {
+                    n += 1;
+                    continue;
+                };
+                let family = families.entry(name).or_default();
+                if !family.label_sets.insert(labels.clone()) {
+                    n += 1;
                     continue;
                 }
-                let mut labels = format!("check=\"{}\"", escape(check));
-                for (k, v) in &m.labels {
-                    let k = sanitize(k, false);
-                    if k.is_empty() || k == "check" {
-                        continue;
-                    }
-                    let _ = write!(labels, ",{k}=\"{}\"", escape(v));
-                }
-                by_name
-                    .entry(name.clone())
-                    .or_default()
-                    .push(format!("{name}{{{labels}}} {}", m.value));
+                family.plugins.insert(c.config.plugin.clone());
+                family.series.push((labels, value(m.value)));
+            }
+            dropped.push((check, n));
+        }
+        for (name, f) in &families {
+            let plugins: Vec<&str> = f.plugins.iter().map(String::as_str).collect();
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let _ = writeln!(
+                out,
+                "# HELP {name} Reported by the {} plugin.\n# TYPE {name} {kind}",
+                escape_help(&plugins.join(", "))
+            );
+            for (labels, v) in &f.series {
+                let _ = writeln!(out, "{name}{{{labels}}} {v}");
             }
         }
-        for (name, lines) in by_name {
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            for l in lines {
-                let _ = writeln!(out, "{l}");
-            }
+        let _ = writeln!(
+            out,
+            "# HELP warden_check_metrics_dropped Metrics of the check's latest run not exposed: invalid or reserved names, or a series already exposed.\n# TYPE warden_check_metrics_dropped gauge"
+        );
+        for (check, n) in dropped {
+            let _ = writeln!(
+                out,
+                "warden_check_metrics_dropped{{check=\"{}\"}} {n}",
+                escape(check)
+            );
         }
     }
+}
+
+/// One plugin metric family being rendered.
+#[derive(Default)]
+struct Family {
+    plugins: BTreeSet<String>,
+    label_sets: HashSet<String>,
+    series: Vec<(String, String)>,
+}
+
+/// The family name and rendered labels of a plugin metric, or `None` when
+/// it cannot be exposed: an empty, digit-first, `__`-reserved or
+/// `warden_` name; a label name that is empty, digit-first, `__`-reserved
+/// or `check` (the agent's own); a label name given twice.
+fn series(check: &str, m: &warden_runtime::Metric) -> Option<(String, String)> {
+    let name = sanitize(&m.name, true);
+    let name_ok = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.starts_with("__")
+        && !name.starts_with("warden_");
+    if !name_ok {
+        return None;
+    }
+    let mut names = HashSet::new();
+    let mut labels = format!("check=\"{}\"", escape(check));
+    for (k, v) in &m.labels {
+        let k = sanitize(k, false);
+        let ok = !k.is_empty()
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+            && !k.starts_with("__")
+            && k != "check";
+        if !ok || !names.insert(k.clone()) {
+            return None;
+        }
+        let _ = write!(labels, ",{k}=\"{}\"", escape(v));
+    }
+    Some((name, labels))
+}
+
+/// A sample value as the exposition format spells it.
+fn value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// HELP text in the exposition format.
+fn escape_help(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
 }

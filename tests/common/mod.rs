@@ -22,6 +22,34 @@ pub fn wasm(name: &str) -> PathBuf {
     p
 }
 
+/// The path of `bin`, installing Debian's `package` with apt-get when it
+/// is missing (the machines run as root); panics if that fails, so a test
+/// never passes without its peer.
+pub fn debian_tool(bin: &str, package: &str) -> PathBuf {
+    let found = || {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {bin}")])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+    };
+    if let Some(p) = found() {
+        return p;
+    }
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}"),
+        ])
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "{bin} is missing and apt-get install {package} failed"
+    );
+    found().unwrap_or_else(|| panic!("{package} installed no {bin}"))
+}
+
 /// Result of one `warden` invocation.
 pub struct Run {
     pub code: i32,

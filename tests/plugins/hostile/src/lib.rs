@@ -139,6 +139,26 @@ impl Plugin for Hostile {
                 Ok(Report::ok("flooded"))
             }
             "exit" => std::process::exit(7),
+            // Metrics that would break a Prometheus scrape, beside good ones.
+            "bad-metrics" => Ok(Report::ok("bad metrics")
+                .metric(Metric::new("hostile_good", 1.0).label("kind", "fine"))
+                .metric(Metric::new("hostile_events_total", 3.0))
+                .metric(Metric::new("hostile_not_a_number", f64::NAN))
+                .metric(Metric::new("hostile_x-y", 1.0))
+                .metric(Metric::new("hostile_x_y", 2.0))
+                .metric(Metric::new("hostile_good", 9.0).label("kind", "fine"))
+                .metric(Metric::new("hostile_label", 1.0).label("0x", "v"))
+                .metric(Metric::new("hostile_label", 1.0).label("__name__", "v"))
+                .metric(
+                    Metric::new("hostile_label", 1.0)
+                        .label("a", "1")
+                        .label("a", "2"),
+                )
+                .metric(Metric::new("hostile_label", 1.0).label("check", "other"))
+                .metric(Metric::new("warden_up", 0.0))
+                .metric(Metric::new("__reserved", 1.0))
+                .metric(Metric::new("9lives", 1.0))
+                .metric(Metric::new("hostile_quoted", 1.0).label("v", "a\"b\\c\nd"))),
             // One report field or list over its cap, named by `value`.
             "wide" => {
                 let long = "x".repeat(100_000);
