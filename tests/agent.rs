@@ -882,3 +882,38 @@ config = { mode = "bad-metrics" }
     );
     assert!(metrics.contains("warden_check_metrics_dropped{check=\"greeter\"} 0"));
 }
+
+#[test]
+fn a_damaged_store_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(&config, format!("[agent]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+    // A store with many pages, then damage to every page after the first
+    // (the header and the schema stay readable).
+    let db = dir.path().join(".warden/warden.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE t (x TEXT); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) INSERT INTO t SELECT printf('%0100d', i) FROM n;")
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 16 * 4096, "the store has many pages");
+    for b in &mut bytes[2 * 4096..] {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let run = warden(dir.path(), &["run", "-c", config.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("is damaged") && run.stderr.contains("warden.db"),
+        "{}",
+        run.stderr
+    );
+    // Left as it was, for recovery.
+    assert!(
+        std::fs::read(&db).unwrap() == bytes,
+        "the damaged store was modified"
+    );
+}

@@ -28,6 +28,10 @@ pub const DEFAULT_KEEP_DAYS: u64 = 30;
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(600);
 /// How long runs in flight may finish after SIGTERM.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The longest `shutdown_grace` (a run's longest timeout).
+pub const MAX_SHUTDOWN_GRACE: Duration = MAX_TIMEOUT;
+/// The most days of history kept.
+pub const MAX_KEEP_DAYS: u64 = 36_500;
 
 /// A check's interval when neither it nor its plugin names a schedule.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);

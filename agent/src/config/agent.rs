@@ -145,7 +145,14 @@ impl AgentSection {
             self.keep_runs = n.max(1);
         }
         if let Some(d) = a.keep_days {
-            self.keep_days = d.max(1);
+            if d > limits::MAX_KEEP_DAYS {
+                err(
+                    "keep_days",
+                    format!("{d} is over the maximum of {}", limits::MAX_KEEP_DAYS),
+                );
+            } else {
+                self.keep_days = d.max(1);
+            }
         }
         if let Some(f) = a.ca_file {
             let f = src.resolve(f);
@@ -157,6 +164,13 @@ impl AgentSection {
         if let Some(g) = a.shutdown_grace {
             match warden_text::units::parse_duration(&g) {
                 Ok(d) if d.is_zero() => err("shutdown_grace", format!("{g:?}: must be positive")),
+                Ok(d) if d > limits::MAX_SHUTDOWN_GRACE => err(
+                    "shutdown_grace",
+                    format!(
+                        "{g:?} is over the maximum of {}",
+                        warden_text::units::format_duration(limits::MAX_SHUTDOWN_GRACE)
+                    ),
+                ),
                 Ok(d) => self.shutdown_grace = d,
                 Err(e) => err("shutdown_grace", e),
             }

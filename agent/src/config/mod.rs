@@ -273,6 +273,20 @@ plugin = "hello"
             "{all}"
         );
         assert!(all.contains("warden.toml:5: check \"x\": splay:"), "{all}");
+        let errs =
+            parse("[agent]\nshutdown_grace = \"10000000000000d\"\nkeep_days = 100000000000\n")
+                .unwrap_err()
+                .0;
+        let all = errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("warden.toml:2: [agent] shutdown_grace: \"10000000000000d\" is over the maximum of 1h"), "{all}");
+        assert!(
+            all.contains("warden.toml:3: [agent] keep_days: 100000000000 is over the maximum"),
+            "{all}"
+        );
     }
 
     #[test]

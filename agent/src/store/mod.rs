@@ -153,6 +153,14 @@ impl Store {
         if let Some(dir) = path.parent() {
             warden_runtime::engine::create_private_dir(dir)?;
         }
+        if path.exists() {
+            // Before anything writes to it (switching to WAL rewrites the
+            // header): a damaged store is reported and left as it is.
+            let conn =
+                Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .with_context(|| format!("opening store {}", path.display()))?;
+            check_integrity(&conn, path)?;
+        }
         let conn = open_connection(path)?;
         // Plugin state may hold tokens; keep the file private.
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -374,6 +382,23 @@ impl StateBackend for Store {
                 .map_err(|e| anyhow::anyhow!(e))
         })
     }
+}
+
+/// Refuses a store that SQLite's `quick_check` finds damaged, and never
+/// touches it: what it holds may still be recovered.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
+    let problems: Vec<String> = conn
+        .prepare("PRAGMA quick_check(5)")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_else(|e| vec![e.to_string()]);
+    if problems.first().map(String::as_str) == Some("ok") {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "store {} is damaged (SQLite quick_check: {}); it was left as it is: move it aside to start with an empty store, or restore a copy",
+        path.display(),
+        problems.join("; ")
+    )
 }
 
 /// For tests and tools: whether the database file passes SQLite's own
