@@ -917,3 +917,85 @@ fn a_damaged_store_is_refused_and_kept() {
         "the damaged store was modified"
     );
 }
+
+/// A size-limited tmpfs at `path` (the tests run as root), unmounted on
+/// drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "mounting a tmpfs at {}", path.display());
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_and_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let _disk = Tmpfs::mount(&state, "96m");
+    let config = r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+state_dir = "{DIR}/state"
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 100ms"
+"#;
+    let agent = AgentProcess::start(dir.path(), config, &[]);
+    let ok_runs = |a: &AgentProcess| a.check("greeter")["runs"]["ok"].as_u64().unwrap_or(0);
+    agent.wait_until("some runs", WAIT, |a| ok_runs(a) >= 5);
+    assert_eq!(agent.get("/readyz").status, 200);
+
+    // Fill the disk.
+    let filler = state.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 256 << 10];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    agent.wait_until("/readyz reports the failing store", WAIT, |a| {
+        let r = a.get("/readyz");
+        r.status == 503 && r.code() == "not_ready" && r.body.contains("store writes fail")
+    });
+    let metrics = agent.get("/metrics").body;
+    assert!(metrics.contains("warden_store_writable 0"), "{metrics}");
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("warden_store_write_failures_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(failures > 0, "{metrics}");
+    let recorded_while_full = agent.get("/v1/runs?check=greeter&limit=1000").json()["runs"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(recorded_while_full >= 5);
+
+    // Space comes back: writes resume on their own, nothing acknowledged
+    // was lost.
+    std::fs::remove_file(&filler).unwrap();
+    agent.wait_until("/readyz is ready again", WAIT, |a| a.get("/readyz").status == 200);
+    let before = ok_runs(&agent);
+    agent.wait_until("runs are recorded again", WAIT, |a| ok_runs(a) > before);
+    let runs = agent.get("/v1/runs?check=greeter&limit=1000").json()["runs"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(runs > recorded_while_full, "{runs} <= {recorded_while_full}");
+    assert!(!agent.log().contains("panicked"), "{}", agent.log());
+    assert_eq!(agent.terminate(), 0);
+}

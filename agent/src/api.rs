@@ -266,7 +266,7 @@ async fn readyz(State(agent): State<Arc<Agent>>) -> ApiResult {
             why.push("the scheduler is not running");
         }
         if !store_writable {
-            why.push("the store is not writable");
+            why.push("store writes fail (see the agent's log)");
         }
         Err(ApiError::new(ErrorCode::NotReady, why.join("; ")))
     }

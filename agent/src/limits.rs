@@ -74,5 +74,8 @@ pub const DEFAULT_RUNS_PAGE: usize = 50;
 pub const STORE_BATCH: usize = 512;
 /// How long shutdown waits for the store writer to commit what it has.
 pub const STORE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// While writes fail, how often the writer tries a write of its own to
+/// find out that they go through again.
+pub const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long SQLite waits on a locked database.
 pub const STORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);

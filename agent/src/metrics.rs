@@ -103,6 +103,12 @@ impl Agent {
                 escape(&name)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP warden_store_writable 1 while store writes go through, 0 while they fail.\n# TYPE warden_store_writable gauge\nwarden_store_writable {}\n# HELP warden_store_write_failures_total Store writes (runs, state, bookkeeping) that failed since start.\n# TYPE warden_store_write_failures_total counter\nwarden_store_write_failures_total {}",
+            u8::from(self.store.writable()),
+            self.store.write_failures()
+        );
         self.render_lateness(&mut out);
         let _ = writeln!(
             out,

@@ -26,7 +26,7 @@ use warden_runtime::{RunOutcome, StateBackend, StateChanges, Status};
 
 use crate::health::Health;
 use crate::limits;
-use writer::Job;
+use writer::{Job, WriteHealth};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -135,6 +135,7 @@ pub struct CheckRecord {
 pub struct Store {
     read: Arc<Mutex<Connection>>,
     writer: mpsc::Sender<Job>,
+    health: Arc<WriteHealth>,
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -168,13 +169,16 @@ impl Store {
         schema::ensure(&conn, path)?;
         let writer_conn = open_connection(path)?;
         let (tx, rx) = mpsc::channel();
+        let health = Arc::new(WriteHealth::default());
+        let writer_health = health.clone();
         std::thread::Builder::new()
             .name("warden-store".into())
-            .spawn(move || writer::writer_loop(writer_conn, rx))
+            .spawn(move || writer::writer_loop(writer_conn, rx, writer_health))
             .context("starting the store writer")?;
         Ok(Store {
             read: Arc::new(Mutex::new(conn)),
             writer: tx,
+            health,
         })
     }
 
@@ -214,11 +218,15 @@ impl Store {
         }
     }
 
-    /// True when a write goes through (for `/readyz`).
+    /// False while writes fail (the latest write, the writer's own probe
+    /// included, did not go through), for `/readyz`.
     pub fn writable(&self) -> bool {
-        self.conn()
-            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
-            .is_ok()
+        self.health.ok()
+    }
+
+    /// Writes that failed since start, for `/metrics`.
+    pub fn write_failures(&self) -> u64 {
+        self.health.failures()
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

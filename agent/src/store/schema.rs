@@ -15,6 +15,10 @@ use rusqlite::Connection;
 pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS check_state (
     check_name TEXT NOT NULL,
     key        TEXT NOT NULL,

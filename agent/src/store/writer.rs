@@ -3,7 +3,8 @@
 //! acknowledged only after the commit.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -44,8 +45,81 @@ fn committed<T>(
     }
 }
 
-pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+/// Whether writes go through, for `/readyz` and `/metrics`.
+#[derive(Debug)]
+pub(super) struct WriteHealth {
+    ok: AtomicBool,
+    failures: AtomicU64,
+}
+
+impl Default for WriteHealth {
+    fn default() -> Self {
+        WriteHealth {
+            ok: AtomicBool::new(true),
+            failures: AtomicU64::new(0),
+        }
+    }
+}
+
+impl WriteHealth {
+    /// True unless the latest write failed.
+    pub(super) fn ok(&self) -> bool {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Writes that failed since start (jobs, not transactions).
+    pub(super) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, result: &rusqlite::Result<()>, jobs: u64) {
+        match result {
+            Ok(()) => {
+                if !self.ok.swap(true, Ordering::Relaxed) {
+                    tracing::info!("store writes go through again");
+                }
+            }
+            Err(e) => {
+                self.failures.fetch_add(jobs.max(1), Ordering::Relaxed);
+                if self.ok.swap(false, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "store writes fail; /readyz reports it until one goes through");
+                } else {
+                    // Counted in /metrics; one error line per outage.
+                    tracing::debug!(error = %e, "store write failed again");
+                }
+            }
+        }
+    }
+}
+
+/// A write that touches the disk, to find out when writes go through
+/// again while nothing else is written.
+fn probe(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('write_probe_ms', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![now_ms()],
+    )
+    .map(|_| ())
+}
+
+pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health: Arc<WriteHealth>) {
+    loop {
+        let first = if health.ok() {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        } else {
+            match rx.recv_timeout(limits::STORE_PROBE_INTERVAL) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    health.record(&probe(&conn), 0);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < limits::STORE_BATCH {
             match rx.try_recv() {
@@ -53,60 +127,98 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let jobs = batch.len() as u64;
         let mut replies = Vec::new();
         let mut state_replies = Vec::new();
         let mut flushes = Vec::new();
-        let result = (|| -> rusqlite::Result<()> {
-            let mut tx = conn.transaction()?;
-            for job in batch {
-                match job {
-                    Job::Record(rec, reply) => {
-                        // A savepoint per run: one bad record leaves no
-                        // partial rows and does not sink the batch.
-                        let sp = tx.savepoint()?;
-                        let r = record_one(&sp, &rec).map_err(|e| format!("{e:#}"));
-                        if r.is_ok() {
-                            sp.commit()?;
-                        }
-                        replies.push((reply, r));
-                    }
-                    Job::Due(check, due) => {
-                        tx.prepare_cached(
-                            "INSERT INTO check_status (check_name, state, last_due_ms) VALUES (?1, 'null', ?2)
-                             ON CONFLICT (check_name) DO UPDATE SET last_due_ms = MAX(COALESCE(last_due_ms, 0), excluded.last_due_ms)",
-                        )?
-                        .execute(params![check, due])?;
-                    }
-                    Job::State(check, changes, reply) => {
-                        let sp = tx.savepoint()?;
-                        let r = commit_state(&sp, &check, &changes).map_err(|e| format!("{e:#}"));
-                        if r.is_ok() {
-                            sp.commit()?;
-                        }
-                        state_replies.push((reply, r));
-                    }
-                    Job::Retain {
-                        keep_runs,
-                        keep_days,
-                    } => retain(&tx, keep_runs, keep_days)?,
-                    Job::Flush(done) => flushes.push(done),
-                }
+        // Every job gets its answer, even after the batch has failed.
+        let mut failed: Option<rusqlite::Error> = None;
+        let mut tx = match conn.transaction() {
+            Ok(tx) => Some(tx),
+            Err(e) => {
+                failed = Some(e);
+                None
             }
-            tx.commit()
-        })();
+        };
+        for job in batch {
+            let live = if failed.is_none() { tx.as_mut() } else { None };
+            match job {
+                Job::Record(rec, reply) => match live.map(|tx| savepoint(tx, |sp| record_one(sp, &rec))) {
+                    // A savepoint per run: one bad record leaves no
+                    // partial rows and does not sink the batch.
+                    Some(Ok(r)) => replies.push((reply, r)),
+                    Some(Err(e)) => {
+                        failed = Some(e);
+                        replies.push((reply, Err(String::new())));
+                    }
+                    None => replies.push((reply, Err(String::new()))),
+                },
+                Job::State(check, changes, reply) => {
+                    match live.map(|tx| savepoint(tx, |sp| commit_state(sp, &check, &changes))) {
+                        Some(Ok(r)) => state_replies.push((reply, r)),
+                        Some(Err(e)) => {
+                            failed = Some(e);
+                            state_replies.push((reply, Err(String::new())));
+                        }
+                        None => state_replies.push((reply, Err(String::new()))),
+                    }
+                }
+                Job::Due(check, due) => {
+                    if let Some(tx) = live
+                        && let Err(e) = tx
+                            .prepare_cached(
+                                "INSERT INTO check_status (check_name, state, last_due_ms) VALUES (?1, 'null', ?2)
+                                 ON CONFLICT (check_name) DO UPDATE SET last_due_ms = MAX(COALESCE(last_due_ms, 0), excluded.last_due_ms)",
+                            )
+                            .and_then(|mut st| st.execute(params![check, due]))
+                    {
+                        failed = Some(e);
+                    }
+                }
+                Job::Retain {
+                    keep_runs,
+                    keep_days,
+                } => {
+                    if let Some(tx) = live
+                        && let Err(e) = retain(tx, keep_runs, keep_days)
+                    {
+                        failed = Some(e);
+                    }
+                }
+                Job::Flush(done) => flushes.push(done),
+            }
+        }
+        let result = match (tx, failed) {
+            (_, Some(e)) => Err(e),
+            (Some(tx), None) => tx.commit(),
+            (None, None) => Ok(()),
+        };
+        health.record(&result, jobs);
         for (reply, r) in replies {
             let _ = reply.send(committed(&result, r, "run"));
         }
         for (reply, r) in state_replies {
             let _ = reply.send(committed(&result, r, "check state"));
         }
-        if let Err(e) = result {
-            tracing::error!(error = %e, "store write failed");
-        }
         for done in flushes {
             let _ = done.send(());
         }
     }
+}
+
+/// Runs `f` in a savepoint: its rows stand only if it succeeded. The
+/// outer error is the database's (the batch fails); the inner one is the
+/// job's own.
+fn savepoint<T>(
+    tx: &mut rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> rusqlite::Result<Result<T, String>> {
+    let sp = tx.savepoint()?;
+    let r = f(&sp).map_err(|e| format!("{e:#}"));
+    if r.is_ok() {
+        sp.commit()?;
+    }
+    Ok(r)
 }
 
 fn commit_state(tx: &Connection, check: &str, changes: &StateChanges) -> Result<()> {
