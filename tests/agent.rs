@@ -988,14 +988,19 @@ schedule = "@every 100ms"
     // Space comes back: writes resume on their own, nothing acknowledged
     // was lost.
     std::fs::remove_file(&filler).unwrap();
-    agent.wait_until("/readyz is ready again", WAIT, |a| a.get("/readyz").status == 200);
+    agent.wait_until("/readyz is ready again", WAIT, |a| {
+        a.get("/readyz").status == 200
+    });
     let before = ok_runs(&agent);
     agent.wait_until("runs are recorded again", WAIT, |a| ok_runs(a) > before);
     let runs = agent.get("/v1/runs?check=greeter&limit=1000").json()["runs"]
         .as_array()
         .unwrap()
         .len();
-    assert!(runs > recorded_while_full, "{runs} <= {recorded_while_full}");
+    assert!(
+        runs > recorded_while_full,
+        "{runs} <= {recorded_while_full}"
+    );
     assert!(!agent.log().contains("panicked"), "{}", agent.log());
     assert_eq!(agent.terminate(), 0);
 }
