@@ -1004,3 +1004,55 @@ schedule = "@every 100ms"
     assert!(!agent.log().contains("panicked"), "{}", agent.log());
     assert_eq!(agent.terminate(), 0);
 }
+
+#[test]
+fn without_a_token_browsers_cannot_start_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 1h"
+"#;
+    let agent = AgentProcess::start(dir.path(), config, &[]);
+    let port = agent.port;
+    let run = |headers: &[(&str, &str)]| http(port, "POST", "/v1/checks/greeter/run", headers, b"");
+    // A cross-site form or fetch with a text/plain body: no preflight.
+    let r = run(&[
+        ("origin", "https://evil.example"),
+        ("content-type", "text/plain"),
+    ]);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("evil.example"), "{}", r.body);
+    // DNS rebinding: the page's own name now points at 127.0.0.1.
+    let host = format!("rebind.evil.example:{port}");
+    let r = run(&[("host", &host)]);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden"),
+        "{}",
+        r.body
+    );
+    // This machine's own tools still can.
+    assert_eq!(run(&[]).status, 200);
+    let localhost = format!("localhost:{port}");
+    assert_eq!(run(&[("host", &localhost)]).status, 200);
+    assert_eq!(run(&[("host", &format!("[::1]:{port}"))]).status, 200);
+    // Reads stay open.
+    let r = http(
+        port,
+        "GET",
+        "/v1/checks",
+        &[("origin", "https://evil.example")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+}

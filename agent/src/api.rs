@@ -200,7 +200,11 @@ async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Resp
                 )
                 .into_response();
             }
-            None => {}
+            None => {
+                if let Some(why) = browser_refusal(&req, &agent) {
+                    return ApiError::new(ErrorCode::Forbidden, why).into_response();
+                }
+            }
             Some(expected) => {
                 let given = req
                     .headers()
@@ -225,6 +229,36 @@ async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Resp
         }
     }
     next.run(req).await
+}
+
+/// Without a token, a mutating call on loopback is trusted because only
+/// this machine can make it, which a browser on it defeats: a page may
+/// POST cross-site (a `text/plain` body needs no preflight), or rebind its
+/// own name to 127.0.0.1. Such calls carry a foreign `Origin`, or a `Host`
+/// that is not a loopback name or address; they are refused.
+fn browser_refusal(req: &Request, agent: &Agent) -> Option<String> {
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(origin) = header(header::ORIGIN)
+        && !agent.config.api.cors_origins.iter().any(|o| o == origin)
+    {
+        return Some(format!(
+            "a request from the web origin {origin:?} is refused: without an API token, mutating calls are accepted only from this machine's own tools (configure a token, or list the origin in [api] cors_origins)"
+        ));
+    }
+    let host = header(header::HOST).unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| {
+        format!(
+            "Host {host:?} is refused: without an API token, mutating calls must address the agent by a loopback name or address (a DNS rebinding page would not)"
+        )
+    })
 }
 
 async fn not_found(req: Request) -> ApiError {
