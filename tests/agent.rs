@@ -1056,3 +1056,42 @@ schedule = "@every 1h"
     assert_eq!(r.status, 200);
     assert_eq!(r.header("access-control-allow-origin"), None);
 }
+
+#[test]
+fn a_client_that_never_finishes_cannot_hold_up_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+shutdown_grace = "1s"
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 1h"
+"#;
+    let mut agent = AgentProcess::start(dir.path(), config, &[]);
+    // Half a request, and then nothing.
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    client
+        .write_all(b"GET /v1/checks HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    agent.signal("TERM");
+    let t0 = std::time::Instant::now();
+    while agent.alive() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !agent.alive(),
+        "SIGTERM did not end the agent in 20 s:\n{}",
+        agent.log()
+    );
+    assert!(
+        agent
+            .log()
+            .contains("still connected after the shutdown grace"),
+        "{}",
+        agent.log()
+    );
+    drop(client);
+}

@@ -4,6 +4,7 @@
 //! scheduling, drain runs in flight within the grace period and flush the
 //! store.
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -86,18 +87,40 @@ impl Agent {
             agent.registry.views().len()
         );
         let app = crate::api::router(agent.clone());
-        let served = axum::serve(listener, app)
+        let server = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
                 tracing::info!("stopping: no new runs; waiting for runs in flight");
                 let _ = stop.send(true);
             })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the API server failed");
-        }
+            .into_future();
+        // One deadline from the signal, whatever clients do: a client that
+        // never finishes its request does not hold the agent up.
+        let mut signalled = stopped.clone();
+        let deadline = async move {
+            let _ = signalled.wait_for(|stop| *stop).await;
+            let deadline = tokio::time::Instant::now() + grace;
+            tokio::time::sleep_until(deadline).await;
+            deadline
+        };
+        tokio::pin!(deadline);
+        let deadline = tokio::select! {
+            served = server => {
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the API server failed");
+                }
+                None
+            }
+            at = &mut deadline => {
+                tracing::warn!("API clients still connected after the shutdown grace period; closing");
+                Some(at)
+            }
+        };
         let _ = scheduler.await;
-        if !agent.drain(grace).await {
+        let left = deadline.map_or(grace, |at| {
+            at.saturating_duration_since(tokio::time::Instant::now())
+        });
+        if !agent.drain(left).await {
             tracing::warn!(
                 in_flight = agent.in_flight(),
                 "runs still in flight after the shutdown grace period; they are abandoned"
