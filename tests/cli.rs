@@ -225,3 +225,55 @@ fn new_creates_a_plugin_crate_that_builds_and_tests() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A size-limited tmpfs at `path` (the tests run as root), unmounted on
+/// drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_no_half_written_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mounting a tmpfs");
+    let _disk = Tmpfs(state.clone());
+    // Leave room for the store, not for the compiled code.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(state.join("filler")).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let free_some = std::fs::metadata(state.join("filler")).unwrap().len() - (768 << 10);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(state.join("filler"))
+        .unwrap()
+        .set_len(free_some)
+        .unwrap();
+    let run = warden(&state, &["check", "hello", "--format", "json"], &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("cannot write compiled-code cache"),
+        "{}",
+        run.stderr
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(state.join("cache"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "left in the cache: {leftovers:?}");
+}

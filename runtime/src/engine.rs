@@ -140,7 +140,14 @@ impl WardenEngine {
             // engine configuration (the name carries the compatibility
             // hash) into a directory only the agent writes.
             match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(component) => return Ok((component, true)),
+                Ok(component) => {
+                    // A hit counts as a use for eviction.
+                    let _ = std::fs::File::options()
+                        .append(true)
+                        .open(path)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    return Ok((component, true));
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry");
                     let _ = std::fs::remove_file(path);
@@ -167,18 +174,64 @@ impl Drop for WardenEngine {
     }
 }
 
+/// Writes a cache entry atomically (a temporary file, synced, renamed into
+/// place; removed again if anything fails, so a full disk leaves no
+/// debris), then keeps the directory within [`limits::MAX_CACHE_BYTES`]
+/// by removing the entries used least recently.
 fn write_cache(path: &Path, component: &Component) -> Result<()> {
+    use std::io::Write as _;
     let dir = path.parent().context("cache path has no parent")?;
     create_private_dir(dir)?;
     let bytes = component.serialize().map_err(anyhow::Error::from)?;
+    if bytes.len() as u64 > limits::MAX_CACHE_BYTES {
+        anyhow::bail!(
+            "{} bytes of compiled code is more than the cache holds ({} bytes)",
+            bytes.len(),
+            limits::MAX_CACHE_BYTES
+        );
+    }
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
         std::process::id()
     ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
+    evict(dir, path, limits::MAX_CACHE_BYTES);
     Ok(())
+}
+
+/// Removes the least recently used entries (by modification time; a hit
+/// touches its entry) until the cache holds at most `max` bytes, never the
+/// one just written.
+fn evict(dir: &Path, keep: &Path, max: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, std::path::PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, m.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= max {
+            break;
+        }
+        if path != keep && std::fs::remove_file(&path).is_ok() {
+            tracing::info!(path = %path.display(), "compiled-code cache over its limit; least recently used entry removed");
+            total -= len;
+        }
+    }
 }
 
 /// Creates `dir` (and parents) readable and writable by the agent only.
@@ -205,5 +258,36 @@ impl Hasher for Sha256Hasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn eviction_removes_the_least_recently_used_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |name: &str, age_secs: u64| {
+            let p = dir.path().join(format!("{name}.cwasm"));
+            std::fs::write(&p, vec![0u8; 1000]).unwrap();
+            std::fs::File::options()
+                .append(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(age_secs))
+                .unwrap();
+            p
+        };
+        let oldest = entry("a", 300);
+        let middle = entry("b", 200);
+        let newest = entry("c", 100);
+        let just_written = entry("d", 400);
+        std::fs::write(dir.path().join("notes.txt"), "not an entry").unwrap();
+        evict(dir.path(), &just_written, 2500);
+        assert!(!oldest.exists() && !middle.exists());
+        assert!(newest.exists() && just_written.exists());
+        assert!(dir.path().join("notes.txt").exists());
     }
 }

@@ -73,5 +73,9 @@ pub const HTTP_TOTAL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most elements a plugin's table may grow to.
 pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
+/// Most bytes of compiled code kept in the on-disk cache; the least
+/// recently used entries go first.
+pub const MAX_CACHE_BYTES: u64 = 1 << 30;
+
 /// Most plugin instances alive at once (pooling allocator capacity).
 pub const MAX_CONCURRENT_INSTANCES: u32 = 256;
