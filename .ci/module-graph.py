@@ -31,7 +31,7 @@ def graph(src):
     for path in sorted(root.iterdir()):
         if path.suffix == ".rs" and path.stem not in ("lib", "main"):
             modules[path.stem] = [path]
-        elif path.is_dir():
+        elif path.is_dir() and any(path.rglob("*.rs")):
             modules[path.name] = sorted(path.rglob("*.rs"))
     edges = {}
     for name, files in modules.items():

@@ -20,6 +20,7 @@ fn request(check: &str, config: &str, timeout: Duration) -> RunRequest {
         timeout,
         memory: 32 << 20,
         grants: Grants::none(),
+        state_quota: Default::default(),
     }
 }
 

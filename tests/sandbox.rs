@@ -485,3 +485,28 @@ fn every_report_name_and_list_has_a_cap() {
         assert_unknown(&run, reason);
     }
 }
+
+#[test]
+fn plugin_state_has_a_quota() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(
+        state.path(),
+        r#"{"mode":"state-bomb"}"#,
+        &["--memory", "128MiB"],
+    );
+    assert_unknown(
+        &run,
+        "over the check's limit of 33554432 bytes (state_bytes)",
+    );
+    // The plugin returned (its own error), so its writes within the quota
+    // stand; the store never holds more than the quota.
+    let db = rusqlite::Connection::open(state.path().join("warden.db")).unwrap();
+    let bytes: i64 = db
+        .query_row(
+            "SELECT COALESCE(SUM(length(key) + length(value)), 0) FROM check_state",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(bytes > 0 && bytes <= 32 << 20, "{bytes} bytes stored");
+}

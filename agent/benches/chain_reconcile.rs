@@ -105,6 +105,7 @@ fn main() {
                 .with("env", &["APP_TOKEN"]),
         )
         .expect("grants"),
+        state_quota: Default::default(),
     };
     let mut walls = Vec::new();
     let mut cpus = Vec::new();

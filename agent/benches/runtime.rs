@@ -59,6 +59,7 @@ fn main() {
             timeout: Duration::from_secs(10),
             memory: 64 << 20,
             grants: Grants::none(),
+            state_quota: Default::default(),
         };
         for _ in 0..500 {
             runtime.run(&trivial, &request).await;

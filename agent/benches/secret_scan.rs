@@ -80,6 +80,7 @@ fn sandbox_scan(
         memory: 512 << 20,
         grants: Grants::parse(&Allow::default().with("read_dirs", &[dir.to_str().unwrap()]))
             .expect("grants"),
+        state_quota: Default::default(),
     };
     let cpu0 = cpu_seconds("self");
     let t0 = Instant::now();

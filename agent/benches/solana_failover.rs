@@ -83,6 +83,7 @@ fn main() {
         timeout: Duration::from_secs(30),
         memory: 64 << 20,
         grants: Grants::parse(&Allow::default().with("hosts", &hosts)).expect("grants"),
+        state_quota: Default::default(),
     };
     // Warm-up (the first run also checks every genesis hash).
     let first = rt.block_on(runtime.run(&plugin, &request));

@@ -246,6 +246,7 @@ impl Agent {
             timeout: check.config.timeout,
             memory: check.config.memory,
             grants: check.config.grants.clone(),
+            state_quota: check.config.state_quota,
         }
     }
 

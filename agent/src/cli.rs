@@ -318,6 +318,7 @@ async fn check(args: CheckArgs) -> ExitCode {
             timeout,
             memory,
             grants,
+            state_quota: Default::default(),
         };
         Ok::<_, anyhow::Error>((runtime, plugin, request))
     };

@@ -39,6 +39,7 @@
 //!         timeout: std::time::Duration::from_secs(5),
 //!         memory: 64 << 20,
 //!         grants: Grants::none(),
+//!         state_quota: Default::default(),
 //!     })
 //!     .await;
 //! println!("{}: {}", outcome.status.label(), outcome.summary);
@@ -56,7 +57,9 @@ mod sandbox;
 
 pub use bindings::WORLD;
 pub use caps::net::parse_pem;
-pub use caps::{Allow, GrantError, Grants, Sandbox, StateBackend, StateChanges};
+pub use caps::{
+    Allow, GrantError, Grants, Sandbox, StateBackend, StateChanges, StateQuota, StateUsage,
+};
 pub use report::{Finding, Metric, Output, PluginInfo, Report, RunOutcome, Severity, Status};
 pub use runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions, sha256_hex};
 /// Redaction of secrets in URLs and text (shared with the plugin SDK).

@@ -59,6 +59,16 @@ pub const MAX_LOG_RECORDS: usize = 1000;
 pub const MAX_STATE_KEY_BYTES: usize = 256;
 /// Largest state value.
 pub const MAX_STATE_VALUE_BYTES: usize = 16 << 20;
+/// A check's plugin state, keys and values, unless it says otherwise
+/// (`state_bytes`).
+pub const DEFAULT_STATE_BYTES: u64 = 32 << 20;
+/// Keys in a check's plugin state, unless it says otherwise
+/// (`state_keys`).
+pub const DEFAULT_STATE_KEYS: u64 = 1024;
+/// The largest `state_bytes` a check may ask for.
+pub const MAX_STATE_BYTES: u64 = 256 << 20;
+/// The largest `state_keys` a check may ask for.
+pub const MAX_STATE_KEYS: u64 = 100_000;
 
 /// Most outgoing HTTP requests in one run.
 pub const MAX_HTTP_REQUESTS_PER_RUN: u32 = 1000;

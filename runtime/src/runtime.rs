@@ -21,7 +21,7 @@ use warden_text::units::format_duration;
 use wasmtime::component::Linker;
 
 use crate::bindings::{self, REQUIRED_EXPORTS, WORLD, wit};
-use crate::caps::{Grants, Parts, Sandbox, Shared, StateBackend};
+use crate::caps::{Grants, Parts, Sandbox, Shared, StateBackend, StateQuota};
 use crate::engine::WardenEngine;
 use crate::limits;
 use crate::report::{PluginInfo, Report, RunOutcome};
@@ -80,6 +80,8 @@ pub struct RunRequest {
     pub memory: u64,
     /// What the check grants.
     pub grants: Grants,
+    /// How much plugin state the check may keep.
+    pub state_quota: StateQuota,
 }
 
 /// Options for [`Runtime::new`].
@@ -287,6 +289,7 @@ impl Runtime {
             memory: req.memory,
             timeout,
             persistent: true,
+            state_quota: req.state_quota,
         };
         let mut store = match spec.build(&self.engine, &self.shared) {
             Ok(s) => s,

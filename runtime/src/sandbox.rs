@@ -8,7 +8,7 @@ use wasmtime::Trap;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use crate::caps::{Grants, Parts, Sandbox, Setup, Shared};
+use crate::caps::{Grants, Parts, Sandbox, Setup, Shared, StateQuota};
 use crate::engine::WardenEngine;
 use crate::limits;
 use crate::memory::MemoryGuard;
@@ -22,6 +22,8 @@ pub(crate) struct SandboxSpec<'a> {
     pub(crate) timeout: Duration,
     /// Whether the run's effects (plugin state) persist.
     pub(crate) persistent: bool,
+    /// How much plugin state the check may keep.
+    pub(crate) state_quota: StateQuota,
 }
 
 impl SandboxSpec<'_> {
@@ -35,6 +37,7 @@ impl SandboxSpec<'_> {
             memory: limits::DEFAULT_MEMORY,
             timeout: limits::DESCRIBE_TIMEOUT,
             persistent: false,
+            state_quota: StateQuota::default(),
         }
     }
 
@@ -56,6 +59,7 @@ impl SandboxSpec<'_> {
                 wasi: &mut wasi,
                 shared,
                 persistent: self.persistent,
+                state_quota: self.state_quota,
             },
         )?;
         let sandbox = Sandbox {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use warden_runtime::{Allow, Grants};
+use warden_runtime::{Allow, Grants, StateQuota};
 use warden_text::units;
 
 use super::error::{ConfigError, Scope};
@@ -38,6 +38,8 @@ struct RawCheck {
     splay: Option<String>,
     #[serde(default)]
     enabled: Option<bool>,
+    state_bytes: Option<String>,
+    state_keys: Option<u64>,
 }
 
 /// One `[[check]]`.
@@ -70,6 +72,8 @@ pub struct CheckConfig {
     pub splay: Option<Duration>,
     /// Disabled checks are loaded but never scheduled.
     pub enabled: bool,
+    /// How much plugin state the check may keep.
+    pub state_quota: StateQuota,
     /// Line of the `[[check]]` header.
     pub line: usize,
 }
@@ -180,6 +184,29 @@ impl CheckConfig {
             err("memory", e);
             limits::DEFAULT_MEMORY
         });
+        let state_bytes = limit(
+            c.state_bytes.as_deref(),
+            units::parse_size,
+            limits::DEFAULT_STATE_BYTES,
+            limits::MAX_STATE_BYTES,
+            |n| {
+                format!(
+                    "{n} bytes is over the maximum of {}",
+                    limits::MAX_STATE_BYTES
+                )
+            },
+        )
+        .unwrap_or_else(|e| {
+            err("state_bytes", e);
+            limits::DEFAULT_STATE_BYTES
+        });
+        let state_keys = c.state_keys.unwrap_or(limits::DEFAULT_STATE_KEYS);
+        if state_keys == 0 || state_keys > limits::MAX_STATE_KEYS {
+            err(
+                "state_keys",
+                format!("{state_keys} is outside 1..={}", limits::MAX_STATE_KEYS),
+            );
+        }
         if c.retries > limits::MAX_RETRIES {
             err(
                 "retries",
@@ -275,6 +302,10 @@ impl CheckConfig {
                 outputs_file: c.outputs_file.map(|p| src.resolve(p)),
                 splay,
                 enabled: c.enabled.unwrap_or(true),
+                state_quota: StateQuota {
+                    bytes: state_bytes,
+                    keys: state_keys,
+                },
                 line: header,
             },
             references,

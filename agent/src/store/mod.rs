@@ -22,7 +22,7 @@ use anyhow::{Context as _, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use warden_runtime::caps::state::CommitFuture;
-use warden_runtime::{RunOutcome, StateBackend, StateChanges, Status};
+use warden_runtime::{RunOutcome, StateBackend, StateChanges, StateQuota, Status};
 
 use crate::health::Health;
 use crate::limits;
@@ -380,9 +380,9 @@ impl StateBackend for Store {
             .context("reading check state")
     }
 
-    fn commit(&self, check: &str, changes: StateChanges) -> CommitFuture {
+    fn commit(&self, check: &str, changes: StateChanges, quota: StateQuota) -> CommitFuture {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self.send(Job::State(check.to_string(), changes, tx));
+        let sent = self.send(Job::State(check.to_string(), changes, quota, tx));
         Box::pin(async move {
             sent?;
             rx.await
@@ -435,15 +435,20 @@ mod tests {
                         ("k".into(), Some("1".into())),
                         ("gone".into(), Some("x".into())),
                     ],
+                    StateQuota::default(),
                 )
                 .await
                 .unwrap();
             store
-                .commit("a", vec![("gone".into(), None)])
+                .commit("a", vec![("gone".into(), None)], StateQuota::default())
                 .await
                 .unwrap();
             store
-                .commit("b", vec![("k".into(), Some("2".into()))])
+                .commit(
+                    "b",
+                    vec![("k".into(), Some("2".into()))],
+                    StateQuota::default(),
+                )
                 .await
                 .unwrap();
         }
@@ -451,6 +456,52 @@ mod tests {
         assert_eq!(store.get("a", "k").unwrap().as_deref(), Some("1"));
         assert_eq!(store.get("b", "k").unwrap().as_deref(), Some("2"));
         assert_eq!(store.get("a", "gone").unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn state_over_the_quota_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("w.db")).unwrap();
+        let quota = StateQuota {
+            bytes: 100,
+            keys: 3,
+        };
+        let put = |k: &str, n: usize| (k.to_string(), Some("v".repeat(n)));
+        store
+            .commit("a", vec![put("k1", 40), put("k2", 40)], quota)
+            .await
+            .unwrap();
+        // Over the bytes: nothing of the run is applied.
+        let e = store
+            .commit("a", vec![put("k3", 30)], quota)
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("over the check's limit of 100 bytes (state_bytes)"),
+            "{e:#}"
+        );
+        assert_eq!(store.get("a", "k3").unwrap(), None);
+        // Replacing within the quota is fine; other checks are not counted.
+        store
+            .commit("a", vec![put("k2", 10), put("k3", 30)], quota)
+            .await
+            .unwrap();
+        store.commit("b", vec![put("k1", 90)], quota).await.unwrap();
+        let e = store
+            .commit(
+                "a",
+                vec![put("k4", 1)],
+                StateQuota {
+                    bytes: 1000,
+                    keys: 3,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("4 keys, over the check's limit of 3 (state_keys)"),
+            "{e:#}"
+        );
     }
 
     fn outcome(n: u32, status: Status, findings: &[&str], outputs: &[(&str, &str)]) -> RunOutcome {

@@ -9,7 +9,7 @@ use std::sync::{Arc, mpsc};
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
-use warden_runtime::{StateChanges, Status};
+use warden_runtime::{StateChanges, StateQuota, StateUsage, Status};
 
 use super::{Recorded, RunRecord, now_ms};
 use crate::limits;
@@ -18,8 +18,13 @@ use crate::limits;
 pub(super) enum Job {
     /// A run, its health and its findings and outputs.
     Record(Box<RunRecord>, oneshot::Sender<Result<Recorded, String>>),
-    /// One run's plugin state changes.
-    State(String, StateChanges, oneshot::Sender<Result<(), String>>),
+    /// One run's plugin state changes, within the check's quota.
+    State(
+        String,
+        StateChanges,
+        StateQuota,
+        oneshot::Sender<Result<(), String>>,
+    ),
     /// The due time a check was dispatched for.
     Due(String, i64),
     /// Retention.
@@ -153,8 +158,8 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
                     }
                     None => replies.push((reply, Err(String::new()))),
                 },
-                Job::State(check, changes, reply) => {
-                    match live.map(|tx| savepoint(tx, |sp| commit_state(sp, &check, &changes))) {
+                Job::State(check, changes, quota, reply) => {
+                    match live.map(|tx| savepoint(tx, |sp| commit_state(sp, &check, &changes, quota))) {
                         Some(Ok(r)) => state_replies.push((reply, r)),
                         Some(Err(e)) => {
                             failed = Some(e);
@@ -221,7 +226,14 @@ fn savepoint<T>(
     Ok(r)
 }
 
-fn commit_state(tx: &Connection, check: &str, changes: &StateChanges) -> Result<()> {
+/// Applies a run's state changes; refused (and, in its savepoint, undone)
+/// when the check's state would then be over its quota.
+fn commit_state(
+    tx: &Connection,
+    check: &str,
+    changes: &StateChanges,
+    quota: StateQuota,
+) -> Result<()> {
     let now = now_ms();
     let mut put = tx.prepare_cached(
         "INSERT INTO check_state (check_name, key, value, updated_ms) VALUES (?1, ?2, ?3, ?4)
@@ -235,7 +247,20 @@ fn commit_state(tx: &Connection, check: &str, changes: &StateChanges) -> Result<
             None => del.execute(params![check, key])?,
         };
     }
-    Ok(())
+    let (bytes, keys): (i64, i64) = tx
+        .prepare_cached(
+            "SELECT COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0), COUNT(*)
+             FROM check_state WHERE check_name = ?1",
+        )?
+        .query_row(params![check], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let usage = StateUsage {
+        bytes: bytes as u64,
+        keys: keys as u64,
+    };
+    match quota.refuse(usage, "the check's state") {
+        Some(why) => anyhow::bail!(why),
+        None => Ok(()),
+    }
 }
 
 fn retain(

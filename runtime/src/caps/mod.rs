@@ -30,7 +30,7 @@ pub mod net;
 pub mod state;
 pub mod tls;
 
-pub use state::{StateBackend, StateChanges};
+pub use state::{StateBackend, StateChanges, StateQuota, StateUsage};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -159,6 +159,8 @@ pub struct Setup<'a> {
     /// False for `describe` and `validate`: effects last for the call
     /// only (plugin state is not persisted).
     pub persistent: bool,
+    /// How much plugin state the check may keep.
+    pub state_quota: StateQuota,
 }
 
 /// One host capability. See the module documentation for the moments.

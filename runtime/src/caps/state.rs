@@ -23,12 +23,60 @@ pub type StateChanges = Vec<(String, Option<String>)>;
 /// A commit in progress.
 pub type CommitFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
+/// How much plugin state a check may keep: bytes (keys and values) and
+/// keys. Defaults in [`crate::limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateQuota {
+    /// Bytes of keys and values together.
+    pub bytes: u64,
+    /// Keys.
+    pub keys: u64,
+}
+
+impl Default for StateQuota {
+    fn default() -> Self {
+        StateQuota {
+            bytes: limits::DEFAULT_STATE_BYTES,
+            keys: limits::DEFAULT_STATE_KEYS,
+        }
+    }
+}
+
+/// What a check's state holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateUsage {
+    /// Bytes of keys and values together.
+    pub bytes: u64,
+    /// Keys.
+    pub keys: u64,
+}
+
+impl StateQuota {
+    /// Why `usage` is over the quota, if it is.
+    pub fn refuse(&self, usage: StateUsage, whose: &str) -> Option<String> {
+        if usage.bytes > self.bytes {
+            return Some(format!(
+                "state quota exceeded: {whose} would hold {} bytes, over the check's limit of {} bytes (state_bytes)",
+                usage.bytes, self.bytes
+            ));
+        }
+        if usage.keys > self.keys {
+            return Some(format!(
+                "state quota exceeded: {whose} would hold {} keys, over the check's limit of {} (state_keys)",
+                usage.keys, self.keys
+            ));
+        }
+        None
+    }
+}
+
 /// Where plugin state persists, scoped by check name.
 pub trait StateBackend: Send + Sync {
     /// One value of `check`'s state.
     fn get(&self, check: &str, key: &str) -> anyhow::Result<Option<String>>;
-    /// Applies one run's changes atomically.
-    fn commit(&self, check: &str, changes: StateChanges) -> CommitFuture;
+    /// Applies one run's changes atomically, unless the state would then
+    /// be over `quota` (an error naming it, and nothing applied).
+    fn commit(&self, check: &str, changes: StateChanges, quota: StateQuota) -> CommitFuture;
 }
 
 /// The state a run reads and writes.
@@ -36,6 +84,9 @@ pub struct PluginState {
     backend: Option<Arc<dyn StateBackend>>,
     check: String,
     overlay: BTreeMap<String, Option<String>>,
+    quota: StateQuota,
+    /// What the overlay's values hold (bounds this run's host memory).
+    held: StateUsage,
 }
 
 impl PluginState {
@@ -69,12 +120,28 @@ impl PluginState {
                 limits::MAX_STATE_VALUE_BYTES
             ));
         }
+        let size =
+            |k: &str, v: &Option<String>| v.as_ref().map_or(0, |v| (k.len() + v.len()) as u64);
+        let before = self.overlay.get(&key).map_or(0, |old| size(&key, old));
+        let after = (key.len() + value.len()) as u64;
+        let held = StateUsage {
+            bytes: self.held.bytes - before + after,
+            keys: self.held.keys + u64::from(before == 0),
+        };
+        if let Some(why) = self.quota.refuse(held, "this run's writes") {
+            return Err(why);
+        }
+        self.held = held;
         self.overlay.insert(key, Some(value));
         Ok(())
     }
 
     /// Deletes a key.
     pub fn delete(&mut self, key: String) {
+        if let Some(Some(old)) = self.overlay.get(&key) {
+            self.held.bytes -= (key.len() + old.len()) as u64;
+            self.held.keys -= 1;
+        }
         self.overlay.insert(key, None);
     }
 }
@@ -108,6 +175,8 @@ impl Capability for State {
                 .flatten(),
             check: setup.check.to_string(),
             overlay: BTreeMap::new(),
+            quota: setup.state_quota,
+            held: StateUsage::default(),
         })
     }
 
@@ -117,7 +186,7 @@ impl Capability for State {
         };
         let changes = run.overlay.into_iter().collect();
         backend
-            .commit(&run.check, changes)
+            .commit(&run.check, changes, run.quota)
             .await
             .map_err(|e| format!("storing the check's state failed: {e:#}"))
     }

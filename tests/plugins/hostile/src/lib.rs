@@ -213,6 +213,14 @@ impl Plugin for Hostile {
                 }
                 Ok(Report::ok(format!("n={n}")))
             }
+            // Megabyte values until the host says no.
+            "state-bomb" => {
+                let big = "x".repeat(1 << 20);
+                for i in 0..1000 {
+                    ctx.state().set(&format!("bomb{i}"), &big)?;
+                }
+                Ok(Report::ok("the state took 1 GB"))
+            }
             "outputs" => {
                 let value = c.value.clone().unwrap_or_else(|| "one".into());
                 Ok(Report::ok(format!("published {value}"))
