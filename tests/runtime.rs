@@ -92,3 +92,54 @@ async fn hostile_runs_do_not_disturb_others() {
         .await;
     assert_eq!(outcome.status, Status::Ok, "{outcome:?}");
 }
+
+#[test]
+fn a_spinning_plugin_shares_its_thread() {
+    // One thread for everything: without yielding, nothing else could run
+    // until the spinning plugin reached its deadline.
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    executor.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Arc::new(
+            Runtime::new(RuntimeOptions {
+                cache_dir: Some(dir.path().join("cache")),
+                ..RuntimeOptions::default()
+            })
+            .unwrap(),
+        );
+        let hostile = load(&rt, "hostile").await;
+        let hello = load(&rt, "hello").await;
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let spin = {
+            let (rt, order) = (rt.clone(), order.clone());
+            tokio::spawn(async move {
+                let o = rt
+                    .run(
+                        &hostile,
+                        &request("spin", r#"{"mode":"loop"}"#, Duration::from_secs(3)),
+                    )
+                    .await;
+                order.lock().unwrap().push("loop");
+                o
+            })
+        };
+        tokio::task::yield_now().await;
+        let polite = {
+            let (rt, order) = (rt.clone(), order.clone());
+            tokio::spawn(async move {
+                let o = rt
+                    .run(&hello, &request("polite", "{}", Duration::from_secs(10)))
+                    .await;
+                order.lock().unwrap().push("hello");
+                o
+            })
+        };
+        let (spun, polite) = (spin.await.unwrap(), polite.await.unwrap());
+        assert_eq!(polite.status, Status::Ok, "{polite:?}");
+        assert!(spun.error.unwrap().contains("timed out"));
+        assert_eq!(*order.lock().unwrap(), ["hello", "loop"]);
+    });
+}

@@ -11,7 +11,6 @@ use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
@@ -119,11 +118,6 @@ impl WardenEngine {
     /// Which allocator is in use.
     pub fn allocation(&self) -> Allocation {
         self.allocation
-    }
-
-    /// Epoch ticks that make up `d` (at least one).
-    pub fn ticks(d: Duration) -> u64 {
-        (d.as_nanos() / limits::EPOCH_TICK.as_nanos()).max(1) as u64 + 1
     }
 
     /// Compiles `bytes`, or loads the compiled code from `cache_dir` when

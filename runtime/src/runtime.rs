@@ -210,7 +210,7 @@ impl Runtime {
         pre: &bindings::PluginPre<Sandbox>,
         origin: &Origin,
     ) -> Result<PluginInfo> {
-        let mut store = SandboxSpec::quick("describe").build(&self.engine, &self.shared)?;
+        let mut store = SandboxSpec::quick("describe").build(self.engine.engine(), &self.shared)?;
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -240,7 +240,7 @@ impl Runtime {
     /// running the check. `Err` carries the plugin's message.
     pub async fn validate(&self, plugin: &Plugin, config: &str) -> Result<(), String> {
         let mut store = SandboxSpec::quick("validate")
-            .build(&self.engine, &self.shared)
+            .build(self.engine.engine(), &self.shared)
             .map_err(|e| format!("sandbox setup failed: {e:#}"))?;
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -291,7 +291,7 @@ impl Runtime {
             persistent: true,
             state_quota: req.state_quota,
         };
-        let mut store = match spec.build(&self.engine, &self.shared) {
+        let mut store = match spec.build(self.engine.engine(), &self.shared) {
             Ok(s) => s,
             Err(e) => {
                 outcome.end(Err(format!("sandbox setup failed: {e:#}")), t0.elapsed());

@@ -9,7 +9,6 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::caps::{Grants, Parts, Sandbox, Setup, Shared, StateQuota};
-use crate::engine::WardenEngine;
 use crate::limits;
 use crate::memory::MemoryGuard;
 use warden_text::units::{format_duration, format_size};
@@ -45,7 +44,7 @@ impl SandboxSpec<'_> {
     /// the memory guard and the epoch deadline set.
     pub(crate) fn build(
         self,
-        engine: &WardenEngine,
+        engine: &wasmtime::Engine,
         shared: &Shared,
     ) -> anyhow::Result<wasmtime::Store<Sandbox>> {
         let mut wasi = WasiCtxBuilder::new();
@@ -69,10 +68,19 @@ impl SandboxSpec<'_> {
             parts,
             memory: MemoryGuard::new(self.memory),
         };
-        let mut store = wasmtime::Store::new(engine.engine(), sandbox);
+        let mut store = wasmtime::Store::new(engine, sandbox);
         store.limiter(|s| &mut s.memory);
-        store.set_epoch_deadline(WardenEngine::ticks(self.timeout));
-        store.epoch_deadline_trap();
+        // Every epoch tick the guest yields to the executor, so runs share
+        // its threads fairly however many spin; past the deadline it traps.
+        let deadline = std::time::Instant::now() + self.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= deadline {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
+            })
+        });
         Ok(store)
     }
 }
