@@ -918,29 +918,6 @@ fn a_damaged_store_is_refused_and_kept() {
     );
 }
 
-/// A size-limited tmpfs at `path` (the tests run as root), unmounted on
-/// drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .status()
-            .expect("running mount");
-        assert!(status.success(), "mounting a tmpfs at {}", path.display());
-        Tmpfs(path.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_is_reported_and_survived() {
     let dir = tempfile::tempdir().unwrap();

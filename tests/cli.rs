@@ -226,31 +226,11 @@ fn new_creates_a_plugin_crate_that_builds_and_tests() {
     );
 }
 
-/// A size-limited tmpfs at `path` (the tests run as root), unmounted on
-/// drop.
-struct Tmpfs(std::path::PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn a_full_disk_leaves_no_half_written_cache() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap();
-    assert!(status.success(), "mounting a tmpfs");
-    let _disk = Tmpfs(state.clone());
+    let _disk = Tmpfs::mount(&state, "8m");
     // Leave room for the store, not for the compiled code.
     {
         use std::io::Write;

@@ -50,6 +50,30 @@ pub fn debian_tool(bin: &str, package: &str) -> PathBuf {
     found().unwrap_or_else(|| panic!("{package} installed no {bin}"))
 }
 
+/// A size-limited tmpfs at a path (the tests run as root, as CI does), for
+/// a disk that really fills up; unmounted on drop.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts `size` (`8m`, `96m`) of tmpfs at `path`.
+    pub fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "mounting a tmpfs at {}", path.display());
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 /// Result of one `warden` invocation.
 pub struct Run {
     pub code: i32,

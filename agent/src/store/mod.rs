@@ -154,15 +154,32 @@ impl Store {
         if let Some(dir) = path.parent() {
             warden_runtime::engine::create_private_dir(dir)?;
         }
-        if path.exists() {
-            // Before anything writes to it (switching to WAL rewrites the
-            // header): a damaged store is reported and left as it is.
-            let conn =
-                Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                    .with_context(|| format!("opening store {}", path.display()))?;
-            check_integrity(&conn, path)?;
-        }
+        // Before anything writes to it (switching to WAL rewrites the
+        // header), a damaged store is reported and left as it is. A WAL
+        // store whose -shm file is gone cannot be opened read-only; it is
+        // checked on the writable connection (no header rewrite for it).
+        let existed = path.exists();
+        let checked = existed
+            && match Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|c| quick_check(&c))
+            {
+                Ok(rows) => {
+                    refuse_if_damaged(rows, path)?;
+                    true
+                }
+                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => false,
+                Err(e) => {
+                    refuse_if_damaged(vec![e.to_string()], path)?;
+                    true
+                }
+            };
         let conn = open_connection(path)?;
+        if existed && !checked {
+            refuse_if_damaged(
+                quick_check(&conn).unwrap_or_else(|e| vec![e.to_string()]),
+                path,
+            )?;
+        }
         // Plugin state may hold tokens; keep the file private.
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .with_context(|| format!("restricting permissions of {}", path.display()))?;
@@ -392,13 +409,15 @@ impl StateBackend for Store {
     }
 }
 
-/// Refuses a store that SQLite's `quick_check` finds damaged, and never
-/// touches it: what it holds may still be recovered.
-fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
-    let problems: Vec<String> = conn
-        .prepare("PRAGMA quick_check(5)")
+/// What SQLite's `quick_check` says (`ok`, or the first problems).
+fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("PRAGMA quick_check(5)")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .unwrap_or_else(|e| vec![e.to_string()]);
+}
+
+/// Refuses a store that `quick_check` found damaged, and never touches
+/// it: what it holds may still be recovered.
+fn refuse_if_damaged(problems: Vec<String>, path: &Path) -> Result<()> {
     if problems.first().map(String::as_str) == Some("ok") {
         return Ok(());
     }
@@ -456,6 +475,28 @@ mod tests {
         assert_eq!(store.get("a", "k").unwrap().as_deref(), Some("1"));
         assert_eq!(store.get("b", "k").unwrap().as_deref(), Some("2"));
         assert_eq!(store.get("a", "gone").unwrap(), None);
+    }
+
+    #[test]
+    fn a_wal_store_copied_without_its_shm_file_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live.db");
+        let conn = Connection::open(&live).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        // A copy taken while it is open: the database and its WAL, no -shm.
+        let copy = dir.path().join("copy").join("warden.db");
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        std::fs::copy(&live, &copy).unwrap();
+        std::fs::copy(
+            dir.path().join("live.db-wal"),
+            copy.with_extension("db-wal"),
+        )
+        .unwrap();
+        drop(conn);
+        assert!(!copy.with_extension("db-shm").exists());
+        Store::open(&copy).unwrap();
     }
 
     #[tokio::test]
