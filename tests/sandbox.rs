@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -509,4 +510,57 @@ fn plugin_state_has_a_quota() {
         )
         .unwrap();
     assert!(bytes > 0 && bytes <= 32 << 20, "{bytes} bytes stored");
+}
+
+/// A FIFO, a socket or a device in a granted directory is refused at open:
+/// opening a FIFO with no writer would block the thread past any deadline.
+#[test]
+fn special_files_in_granted_directories_are_refused() {
+    let state = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let g = root.path().canonicalize().unwrap();
+    let fifo = g.join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink("pipe", g.join("to-pipe")).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(g.join("sock")).unwrap();
+    std::fs::write(g.join("plain.txt"), "plain").unwrap();
+    let g = g.to_str().unwrap();
+    let read = |name: &str| {
+        let config = serde_json::json!({"mode": "read", "path": format!("{g}/{name}")}).to_string();
+        // Bounded from outside: before the guard, the open never returned.
+        let out = Command::new("timeout")
+            .args([
+                "-s",
+                "KILL",
+                "60",
+                warden_bin(),
+                "check",
+                wasm("hostile").to_str().unwrap(),
+            ])
+            .args([
+                "--format",
+                "json",
+                "--timeout",
+                "5s",
+                "--config",
+                &config,
+                "--read-dir",
+                g,
+            ])
+            .env("WARDEN_STATE_DIR", state.path())
+            .output()
+            .unwrap();
+        Run::from(out)
+    };
+    for name in ["pipe", "to-pipe", "sock"] {
+        let run = read(name);
+        let error = assert_unknown(&run, &format!("read {g}/{name}"));
+        assert!(
+            error.to_lowercase().contains("not supported") || error.contains("unsupported"),
+            "{name}: {error}"
+        );
+    }
+    let run = read("plain.txt");
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
 }
