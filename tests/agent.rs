@@ -1072,3 +1072,39 @@ schedule = "@every 1h"
     );
     drop(client);
 }
+
+/// A check whose config the plugin refused at start never runs on that
+/// plugin version: every run ends `unknown` with the refusal.
+#[test]
+fn a_check_whose_config_was_refused_does_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "picky"
+plugin = "hostile"
+schedule = "@every 1h"
+config = { mode = "picky" }
+allow.env = ["HOSTILE_PICKY_OK"]
+"#,
+        &[("HOSTILE_PICKY_OK", "1")],
+    );
+    let r = http(agent.port, "POST", "/v1/checks/picky/run", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let run = r.json();
+    assert_eq!(run["status"], "unknown", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("refused this check's config")
+            && error.contains("picky: this config is refused"),
+        "{run}"
+    );
+    assert!(
+        agent
+            .log()
+            .contains("the plugin refuses this check's config")
+    );
+}

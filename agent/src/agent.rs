@@ -4,8 +4,10 @@
 //! watcher and retention, is [`crate::serve`].
 //!
 //! Data flows one way: the scheduler's driver polls [`SchedulerCore`] for
-//! due runs; each run waits for a slot under the global concurrency limit,
-//! runs in the sandbox, gets its check's next [`Health`], is recorded (and
+//! due runs; each run waits for a slot under the global concurrency limit
+//! (the cheapest check first, [`FairGate`]), is refused without running if
+//! the plugin refused the check's config, runs in the sandbox on the
+//! plugin [`Executor`]'s threads, gets its check's next [`Health`], is recorded (and
 //! acknowledged only once committed), updates the live view and renders
 //! its outputs file when an output changed, and finally tells the
 //! scheduler it finished.
@@ -16,10 +18,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use warden_runtime::{RunOutcome, RunRequest, Runtime};
 
 use crate::config::{CheckConfig, Config};
+use crate::executor::{Executor, FairGate};
 use crate::health::Health;
 use crate::layout::StateDir;
 use crate::limits;
@@ -59,7 +62,7 @@ struct Driver {
 
 /// The global limit on runs in flight, and the count for draining.
 struct RunGate {
-    limit: Semaphore,
+    limit: FairGate,
     in_flight: AtomicUsize,
     idle: Notify,
 }
@@ -72,6 +75,11 @@ pub struct Agent {
     pub runtime: Arc<Runtime>,
     /// Plugins.
     pub registry: Arc<Registry>,
+    /// The threads plugin code runs on.
+    executor: Arc<Executor>,
+    /// Per check: the plugin version (sha256) its config was validated
+    /// with, and the refusal if the plugin refused it.
+    validated: Mutex<HashMap<String, (String, Option<String>)>>,
     /// The store.
     pub store: Store,
     checks: BTreeMap<String, Check>,
@@ -91,8 +99,10 @@ impl Agent {
         let runtime = Arc::new(Runtime::new(
             state_dir.runtime_options(Some(store.clone()), config.agent.ca_file.as_deref())?,
         )?);
+        let executor = Arc::new(Executor::new().context("starting the plugin threads")?);
         let registry = Registry::start(
             runtime.clone(),
+            executor.clone(),
             config.agent.plugin_dir.clone(),
             config.pins.clone(),
         )
@@ -146,7 +156,7 @@ impl Agent {
             );
         }
         let gate = RunGate {
-            limit: Semaphore::new(config.agent.max_concurrent_runs),
+            limit: FairGate::new(config.agent.max_concurrent_runs),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
         };
@@ -154,6 +164,8 @@ impl Agent {
             config,
             runtime,
             registry,
+            executor,
+            validated: Mutex::new(HashMap::new()),
             store,
             checks,
             driver: Driver {
@@ -227,7 +239,19 @@ impl Agent {
     /// Starts a manual run and waits for its outcome.
     pub async fn run_now(self: &Arc<Self>, check: &str) -> Result<Arc<RunOutcome>, ManualError> {
         let d = self.core().manual(check, now_ms())?;
-        Ok(self.clone().execute(d).await)
+        // Spawned, so a client that hangs up does not cancel the run
+        // half-way (it is still recorded, and counted out of in-flight).
+        let run = tokio::spawn(self.clone().execute(d.clone()));
+        Ok(match run.await {
+            Ok(outcome) => outcome,
+            Err(e) => Arc::new(RunOutcome::unknown(
+                &d.check,
+                "",
+                format!("the run was lost: {e}"),
+                SystemTime::now(),
+                d.attempt,
+            )),
+        })
     }
 
     /// Starts a manual run in the background.
@@ -295,13 +319,43 @@ impl Agent {
                 return self.finish(check, d, outcome).await;
             }
         }
-        let permit = self.gate.limit.acquire().await;
+        let permit = self.gate.limit.acquire(&d.check).await;
         if !d.manual {
             self.telemetry
                 .observe_lateness((now_ms() - d.due_ms).max(0) as f64 / 1000.0);
         }
         let outcome = match self.registry.get(&check.config.plugin) {
-            Some(plugin) => self.runtime.run(&plugin, &request).await,
+            Some(plugin) => match self.refusal(check, &plugin).await {
+                Some(refusal) => RunOutcome::unknown(
+                    &check.config.name,
+                    &check.config.plugin,
+                    refusal,
+                    request.scheduled,
+                    d.attempt,
+                ),
+                None => {
+                    let started = std::time::Instant::now();
+                    let runtime = self.runtime.clone();
+                    let (check_name, plugin_name) =
+                        (check.config.name.clone(), check.config.plugin.clone());
+                    let (scheduled, attempt) = (request.scheduled, d.attempt);
+                    let outcome = self
+                        .executor
+                        .run(async move { runtime.run(&plugin, &request).await })
+                        .await
+                        .unwrap_or_else(|fault| {
+                            RunOutcome::unknown(
+                                &check_name,
+                                &plugin_name,
+                                fault,
+                                scheduled,
+                                attempt,
+                            )
+                        });
+                    self.gate.limit.record(&d.check, started.elapsed());
+                    outcome
+                }
+            },
             None => RunOutcome::unknown(
                 &check.config.name,
                 &check.config.plugin,
@@ -369,6 +423,45 @@ impl Agent {
             }
         }
         outcome
+    }
+
+    /// Why `check` must not run on this version of `plugin`: the plugin
+    /// refused its config. Asked once per plugin version (at start, and
+    /// before the first run after a new version loads).
+    pub(crate) async fn refusal(
+        &self,
+        check: &Check,
+        plugin: &Arc<warden_runtime::Plugin>,
+    ) -> Option<String> {
+        let known = self.validated().get(&check.config.name).cloned();
+        if let Some((sha, refusal)) = known
+            && sha == plugin.sha256
+        {
+            return refusal;
+        }
+        let (runtime, p, config) = (
+            self.runtime.clone(),
+            plugin.clone(),
+            check.config.config_json.clone(),
+        );
+        let verdict = self
+            .executor
+            .run(async move { runtime.validate(&p, &config).await })
+            .await
+            .unwrap_or_else(Err);
+        let refusal = verdict.err().map(|e| {
+            tracing::error!(check = %check.config.name, plugin = %check.config.plugin, error = %warden_text::escape::escape(&e), "the plugin refuses this check's config; the check will not run until the config or the plugin changes");
+            format!("the plugin refused this check's config: {e}")
+        });
+        self.validated().insert(
+            check.config.name.clone(),
+            (plugin.sha256.clone(), refusal.clone()),
+        );
+        refusal
+    }
+
+    fn validated(&self) -> MutexGuard<'_, HashMap<String, (String, Option<String>)>> {
+        self.validated.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits for runs in flight to finish, up to `grace`; true if all did.

@@ -502,8 +502,16 @@ async fn validate(args: ConfigArg) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let executor = match crate::executor::Executor::new() {
+        Ok(e) => std::sync::Arc::new(e),
+        Err(e) => {
+            eprintln!("warden: cannot start the plugin threads: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let registry = Registry::start(
         runtime.clone(),
+        executor,
         config.agent.plugin_dir.clone(),
         config.pins.clone(),
     )

@@ -30,6 +30,7 @@ mod agent;
 pub mod api;
 mod cli;
 pub mod config;
+mod executor;
 mod export;
 mod health;
 mod layout;

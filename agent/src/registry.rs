@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use warden_runtime::{Origin, Plugin, Runtime};
 
+use crate::executor::Executor;
 use crate::limits::PLUGIN_DEBOUNCE as DEBOUNCE;
 use crate::stdplugins;
 use crate::store::now_ms;
@@ -87,6 +88,7 @@ pub struct PluginView {
 /// All plugins by name.
 pub struct Registry {
     runtime: Arc<Runtime>,
+    executor: Arc<Executor>,
     dir: PathBuf,
     pins: BTreeMap<String, String>,
     entries: RwLock<BTreeMap<String, Entry>>,
@@ -103,13 +105,16 @@ fn plugin_name(path: &Path) -> Option<String> {
 
 impl Registry {
     /// Loads the standard plugins and every `.wasm` in `dir`.
+    /// Loading (compiling and `describe`) runs on `executor`.
     pub async fn start(
         runtime: Arc<Runtime>,
+        executor: Arc<Executor>,
         dir: PathBuf,
         pins: BTreeMap<String, String>,
     ) -> Arc<Registry> {
         let registry = Arc::new(Registry {
             runtime,
+            executor,
             dir,
             pins,
             entries: RwLock::new(BTreeMap::new()),
@@ -281,7 +286,13 @@ impl Registry {
             );
             return;
         }
-        match self.runtime.load(bytes, origin.clone()).await {
+        let (runtime, owned, from) = (self.runtime.clone(), bytes.to_vec(), origin.clone());
+        let loaded = self
+            .executor
+            .run(async move { runtime.load(&owned, from).await })
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!(e)));
+        match loaded {
             Ok(plugin) => {
                 match (&origin, current.as_ref().map(|c| &c.origin)) {
                     (Origin::File(path), Some(Origin::Embedded(_))) => tracing::warn!(

@@ -132,16 +132,11 @@ impl Agent {
     }
 
     /// Asks each check's plugin to validate its config; a refusal is
-    /// logged (its runs will fail and say so).
+    /// logged, and the check's runs end `unknown` with it, unrun.
     async fn validate_checks(self: &Arc<Self>) {
         for check in self.checks().values() {
-            if let Some(plugin) = self.registry.get(&check.config.plugin)
-                && let Err(e) = self
-                    .runtime
-                    .validate(&plugin, &check.config.config_json)
-                    .await
-            {
-                tracing::error!(check = %check.config.name, error = %e, "the plugin refuses this check's config; its runs will fail");
+            if let Some(plugin) = self.registry.get(&check.config.plugin) {
+                self.refusal(check, &plugin).await;
             }
         }
     }

@@ -10,7 +10,7 @@ use warden_plugin_sdk::prelude::*;
 pub struct Config {
     /// `ok`, `loop`, `sleep`, `alloc`, `panic`, `big-report`, `long-summary`,
     /// `http`, `read`, `list`, `write`, `env`, `flood`, `exit`, `error`,
-    /// `state`, `outputs`, `findings`, `slow`, `forge`.
+    /// `state`, `outputs`, `findings`, `slow`, `forge`, `picky`.
     pub mode: String,
     /// URL for `http`.
     #[serde(default)]
@@ -44,10 +44,21 @@ impl Plugin for Hostile {
             .capability(Capability::State)
     }
 
+    /// `picky` refuses its config unless `HOSTILE_PICKY_OK` is visible,
+    /// which it is only in a run that grants it: a plugin whose `validate`
+    /// and `run` disagree, as a non-SDK component's may.
+    fn validate(config: &Config) -> Result<(), String> {
+        if config.mode == "picky" && std::env::var("HOSTILE_PICKY_OK").is_err() {
+            return Err("picky: this config is refused".into());
+        }
+        Ok(())
+    }
+
     fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
         let c = &ctx.config;
         match c.mode.as_str() {
             "ok" => Ok(Report::ok("behaved")),
+            "picky" => Ok(Report::ok("picky ran anyway")),
             "loop" => {
                 let mut x: u64 = 0;
                 loop {
