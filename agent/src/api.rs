@@ -8,7 +8,10 @@
 //! orchestrators. With no token configured, mutating calls are allowed only
 //! while the API listens on loopback. CORS headers are sent only for the
 //! configured origins. Request bodies are capped at
-//! [`crate::limits::MAX_API_BODY_BYTES`].
+//! [`crate::limits::MAX_API_BODY_BYTES`] (a larger `Content-Length` is
+//! answered 413 before any of it is read) and must arrive within
+//! [`crate::limits::API_BODY_TIMEOUT`] (else 408). Connections, their
+//! caps and header timeouts are [`crate::listener`]'s.
 
 use std::sync::Arc;
 
@@ -55,6 +58,9 @@ pub enum ErrorCode {
     InvalidPath,
     /// The body is over [`crate::limits::MAX_API_BODY_BYTES`] (413).
     BodyTooLarge,
+    /// The body did not arrive within [`crate::limits::API_BODY_TIMEOUT`]
+    /// (408).
+    BodyTimeout,
     /// The check is running; it never overlaps itself (409).
     AlreadyRunning,
     /// Not ready (503).
@@ -76,6 +82,7 @@ impl ErrorCode {
             ErrorCode::InvalidQuery => (StatusCode::BAD_REQUEST, "invalid_query"),
             ErrorCode::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
             ErrorCode::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ErrorCode::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             ErrorCode::AlreadyRunning => (StatusCode::CONFLICT, "already_running"),
             ErrorCode::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -146,6 +153,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/outputs", get(outputs))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(read_body))
         .layer(axum::middleware::from_fn_with_state(agent.clone(), auth))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(agent);
@@ -168,6 +176,54 @@ pub fn router(agent: Arc<Agent>) -> Router {
         );
     }
     router
+}
+
+/// Reads a request's whole body, within the size cap and the body timeout,
+/// before any handler sees it: a `Content-Length` over the cap is refused
+/// at once, and a client that stops sending gets 408 instead of holding
+/// the handler.
+async fn read_body(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large().into_response();
+    }
+    if declared == Some(0)
+        || matches!(*req.method(), Method::GET | Method::HEAD) && declared.is_none()
+    {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(
+        limits::API_BODY_TIMEOUT,
+        axum::body::to_bytes(body, MAX_BODY_BYTES),
+    );
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => return too_large().into_response(),
+        Err(_) => {
+            return ApiError::new(
+                ErrorCode::BodyTimeout,
+                format!(
+                    "the request body did not arrive within {}",
+                    warden_text::units::format_duration(limits::API_BODY_TIMEOUT)
+                ),
+            )
+            .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::BodyTooLarge,
+        format!("request body is over {MAX_BODY_BYTES} bytes"),
+    )
 }
 
 /// The token of an `Authorization: Bearer <token>` value; the scheme is
@@ -283,16 +339,23 @@ async fn readyz(State(agent): State<Arc<Agent>>) -> ApiResult {
     let plugins_loaded = agent.registry.all_loaded();
     let scheduler_running = agent.scheduling();
     let store_writable = agent.store.writable();
+    let fds_ok = !agent.telemetry.connections.fd_exhausted_within(
+        crate::store::now_ms(),
+        limits::FD_EXHAUSTION_WINDOW.as_millis() as i64,
+    );
+    let ready = plugins_loaded && scheduler_running && store_writable && fds_ok;
     let body = json!({
-        "ready": plugins_loaded && scheduler_running && store_writable,
+        "ready": ready,
         "plugins_loaded": plugins_loaded,
         "scheduler_running": scheduler_running,
         "store_writable": store_writable,
+        "file_descriptors_available": fds_ok,
     });
-    if plugins_loaded && scheduler_running && store_writable {
+    if ready {
         ok(body)
     } else {
         let mut why = Vec::new();
+        let fds;
         if !plugins_loaded {
             why.push("a plugin failed to load");
         }
@@ -301,6 +364,13 @@ async fn readyz(State(agent): State<Arc<Agent>>) -> ApiResult {
         }
         if !store_writable {
             why.push("store writes fail (see the agent's log)");
+        }
+        if !fds_ok {
+            fds = format!(
+                "the agent ran out of file descriptors (EMFILE) within the last {}; see process_open_fds and process_max_fds in /metrics",
+                warden_text::units::format_duration(limits::FD_EXHAUSTION_WINDOW)
+            );
+            why.push(&fds);
         }
         Err(ApiError::new(ErrorCode::NotReady, why.join("; ")))
     }
@@ -426,10 +496,7 @@ async fn run_check(
         params.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorCode::BodyTooLarge,
-                format!("request body is over {MAX_BODY_BYTES} bytes"),
-            )
+            too_large()
         } else {
             ApiError::new(ErrorCode::InvalidJson, e.body_text())
         }

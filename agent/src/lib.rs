@@ -35,6 +35,7 @@ mod export;
 mod health;
 mod layout;
 pub mod limits;
+mod listener;
 mod metrics;
 mod outputs;
 mod references;

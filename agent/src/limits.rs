@@ -65,6 +65,19 @@ pub const PLUGIN_WATCH_TICK: Duration = Duration::from_millis(100);
 
 /// Largest API request body.
 pub const MAX_API_BODY_BYTES: usize = 64 << 10;
+/// Largest request head (request line and headers) the API reads; a
+/// larger one is answered 431.
+pub const MAX_API_HEADER_BYTES: usize = 16 << 10;
+/// API connections open at once; more are answered 503 and closed.
+pub const MAX_API_CONNECTIONS: usize = 256;
+/// How long a client has to send a request's headers, and how long an
+/// idle keep-alive connection stays open.
+pub const API_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request's body.
+pub const API_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `/readyz` reports file-descriptor exhaustion after the last
+/// failure.
+pub const FD_EXHAUSTION_WINDOW: Duration = Duration::from_secs(10);
 /// Most rows one `/v1/runs` page returns (and its default).
 pub const MAX_RUNS_PAGE: usize = 1000;
 /// Rows of a `/v1/runs` page unless `limit` says otherwise.

@@ -115,8 +115,37 @@ impl Agent {
             "# HELP warden_runs_in_flight Runs executing now.\n# TYPE warden_runs_in_flight gauge\nwarden_runs_in_flight {}",
             self.in_flight()
         );
+        self.render_connections(&mut out);
         self.render_plugin_metrics(&mut out);
         out
+    }
+
+    /// The API's connections and the process's descriptors (the latter
+    /// under the names Prometheus' process collectors use).
+    fn render_connections(&self, out: &mut String) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.telemetry.connections;
+        let _ = writeln!(
+            out,
+            "# HELP warden_api_connections API connections open now.\n# TYPE warden_api_connections gauge\nwarden_api_connections {}\n\
+             # HELP warden_api_connections_refused_total API connections refused because the connection cap was reached.\n# TYPE warden_api_connections_refused_total counter\nwarden_api_connections_refused_total {}\n\
+             # HELP warden_api_accept_errors_total Failed accepts of API connections (EMFILE and others).\n# TYPE warden_api_accept_errors_total counter\nwarden_api_accept_errors_total {}",
+            c.open.load(Relaxed),
+            c.refused.load(Relaxed),
+            c.accept_errors.load(Relaxed),
+        );
+        if let Some(n) = crate::listener::open_fds() {
+            let _ = writeln!(
+                out,
+                "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds {n}"
+            );
+        }
+        if let Some(n) = crate::listener::max_fds() {
+            let _ = writeln!(
+                out,
+                "# HELP process_max_fds Maximum number of open file descriptors.\n# TYPE process_max_fds gauge\nprocess_max_fds {n}"
+            );
+        }
     }
 
     fn render_lateness(&self, out: &mut String) {

@@ -4,7 +4,6 @@
 //! scheduling, drain runs in flight within the grace period and flush the
 //! store.
 
-use std::future::IntoFuture;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
@@ -55,6 +54,7 @@ impl Agent {
         let grace = config.agent.shutdown_grace;
         let (keep_runs, keep_days) = (config.agent.keep_runs, config.agent.keep_days);
         ignore_sighup();
+        crate::listener::raise_fd_limit();
         tracing::info!(config = %config.source, profile = ?config.agent.profile, "starting");
         let agent = Agent::start(config).await.context("cannot start")?;
         agent.validate_checks().await;
@@ -87,39 +87,29 @@ impl Agent {
             agent.registry.views().len()
         );
         let app = crate::api::router(agent.clone());
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                tracing::info!("stopping: no new runs; waiting for runs in flight");
-                let _ = stop.send(true);
-            })
-            .into_future();
+        let mut server = tokio::spawn(crate::listener::serve(
+            listener,
+            app,
+            agent.clone(),
+            stopped.clone(),
+        ));
+        let server_ended = tokio::select! {
+            _ = shutdown_signal() => false,
+            _ = &mut server => {
+                tracing::error!("the API server stopped unexpectedly");
+                true
+            }
+        };
+        tracing::info!("stopping: no new runs; waiting for runs in flight");
+        let _ = stop.send(true);
         // One deadline from the signal, whatever clients do: a client that
         // never finishes its request does not hold the agent up.
-        let mut signalled = stopped.clone();
-        let deadline = async move {
-            let _ = signalled.wait_for(|stop| *stop).await;
-            let deadline = tokio::time::Instant::now() + grace;
-            tokio::time::sleep_until(deadline).await;
-            deadline
-        };
-        tokio::pin!(deadline);
-        let deadline = tokio::select! {
-            served = server => {
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "the API server failed");
-                }
-                None
-            }
-            at = &mut deadline => {
-                tracing::warn!("API clients still connected after the shutdown grace period; closing");
-                Some(at)
-            }
-        };
+        let deadline = tokio::time::Instant::now() + grace;
+        if !server_ended && tokio::time::timeout_at(deadline, server).await.is_err() {
+            tracing::warn!("API clients still connected after the shutdown grace period; closing");
+        }
         let _ = scheduler.await;
-        let left = deadline.map_or(grace, |at| {
-            at.saturating_duration_since(tokio::time::Instant::now())
-        });
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !agent.drain(left).await {
             tracing::warn!(
                 in_flight = agent.in_flight(),

@@ -320,12 +320,30 @@ impl AgentProcess {
 
     /// Starts the agent on an existing config file.
     pub fn start_with(dir: &Path, config: &Path, port: u16, env: &[(&str, &str)]) -> AgentProcess {
+        Self::start_wrapped(dir, config, port, env, &[])
+    }
+
+    /// Starts the agent under a wrapper command (`prlimit --nofile=...`).
+    pub fn start_wrapped(
+        dir: &Path,
+        config: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> AgentProcess {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("agent.log"))
             .unwrap();
-        let mut cmd = Command::new(warden_bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(warden_bin());
+                c
+            }
+            None => Command::new(warden_bin()),
+        };
         cmd.args(["run", "-c", config.to_str().unwrap()])
             .env("WARDEN_LOG", "info,warden=debug")
             .env_remove("WARDEN_PROFILE")

@@ -114,6 +114,14 @@ impl Capability for Http {
         outcome.http_requests = egress.requests;
         outcome.refusals = egress.refusals.list();
     }
+
+    /// A request that failed on the agent's side (no descriptors left)
+    /// makes the run `unknown`: what the plugin concluded from it (most
+    /// often "connection refused", critical) is not about the service.
+    fn settle(egress: Egress, _accepted: bool) -> impl Future<Output = Result<(), String>> + Send {
+        let fault = egress.refusals.fault();
+        async move { fault.map_or(Ok(()), Err) }
+    }
 }
 
 impl WasiHttpView for Sandbox {

@@ -286,10 +286,12 @@ macro_rules! capabilities {
     };
 }
 
+// Settled in this order, stopping at the first error: a run whose HTTP
+// failed on the agent's side keeps no state.
 capabilities! {
     log: log::Log,
-    state: state::State,
     http: http::Http,
+    state: state::State,
     tls: tls::Tls,
     files: files::Files,
     env: env::Env,

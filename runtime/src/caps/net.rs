@@ -306,28 +306,60 @@ pub(crate) struct Target {
 }
 
 /// Requests or responses refused in one run, kept (bounded) so the run's
-/// outcome can say what was refused and why; shared with the futures of
-/// the run's requests.
+/// outcome can say what was refused and why, and the first fault that was
+/// the agent's own (no file descriptors left, no memory for a socket);
+/// shared with the futures of the run's requests.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Refusals(Arc<Mutex<Vec<String>>>);
+pub(crate) struct Refusals(Arc<Mutex<RefusalLog>>);
+
+#[derive(Debug, Default)]
+struct RefusalLog {
+    list: Vec<String>,
+    fault: Option<String>,
+}
 
 impl Refusals {
     /// Most refusals kept per run; the log has every one.
     const KEPT: usize = 32;
 
+    fn log(&self) -> std::sync::MutexGuard<'_, RefusalLog> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Logs and records one refusal.
     pub(crate) fn push(&self, msg: String) {
         tracing::warn!(reason = %msg, "plugin HTTP request refused");
-        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if list.len() < Self::KEPT {
-            list.push(msg);
+        let mut log = self.log();
+        if log.list.len() < Self::KEPT {
+            log.list.push(msg);
         }
     }
 
     /// What was refused, in order.
     pub(crate) fn list(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.log().list.clone()
     }
+
+    /// Records a failure that is the agent's, not the service's: the run
+    /// ends `unknown` with it whatever the plugin reports.
+    pub(crate) fn host_fault(&self, msg: String) {
+        tracing::error!(reason = %msg, "a plugin request failed on the agent's side");
+        self.log().fault.get_or_insert(msg);
+    }
+
+    /// The first host fault of the run.
+    pub(crate) fn fault(&self) -> Option<String> {
+        self.log().fault.clone()
+    }
+}
+
+/// Whether a socket error is the host's own (descriptors or memory
+/// exhausted) rather than anything the remote side did.
+pub(crate) fn is_host_fault(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// The TLS side of a runtime: trust roots, the client configuration HTTP
@@ -443,7 +475,15 @@ pub(crate) async fn connect_vetted(
                 tcp = Some(s);
                 break;
             }
-            Ok(Err(e)) => last_err = HttpErr::Connect(e),
+            Ok(Err(e)) => {
+                if is_host_fault(&e) {
+                    refusals.host_fault(format!(
+                        "the agent could not connect to {}: {e} (the agent's own limit, not the service's; see process_open_fds in /metrics)",
+                        target.shown
+                    ));
+                }
+                last_err = HttpErr::Connect(e);
+            }
             Err(_) => last_err = HttpErr::ConnectionTimeout,
         }
     }
