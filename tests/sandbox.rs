@@ -564,3 +564,34 @@ fn special_files_in_granted_directories_are_refused() {
     let run = read("plain.txt");
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
 }
+
+/// wasi:http fields cannot make the host hold more than the quotas: a
+/// large header set is refused by size, many small ones by the per-run
+/// resource quota.
+#[test]
+fn http_fields_are_bounded() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(state.path(), r#"{"mode":"fields-bomb"}"#, &[]);
+    let error = assert_unknown(&run, "the HTTP fields quota");
+    assert!(error.contains("16 KiB"), "{error}");
+    let run = hostile(state.path(), r#"{"mode":"fields-bomb","ms":1024}"#, &[]);
+    let error = assert_unknown(&run, "resource");
+    assert!(
+        error.contains("the per-run resource quota") && error.contains("1024"),
+        "{error}"
+    );
+}
+
+/// A report bigger than the host takes in one call names that quota, not
+/// wasmtime's internals.
+#[test]
+fn an_oversized_report_names_the_per_call_quota() {
+    let state = tempfile::tempdir().unwrap();
+    let run = hostile(
+        state.path(),
+        r#"{"mode":"huge-report"}"#,
+        &["--memory", "512MiB"],
+    );
+    let error = assert_unknown(&run, "per-call data quota");
+    assert!(!error.contains("fuel"), "{error}");
+}

@@ -70,6 +70,19 @@ pub const MAX_STATE_BYTES: u64 = 256 << 20;
 /// The largest `state_keys` a check may ask for.
 pub const MAX_STATE_KEYS: u64 = 100_000;
 
+/// Most resources (handles: HTTP fields, requests, bodies, streams, open
+/// files, pollables) a run may hold at once.
+pub const MAX_RESOURCES_PER_RUN: usize = 1024;
+/// Largest set of HTTP fields (headers) a plugin may build, in host
+/// memory (roughly twice its size on the wire). With
+/// [`MAX_RESOURCES_PER_RUN`] this bounds what fields can make the host hold.
+pub const MAX_HTTP_FIELDS_BYTES: usize = 16 << 10;
+/// Largest write into an outgoing HTTP body, and so what one unsent body
+/// can buffer on the host (two chunks).
+pub const HTTP_BODY_CHUNK_BYTES: usize = 16 << 10;
+/// Most data the plugin may pass to the host in one call (a report, a
+/// state value, a log line): wasmtime's hostcall fuel.
+pub const MAX_HOSTCALL_BYTES: usize = 64 << 20;
 /// Most outgoing HTTP requests in one run.
 pub const MAX_HTTP_REQUESTS_PER_RUN: u32 = 1000;
 /// Largest HTTP response body a plugin may read. Buffering it (with Vec

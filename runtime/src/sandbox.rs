@@ -61,15 +61,20 @@ impl SandboxSpec<'_> {
                 state_quota: self.state_quota,
             },
         )?;
+        let mut table = wasmtime::component::ResourceTable::new();
+        table.set_max_capacity(limits::MAX_RESOURCES_PER_RUN);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits::MAX_HTTP_FIELDS_BYTES);
         let sandbox = Sandbox {
             wasi: wasi.build(),
-            table: wasmtime::component::ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             parts,
             memory: MemoryGuard::new(self.memory),
         };
         let mut store = wasmtime::Store::new(engine, sandbox);
         store.limiter(|s| &mut s.memory);
+        store.set_hostcall_fuel(limits::MAX_HOSTCALL_BYTES);
         // Every epoch tick the guest yields to the executor, so runs share
         // its threads fairly however many spin; past the deadline it traps.
         let deadline = std::time::Instant::now() + self.timeout;
@@ -114,6 +119,31 @@ impl Sandbox {
         }
         if let Some(why) = self.parts.explain() {
             return why;
+        }
+        if err.chain().any(|e| {
+            matches!(
+                e.downcast_ref(),
+                Some(wasmtime::component::ResourceTableError::Full)
+            )
+        }) {
+            return format!(
+                "the plugin held more than {} resources at once (HTTP fields, requests, bodies, streams, open files): the per-run resource quota",
+                limits::MAX_RESOURCES_PER_RUN
+            );
+        }
+        // wasmtime and wasmtime-wasi-http say these only in text.
+        let said = |needle: &str| err.chain().any(|e| e.to_string().contains(needle));
+        if said("total size of fields exceeds limit") {
+            return format!(
+                "the plugin built a header set larger than {} (the HTTP fields quota)",
+                format_size(limits::MAX_HTTP_FIELDS_BYTES as u64)
+            );
+        }
+        if said("fuel allocated for hostcalls has been exhausted") {
+            return format!(
+                "the plugin passed more than {} to the host in one call (the per-call data quota; a report with too many findings, metrics or strings hits it)",
+                format_size(limits::MAX_HOSTCALL_BYTES as u64)
+            );
         }
         let root = err.root_cause().to_string();
         let root = if root.is_empty() {

@@ -139,6 +139,11 @@ type SendFuture =
     Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpErr>> + Send>;
 
 impl WasiHttpHooks for Egress {
+    /// Small writes, so an unsent body buffers little on the host.
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        limits::HTTP_BODY_CHUNK_BYTES
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

@@ -10,7 +10,7 @@ use warden_plugin_sdk::prelude::*;
 pub struct Config {
     /// `ok`, `loop`, `sleep`, `alloc`, `panic`, `big-report`, `long-summary`,
     /// `http`, `read`, `list`, `write`, `env`, `flood`, `exit`, `error`,
-    /// `state`, `outputs`, `findings`, `slow`, `forge`, `picky`.
+    /// `state`, `outputs`, `findings`, `slow`, `forge`, `picky`, `huge-report`, `fields-bomb`.
     pub mode: String,
     /// URL for `http`.
     #[serde(default)]
@@ -31,6 +31,25 @@ pub struct Config {
 
 /// The plugin.
 pub struct Hostile;
+
+#[cfg(target_arch = "wasm32")]
+fn fields_bomb(size: usize) -> Result<Report, Error> {
+    use warden_plugin_sdk::guest::bindings::wasi::http::types::Fields;
+    let value = vec![b'v'; size];
+    let mut held = Vec::new();
+    for i in 0..8000 {
+        let f = Fields::new();
+        f.append(&format!("x-{i}"), &value)
+            .map_err(|e| Error::msg(format!("fields {i}: {e:?}")))?;
+        held.push(f);
+    }
+    Ok(Report::ok(format!("held {} header sets", held.len())))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn fields_bomb(_: usize) -> Result<Report, Error> {
+    Err(Error::msg("fields-bomb runs only in the sandbox"))
+}
 
 impl Plugin for Hostile {
     type Config = Config;
@@ -90,6 +109,22 @@ impl Plugin for Hostile {
                 Ok(r)
             }
             "long-summary" => Ok(Report::ok("x".repeat(100_000))),
+            // 80 findings of 1 MiB each: more than the host takes in one call.
+            "huge-report" => {
+                let message = "m".repeat(1 << 20);
+                let mut r = Report::ok("huge");
+                for i in 0..80 {
+                    r = r.finding(Finding::new(
+                        format!("fp{i}"),
+                        "spam",
+                        Severity::Low,
+                        &message,
+                    ));
+                }
+                Ok(r)
+            }
+            // 8,000 header sets of `ms` bytes (default 120 KiB) each, held.
+            "fields-bomb" => fields_bomb(c.ms.unwrap_or(120 << 10) as usize),
             "http" => {
                 let url = c.url.as_deref().ok_or_else(|| Error::msg("url missing"))?;
                 let resp = ctx.http().get(url).send()?;
