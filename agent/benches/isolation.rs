@@ -194,6 +194,7 @@ fn main() {
         Duration::from_secs(10),
     );
     let mut lateness = Vec::new();
+    let mut durations = Vec::new();
     let mut scheduled = std::collections::BTreeSet::new();
     if let Ok((200, body)) = &runs {
         let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
@@ -206,6 +207,7 @@ fn main() {
                 if due >= start_ms && due < end_ms - 5_000 {
                     scheduled.insert(due);
                     lateness.push((started - due) as f64);
+                    durations.push(r["duration_seconds"].as_f64().unwrap_or(f64::NAN) * 1000.0);
                 }
             }
         }
@@ -215,6 +217,16 @@ fn main() {
     let window_due = ((end_ms - 5_000 - start_ms) / 1000).max(0) as usize;
     let missed = window_due.saturating_sub(scheduled.len());
     lateness.sort_by(f64::total_cmp);
+    durations.sort_by(f64::total_cmp);
+    let skipped = get(port, "/metrics", Duration::from_secs(10))
+        .ok()
+        .and_then(|(_, m)| {
+            m.lines().find_map(|l| {
+                l.strip_prefix("warden_check_skipped_runs_total{check=\"trivial\"} ")
+                    .map(str::to_string)
+            })
+        })
+        .unwrap_or_else(|| "?".into());
 
     let (mut hl, hfail) = health.lock().unwrap().clone();
     hl.sort_by(f64::total_cmp);
@@ -246,6 +258,12 @@ fn main() {
         } else {
             ""
         }
+    );
+    println!(
+        "trivial: run time p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; skipped (agent's count) {skipped}",
+        pct(&durations, 0.5),
+        pct(&durations, 0.99),
+        durations.last().copied().unwrap_or(f64::NAN)
     );
     println!(
         "/health: {} requests, {hfail} failed or timed out (2 s); p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

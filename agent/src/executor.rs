@@ -1,7 +1,8 @@
 //! Where plugin code runs, apart from the agent: the [`Executor`] (its own
 //! threads, never the runtime that serves the API, the scheduler, the
 //! watcher and the store) and the [`FairGate`] that admits runs to it
-//! under `max_concurrent_runs`, cheapest check first.
+//! under `max_concurrent_runs`, cheapest check first, with places kept for
+//! quicker tiers of checks.
 //!
 //! Guest code yields to the executor at every epoch tick (see
 //! `warden_runtime`'s sandbox), so runs admitted together share its
@@ -28,9 +29,16 @@ impl Executor {
     /// One worker thread per core (at least two), named `warden-plugin`.
     pub fn new() -> std::io::Result<Executor> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        // A spinning plugin's poll lasts one epoch tick (5 ms). Tokio looks
+        // at newly spawned and cross-thread-woken tasks, and at I/O and
+        // timers, only every 61 polls by default: 300 ms behind spinners,
+        // several times per run. Every other poll keeps a short run's
+        // waits to a few ticks.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("warden-plugin")
+            .global_queue_interval(2)
+            .event_interval(2)
             .enable_all()
             .build()?;
         Ok(Executor {
@@ -71,37 +79,106 @@ impl Drop for Executor {
     }
 }
 
-/// Admits at most `limit` runs at once; waiters go cheapest first.
+/// Checks are tiered by their recent mean run time: below the first bound
+/// quick, below the second medium, else heavy.
+pub const TIER_BOUNDS: [Duration; 2] = [Duration::from_millis(50), Duration::from_secs(1)];
+/// The share of `max_concurrent_runs` that runs of at least tier 1
+/// (medium or heavy) and of tier 2 (heavy) may hold, as (numerator,
+/// denominator), at least one place each: so quick checks always find a
+/// place however many slow checks are due, and medium ones beside heavy
+/// ones that spin to their timeouts.
+pub const TIER_SHARES: [(usize, usize); 2] = [(7, 8), (3, 4)];
+
+/// Admits at most `limit` runs at once; waiters go cheapest first, and
+/// slower tiers never hold the last places (see [`TIER_SHARES`]).
 pub struct FairGate {
     inner: Mutex<GateInner>,
 }
 
 struct GateInner {
     free: usize,
+    /// Runs held of at least tier 1 and of tier 2.
+    held: [usize; 2],
+    caps: [usize; 2],
     seq: u64,
     /// (recent cost in µs, arrival) → who waits.
     queue: BinaryHeap<Reverse<(u64, u64)>>,
-    waiters: HashMap<u64, oneshot::Sender<()>>,
+    waiters: HashMap<u64, (u8, oneshot::Sender<()>)>,
     /// Each check's recent run time, µs (an exponentially weighted mean).
     cost: HashMap<String, u64>,
+}
+
+/// The tier of a check whose recent mean run time is `cost_us`.
+fn tier(cost_us: u64) -> u8 {
+    TIER_BOUNDS
+        .iter()
+        .filter(|b| cost_us >= b.as_micros() as u64)
+        .count() as u8
+}
+
+impl GateInner {
+    fn admissible(&self, tier: u8) -> bool {
+        self.free > 0 && (0..usize::from(tier)).all(|t| self.held[t] < self.caps[t])
+    }
+
+    fn take(&mut self, tier: u8) {
+        self.free -= 1;
+        for t in 0..usize::from(tier) {
+            self.held[t] += 1;
+        }
+    }
+
+    fn give_back(&mut self, tier: u8) {
+        self.free += 1;
+        for t in 0..usize::from(tier) {
+            self.held[t] -= 1;
+        }
+    }
+
+    /// Hands free places to the cheapest waiters that may take them.
+    fn dispatch(&mut self) {
+        let mut skipped = Vec::new();
+        while self.free > 0 {
+            let Some(Reverse((cost, seq))) = self.queue.pop() else {
+                break;
+            };
+            let Some(&(tier, _)) = self.waiters.get(&seq) else {
+                continue;
+            };
+            if !self.admissible(tier) {
+                skipped.push(Reverse((cost, seq)));
+                continue;
+            }
+            let (_, tx) = self.waiters.remove(&seq).expect("looked up above");
+            self.take(tier);
+            if tx.send(()).is_err() {
+                self.give_back(tier);
+            }
+        }
+        self.queue.extend(skipped);
+    }
 }
 
 /// One admitted run; dropping it admits the next waiter.
 pub struct Permit<'a> {
     gate: &'a FairGate,
+    tier: u8,
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        self.gate.release();
+        self.gate.release(self.tier);
     }
 }
 
 impl FairGate {
     pub fn new(limit: usize) -> FairGate {
+        let caps = TIER_SHARES.map(|(n, d)| (limit * n / d).max(1));
         FairGate {
             inner: Mutex::new(GateInner {
                 free: limit,
+                held: [0; 2],
+                caps,
                 seq: 0,
                 queue: BinaryHeap::new(),
                 waiters: HashMap::new(),
@@ -116,29 +193,31 @@ impl FairGate {
 
     /// Waits until `check` may run.
     pub async fn acquire(&self, check: &str) -> Permit<'_> {
-        let rx = {
+        let (rx, tier) = {
             let mut g = self.lock();
-            if g.free > 0 && g.queue.is_empty() {
-                g.free -= 1;
-                return Permit { gate: self };
-            }
             let cost = g.cost.get(check).copied().unwrap_or(0);
+            let tier = tier(cost);
+            if g.admissible(tier) {
+                g.take(tier);
+                return Permit { gate: self, tier };
+            }
             g.seq += 1;
             let seq = g.seq;
             let (tx, rx) = oneshot::channel();
             g.queue.push(Reverse((cost, seq)));
-            g.waiters.insert(seq, tx);
-            rx
+            g.waiters.insert(seq, (tier, tx));
+            (rx, tier)
         };
         let mut waiting = Waiting {
             gate: self,
             rx,
+            tier,
             admitted: false,
         };
         // The sender is dropped only with the gate, which outlives us.
         let _ = (&mut waiting.rx).await;
         waiting.admitted = true;
-        Permit { gate: self }
+        Permit { gate: self, tier }
     }
 
     /// Records how long one of `check`'s runs took.
@@ -149,16 +228,10 @@ impl FairGate {
         *cost = *cost / 2 + us / 2;
     }
 
-    fn release(&self) {
+    fn release(&self, tier: u8) {
         let mut g = self.lock();
-        while let Some(Reverse((_, seq))) = g.queue.pop() {
-            if let Some(tx) = g.waiters.remove(&seq)
-                && tx.send(()).is_ok()
-            {
-                return;
-            }
-        }
-        g.free += 1;
+        g.give_back(tier);
+        g.dispatch();
     }
 }
 
@@ -166,6 +239,7 @@ impl FairGate {
 struct Waiting<'a> {
     gate: &'a FairGate,
     rx: oneshot::Receiver<()>,
+    tier: u8,
     admitted: bool,
 }
 
@@ -174,10 +248,10 @@ impl Drop for Waiting<'_> {
         if self.admitted {
             return;
         }
-        // Cancelled: if the permit was already handed over, pass it on.
+        // Cancelled: if the place was already handed over, pass it on.
         self.rx.close();
         if self.rx.try_recv().is_ok() {
-            self.gate.release();
+            self.gate.release(self.tier);
         }
     }
 }
@@ -208,6 +282,41 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), ["trivial", "spinner", "spinner"]);
+    }
+
+    #[tokio::test]
+    async fn slow_tiers_leave_places_to_quick_checks() {
+        let gate = Arc::new(FairGate::new(4));
+        gate.record("spinner", Duration::from_secs(5));
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(gate.acquire("spinner").await);
+        }
+        // The fourth place is not for a heavy check...
+        let g = gate.clone();
+        let mut heavy = tokio::spawn(async move {
+            let _p = g.acquire("spinner").await;
+        });
+        tokio::task::yield_now().await;
+        assert!(futures_poll_pending(&mut heavy).await);
+        // ...but a light one gets it at once.
+        assert_eq!((tier(1_000), tier(100_000), tier(5_000_000)), (0, 1, 2));
+        let light = tokio::time::timeout(Duration::from_secs(5), gate.acquire("trivial"))
+            .await
+            .expect("a light check is admitted beside three heavy ones");
+        drop(light);
+        drop(held.pop());
+        tokio::time::timeout(Duration::from_secs(5), heavy)
+            .await
+            .expect("the heavy waiter runs once a heavy place frees")
+            .unwrap();
+    }
+
+    /// Whether `task` is still pending after a moment.
+    async fn futures_poll_pending(task: &mut tokio::task::JoinHandle<()>) -> bool {
+        tokio::time::timeout(Duration::from_millis(100), task)
+            .await
+            .is_err()
     }
 
     #[tokio::test]

@@ -108,16 +108,41 @@ fn probe(conn: &Connection) -> rusqlite::Result<()> {
     .map(|_| ())
 }
 
+/// State commits larger than this are committed in a transaction of their
+/// own, after the small jobs waiting beside them: one check's large state
+/// never holds other checks' runs.
+const LARGE_STATE_BYTES: usize = 256 << 10;
+
+impl Job {
+    /// Whether this job is a large state commit.
+    fn is_large(&self) -> bool {
+        match self {
+            Job::State(_, changes, _, _) => {
+                changes
+                    .iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, String::len))
+                    .sum::<usize>()
+                    > LARGE_STATE_BYTES
+            }
+            _ => false,
+        }
+    }
+}
+
 pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health: Arc<WriteHealth>) {
+    // Large state commits (and flushes queued behind them), oldest first.
+    let mut deferred: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     loop {
-        let first = if health.ok() {
+        let first = if !deferred.is_empty() {
+            rx.try_recv().ok()
+        } else if health.ok() {
             match rx.recv() {
-                Ok(job) => job,
+                Ok(job) => Some(job),
                 Err(_) => return,
             }
         } else {
             match rx.recv_timeout(limits::STORE_PROBE_INTERVAL) {
-                Ok(job) => job,
+                Ok(job) => Some(job),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     health.record(&probe(&conn), 0);
                     continue;
@@ -125,11 +150,28 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
         };
-        let mut batch = vec![first];
-        while batch.len() < limits::STORE_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut next = first;
+        while let Some(job) = next {
+            // A flush waits for the large commits queued before it.
+            if job.is_large() || (matches!(job, Job::Flush(_)) && !deferred.is_empty()) {
+                deferred.push_back(job);
+            } else {
+                batch.push(job);
+            }
+            if batch.len() >= limits::STORE_BATCH {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if batch.is_empty() {
+            // Nothing small is waiting: one large commit, alone.
+            let Some(job) = deferred.pop_front() else {
+                continue;
+            };
+            batch.push(job);
+            while matches!(deferred.front(), Some(Job::Flush(_))) {
+                batch.extend(deferred.pop_front());
             }
         }
         let jobs = batch.len() as u64;
