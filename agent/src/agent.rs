@@ -4,10 +4,11 @@
 //! watcher and retention, is [`crate::serve`].
 //!
 //! Data flows one way: the scheduler's driver polls [`SchedulerCore`] for
-//! due runs; each run waits for a slot under the global concurrency limit
+//! due runs; each run (all of it, on the plugin [`Executor`]'s threads, so
+//! guest code never runs where the API and scheduler do) waits for a slot
+//! under the global concurrency limit
 //! (the cheapest check first, [`FairGate`]), is refused without running if
-//! the plugin refused the check's config, runs in the sandbox on the
-//! plugin [`Executor`]'s threads, gets its check's next [`Health`], is recorded (and
+//! the plugin refused the check's config, runs in the sandbox, gets its check's next [`Health`], is recorded (and
 //! acknowledged only once committed), updates the live view and renders
 //! its outputs file when an output changed, and finally tells the
 //! scheduler it finished.
@@ -53,6 +54,12 @@ pub(crate) struct Live {
     pub(crate) runs_by_status: [u64; 4],
 }
 
+/// A run past its admission, or its outcome if it ended before running.
+enum Admission {
+    Run(RunRequest, crate::executor::Permit),
+    Early(RunOutcome),
+}
+
 /// The scheduler's state and what wakes its driver.
 struct Driver {
     core: Mutex<SchedulerCore>,
@@ -62,7 +69,7 @@ struct Driver {
 
 /// The global limit on runs in flight, and the count for draining.
 struct RunGate {
-    limit: FairGate,
+    limit: Arc<FairGate>,
     in_flight: AtomicUsize,
     idle: Notify,
 }
@@ -156,7 +163,7 @@ impl Agent {
             );
         }
         let gate = RunGate {
-            limit: FairGate::new(config.agent.max_concurrent_runs),
+            limit: Arc::new(FairGate::new(config.agent.max_concurrent_runs)),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
         };
@@ -219,7 +226,7 @@ impl Agent {
                 if d.attempt == 1 {
                     self.store.mark_due(&d.check, d.due_ms);
                 }
-                tokio::spawn(self.clone().execute(d));
+                self.dispatch(d);
             }
             let max = limits::SCHEDULER_MAX_SLEEP;
             let wait = next
@@ -242,7 +249,11 @@ impl Agent {
         // Spawned, so a client that hangs up does not cancel the run
         // half-way (it is still recorded, and counted out of in-flight).
         let run = tokio::spawn(self.clone().execute(d.clone()));
-        Ok(match run.await {
+        let outcome = match run.await {
+            Ok(run) => run.await,
+            Err(e) => Err(e),
+        };
+        Ok(match outcome {
             Ok(outcome) => outcome,
             Err(e) => Arc::new(RunOutcome::unknown(
                 &d.check,
@@ -274,20 +285,77 @@ impl Agent {
         }
     }
 
-    async fn execute(self: Arc<Self>, d: Dispatch) -> Arc<RunOutcome> {
+    /// Runs `d`: up to its admission under the gate where it is called
+    /// (the agent's runtime), then the run, its recording and the
+    /// scheduler's bookkeeping on the plugin executor, in one hop. The
+    /// handle gives the outcome (scheduled runs do not wait for it).
+    async fn execute(self: Arc<Self>, d: Dispatch) -> tokio::task::JoinHandle<Arc<RunOutcome>> {
         self.gate.in_flight.fetch_add(1, Ordering::SeqCst);
-        let outcome = self.execute_inner(&d).await;
-        self.core().finished(&d, outcome.status, now_ms());
-        self.driver.wake.notify_one();
-        if self.gate.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.gate.idle.notify_waiters();
-        }
-        outcome
+        let admission = self.admit(&d).await;
+        self.conclude_on_executor(d, admission)
     }
 
-    async fn execute_inner(&self, d: &Dispatch) -> Arc<RunOutcome> {
+    /// A scheduled run: straight to the executor when its place is free
+    /// now (one task, one hop), else a task here waits for the place.
+    /// (Waiting on the executor instead saves a hop under saturation,
+    /// 8,330 against 7,217 runs/s, but puts a quick check's wait behind
+    /// spinning plugins: storm lateness p99 323 ms against 62 ms.)
+    fn dispatch(self: &Arc<Self>, d: Dispatch) {
+        if let Some(permit) = self.gate.limit.try_acquire(&d.check) {
+            self.gate.in_flight.fetch_add(1, Ordering::SeqCst);
+            let admission = match self.prepare(&d) {
+                Ok(request) => {
+                    self.observe_lateness(&d);
+                    Admission::Run(request, permit)
+                }
+                Err(early) => Admission::Early(early),
+            };
+            self.conclude_on_executor(d, admission);
+        } else {
+            tokio::spawn(self.clone().execute(d));
+        }
+    }
+
+    fn observe_lateness(&self, d: &Dispatch) {
+        if !d.manual {
+            self.telemetry
+                .observe_lateness((now_ms() - d.due_ms).max(0) as f64 / 1000.0);
+        }
+    }
+
+    fn conclude_on_executor(
+        self: &Arc<Self>,
+        d: Dispatch,
+        admission: Admission,
+    ) -> tokio::task::JoinHandle<Arc<RunOutcome>> {
+        let agent = self.clone();
+        self.executor.spawn(async move {
+            let outcome = agent.conclude(&d, admission).await;
+            agent.core().finished(&d, outcome.status, now_ms());
+            agent.driver.wake.notify_one();
+            if agent.gate.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                agent.gate.idle.notify_waiters();
+            }
+            outcome
+        })
+    }
+
+    /// Resolves the run's request and waits for its place under the gate.
+    async fn admit(&self, d: &Dispatch) -> Admission {
+        match self.prepare(d) {
+            Ok(request) => {
+                let permit = self.gate.limit.clone().acquire(&d.check).await;
+                self.observe_lateness(d);
+                Admission::Run(request, permit)
+            }
+            Err(early) => Admission::Early(early),
+        }
+    }
+
+    /// The run's request, or the outcome of a run that cannot start.
+    fn prepare(&self, d: &Dispatch) -> Result<RunRequest, RunOutcome> {
         let Some(check) = self.checks.get(&d.check) else {
-            return Arc::new(RunOutcome::unknown(
+            return Err(RunOutcome::unknown(
                 &d.check,
                 "",
                 format!("no check named {:?}", d.check),
@@ -316,14 +384,22 @@ impl Agent {
                     request.scheduled,
                     d.attempt,
                 );
-                return self.finish(check, d, outcome).await;
+                return Err(outcome);
             }
         }
-        let permit = self.gate.limit.acquire(&d.check).await;
-        if !d.manual {
-            self.telemetry
-                .observe_lateness((now_ms() - d.due_ms).max(0) as f64 / 1000.0);
-        }
+        Ok(request)
+    }
+
+    /// Runs an admitted request (on the executor) and records it.
+    async fn conclude(&self, d: &Dispatch, admission: Admission) -> Arc<RunOutcome> {
+        let (check, request, permit) = match (self.checks.get(&d.check), admission) {
+            (Some(check), Admission::Run(request, permit)) => (check, request, permit),
+            (Some(check), Admission::Early(outcome)) => {
+                return self.finish(check, d, outcome).await;
+            }
+            (None, Admission::Early(outcome)) => return Arc::new(outcome),
+            (None, Admission::Run(..)) => unreachable!("admitted runs have a check"),
+        };
         let outcome = match self.registry.get(&check.config.plugin) {
             Some(plugin) => match self.refusal(check, &plugin).await {
                 Some(refusal) => RunOutcome::unknown(
@@ -334,22 +410,17 @@ impl Agent {
                     d.attempt,
                 ),
                 None => {
+                    // `execute` runs on the executor already.
                     let started = std::time::Instant::now();
-                    let runtime = self.runtime.clone();
-                    let (check_name, plugin_name) =
-                        (check.config.name.clone(), check.config.plugin.clone());
-                    let (scheduled, attempt) = (request.scheduled, d.attempt);
-                    let outcome = self
-                        .executor
-                        .run(async move { runtime.run(&plugin, &request).await })
+                    let outcome = crate::executor::catch_panic(self.runtime.run(&plugin, &request))
                         .await
                         .unwrap_or_else(|fault| {
                             RunOutcome::unknown(
-                                &check_name,
-                                &plugin_name,
+                                &check.config.name,
+                                &check.config.plugin,
                                 fault,
-                                scheduled,
-                                attempt,
+                                request.scheduled,
+                                d.attempt,
                             )
                         });
                     self.gate.limit.record(&d.check, started.elapsed());

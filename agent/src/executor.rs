@@ -14,7 +14,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -47,6 +47,14 @@ impl Executor {
         })
     }
 
+    /// Starts `work` on the executor.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.handle.spawn(work)
+    }
+
     /// Runs `work` on the executor and waits for it. A panic in host code
     /// comes back as an error (the agent's fault, not the plugin's).
     pub async fn run<T: Send + 'static>(
@@ -55,13 +63,7 @@ impl Executor {
     ) -> Result<T, String> {
         self.handle.spawn(work).await.map_err(|e| {
             if e.is_panic() {
-                let panic = e.into_panic();
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                format!("the agent failed while running the plugin (a bug in Warden): {what}")
+                panic_message(&*e.into_panic())
             } else {
                 "the agent stopped the run".to_string()
             }
@@ -69,12 +71,39 @@ impl Executor {
     }
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    format!("the agent failed while running the plugin (a bug in Warden): {what}")
+}
+
+/// Awaits `work` where it is (already on the executor), a panic in it
+/// coming back as an error like [`Executor::run`]'s.
+pub async fn catch_panic<T>(work: impl Future<Output = T>) -> Result<T, String> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic_message(&*panic))),
+        }
+    })
+    .await
+}
+
 impl Drop for Executor {
     fn drop(&mut self) {
-        // Dropping a runtime from async code would panic; runs still in
-        // flight past the shutdown grace are abandoned.
+        // Dropping a runtime from async code (even one of its own tasks,
+        // which may hold the last reference to the agent) would panic, so a
+        // plain thread shuts it down; runs still in flight past the
+        // shutdown grace are abandoned.
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+            let _ = std::thread::Builder::new()
+                .name("warden-plugin-stop".into())
+                .spawn(move || runtime.shutdown_background());
         }
     }
 }
@@ -160,12 +189,12 @@ impl GateInner {
 }
 
 /// One admitted run; dropping it admits the next waiter.
-pub struct Permit<'a> {
-    gate: &'a FairGate,
+pub struct Permit {
+    gate: Arc<FairGate>,
     tier: u8,
 }
 
-impl Drop for Permit<'_> {
+impl Drop for Permit {
     fn drop(&mut self) {
         self.gate.release(self.tier);
     }
@@ -191,14 +220,31 @@ impl FairGate {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A place for `check` now, if one is free and nobody it must let go
+    /// first waits.
+    pub fn try_acquire(self: &Arc<Self>, check: &str) -> Option<Permit> {
+        let mut g = self.lock();
+        let tier = tier(g.cost.get(check).copied().unwrap_or(0));
+        if !g.admissible(tier) {
+            return None;
+        }
+        g.take(tier);
+        drop(g);
+        Some(Permit {
+            gate: self.clone(),
+            tier,
+        })
+    }
+
     /// Waits until `check` may run.
-    pub async fn acquire(&self, check: &str) -> Permit<'_> {
+    pub async fn acquire(self: Arc<Self>, check: &str) -> Permit {
         let (rx, tier) = {
             let mut g = self.lock();
             let cost = g.cost.get(check).copied().unwrap_or(0);
             let tier = tier(cost);
             if g.admissible(tier) {
                 g.take(tier);
+                drop(g);
                 return Permit { gate: self, tier };
             }
             g.seq += 1;
@@ -209,7 +255,7 @@ impl FairGate {
             (rx, tier)
         };
         let mut waiting = Waiting {
-            gate: self,
+            gate: &self,
             rx,
             tier,
             admitted: false,
@@ -217,6 +263,7 @@ impl FairGate {
         // The sender is dropped only with the gate, which outlives us.
         let _ = (&mut waiting.rx).await;
         waiting.admitted = true;
+        drop(waiting);
         Permit { gate: self, tier }
     }
 
@@ -224,8 +271,12 @@ impl FairGate {
     pub fn record(&self, check: &str, took: Duration) {
         let us = took.as_micros().min(u64::MAX as u128) as u64;
         let mut g = self.lock();
-        let cost = g.cost.entry(check.to_string()).or_insert(us);
-        *cost = *cost / 2 + us / 2;
+        match g.cost.get_mut(check) {
+            Some(cost) => *cost = *cost / 2 + us / 2,
+            None => {
+                g.cost.insert(check.to_string(), us);
+            }
+        }
     }
 
     fn release(&self, tier: u8) {
@@ -259,14 +310,13 @@ impl Drop for Waiting<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn the_cheapest_waiter_is_admitted_first() {
         let gate = Arc::new(FairGate::new(1));
         gate.record("spinner", Duration::from_secs(10));
         gate.record("trivial", Duration::from_millis(1));
-        let first = gate.acquire("spinner").await;
+        let first = gate.clone().acquire("spinner").await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for name in ["spinner", "spinner", "trivial"] {
@@ -290,7 +340,7 @@ mod tests {
         gate.record("spinner", Duration::from_secs(5));
         let mut held = Vec::new();
         for _ in 0..3 {
-            held.push(gate.acquire("spinner").await);
+            held.push(gate.clone().acquire("spinner").await);
         }
         // The fourth place is not for a heavy check...
         let g = gate.clone();
@@ -301,7 +351,7 @@ mod tests {
         assert!(futures_poll_pending(&mut heavy).await);
         // ...but a light one gets it at once.
         assert_eq!((tier(1_000), tier(100_000), tier(5_000_000)), (0, 1, 2));
-        let light = tokio::time::timeout(Duration::from_secs(5), gate.acquire("trivial"))
+        let light = tokio::time::timeout(Duration::from_secs(5), gate.clone().acquire("trivial"))
             .await
             .expect("a light check is admitted beside three heavy ones");
         drop(light);
@@ -322,7 +372,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_waiter_passes_its_permit_on() {
         let gate = Arc::new(FairGate::new(1));
-        let held = gate.acquire("a").await;
+        let held = gate.clone().acquire("a").await;
         let g = gate.clone();
         let cancelled = tokio::spawn(async move {
             let _p = g.acquire("b").await;
@@ -333,7 +383,7 @@ mod tests {
         let _ = cancelled.await;
         drop(held);
         // Were the permit lost, this would wait forever.
-        tokio::time::timeout(Duration::from_secs(5), gate.acquire("c"))
+        tokio::time::timeout(Duration::from_secs(5), gate.clone().acquire("c"))
             .await
             .expect("the permit came back");
     }
@@ -344,5 +394,11 @@ mod tests {
         let err = executor.run(async { panic!("boom") }).await;
         assert!(matches!(err, Err(e) if e.contains("boom")));
         assert_eq!(executor.run(async { 7 }).await, Ok(7));
+        let err = catch_panic(async {
+            tokio::task::yield_now().await;
+            panic!("bang")
+        })
+        .await;
+        assert!(matches!(err, Err(e) if e.contains("bang")));
     }
 }
