@@ -203,12 +203,13 @@ fn main() {
                 r["scheduled_unix_ms"].as_i64(),
                 r["started_unix_ms"].as_i64(),
             );
-            if let (Some(due), Some(started), Some(false)) = (due, started, r["manual"].as_bool()) {
-                if due >= start_ms && due < end_ms - 5_000 {
-                    scheduled.insert(due);
-                    lateness.push((started - due) as f64);
-                    durations.push(r["duration_seconds"].as_f64().unwrap_or(f64::NAN) * 1000.0);
-                }
+            if let (Some(due), Some(started), Some(false)) = (due, started, r["manual"].as_bool())
+                && due >= start_ms
+                && due < end_ms - 5_000
+            {
+                scheduled.insert(due);
+                lateness.push((started - due) as f64);
+                durations.push(r["duration_seconds"].as_f64().unwrap_or(f64::NAN) * 1000.0);
             }
         }
     }

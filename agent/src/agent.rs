@@ -57,7 +57,7 @@ pub(crate) struct Live {
 /// A run past its admission, or its outcome if it ended before running.
 enum Admission {
     Run(RunRequest, crate::executor::Permit),
-    Early(RunOutcome),
+    Early(Box<RunOutcome>),
 }
 
 /// The scheduler's state and what wakes its driver.
@@ -353,15 +353,15 @@ impl Agent {
     }
 
     /// The run's request, or the outcome of a run that cannot start.
-    fn prepare(&self, d: &Dispatch) -> Result<RunRequest, RunOutcome> {
+    fn prepare(&self, d: &Dispatch) -> Result<RunRequest, Box<RunOutcome>> {
         let Some(check) = self.checks.get(&d.check) else {
-            return Err(RunOutcome::unknown(
+            return Err(Box::new(RunOutcome::unknown(
                 &d.check,
                 "",
                 format!("no check named {:?}", d.check),
                 SystemTime::now(),
                 d.attempt,
-            ));
+            )));
         };
         let mut request = Self::request(check, d);
         // `${output:CHECK.KEY}`: the other check's current value, or an
@@ -384,7 +384,7 @@ impl Agent {
                     request.scheduled,
                     d.attempt,
                 );
-                return Err(outcome);
+                return Err(Box::new(outcome));
             }
         }
         Ok(request)
@@ -395,9 +395,9 @@ impl Agent {
         let (check, request, permit) = match (self.checks.get(&d.check), admission) {
             (Some(check), Admission::Run(request, permit)) => (check, request, permit),
             (Some(check), Admission::Early(outcome)) => {
-                return self.finish(check, d, outcome).await;
+                return self.finish(check, d, *outcome).await;
             }
-            (None, Admission::Early(outcome)) => return Arc::new(outcome),
+            (None, Admission::Early(outcome)) => return Arc::new(*outcome),
             (None, Admission::Run(..)) => unreachable!("admitted runs have a check"),
         };
         let outcome = match self.registry.get(&check.config.plugin) {

@@ -118,13 +118,13 @@ pub(crate) fn open_fds() -> Option<u64> {
 }
 
 /// The soft descriptor limit.
-pub(crate) fn max_fds() -> Option<u64> {
+pub(crate) fn max_fds() -> Option<libc::rlim_t> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes one rlimit into the struct we own.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur as u64)
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur)
 }
 
 /// Raises the soft descriptor limit to the hard one (many systems start
