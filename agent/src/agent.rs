@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 use warden_runtime::{RunOutcome, RunRequest, Runtime};
 
 use crate::config::{CheckConfig, Config};
-use crate::executor::{Executor, FairGate};
+use crate::executor::{Executor, FairGate, Permit};
 use crate::health::Health;
 use crate::layout::StateDir;
 use crate::limits;
@@ -56,7 +56,7 @@ pub(crate) struct Live {
 
 /// A run past its admission, or its outcome if it ended before running.
 enum Admission {
-    Run(RunRequest, crate::executor::Permit),
+    Run(RunRequest, Permit),
     Early(Box<RunOutcome>),
 }
 
@@ -285,14 +285,14 @@ impl Agent {
         }
     }
 
-    /// Runs `d`: up to its admission under the gate where it is called
+    /// Runs `d`: waits for its place under the gate where it is called
     /// (the agent's runtime), then the run, its recording and the
-    /// scheduler's bookkeeping on the plugin executor, in one hop. The
+    /// scheduler's bookkeeping go to the plugin executor, in one hop. The
     /// handle gives the outcome (scheduled runs do not wait for it).
     async fn execute(self: Arc<Self>, d: Dispatch) -> tokio::task::JoinHandle<Arc<RunOutcome>> {
         self.gate.in_flight.fetch_add(1, Ordering::SeqCst);
-        let admission = self.admit(&d).await;
-        self.conclude_on_executor(d, admission)
+        let permit = self.gate.limit.clone().acquire(&d.check).await;
+        self.conclude_on_executor(d, permit)
     }
 
     /// A scheduled run: straight to the executor when its place is free
@@ -303,31 +303,27 @@ impl Agent {
     fn dispatch(self: &Arc<Self>, d: Dispatch) {
         if let Some(permit) = self.gate.limit.try_acquire(&d.check) {
             self.gate.in_flight.fetch_add(1, Ordering::SeqCst);
-            let admission = match self.prepare(&d) {
-                Ok(request) => {
-                    self.observe_lateness(&d);
-                    Admission::Run(request, permit)
-                }
-                Err(early) => Admission::Early(early),
-            };
-            self.conclude_on_executor(d, admission);
+            self.conclude_on_executor(d, permit);
         } else {
             tokio::spawn(self.clone().execute(d));
         }
     }
 
-    fn observe_lateness(&self, d: &Dispatch) {
+    /// With its place taken: resolves the run's request here, and runs,
+    /// records and accounts it on the executor.
+    fn conclude_on_executor(
+        self: &Arc<Self>,
+        d: Dispatch,
+        permit: Permit,
+    ) -> tokio::task::JoinHandle<Arc<RunOutcome>> {
         if !d.manual {
             self.telemetry
                 .observe_lateness((now_ms() - d.due_ms).max(0) as f64 / 1000.0);
         }
-    }
-
-    fn conclude_on_executor(
-        self: &Arc<Self>,
-        d: Dispatch,
-        admission: Admission,
-    ) -> tokio::task::JoinHandle<Arc<RunOutcome>> {
+        let admission = match self.prepare(&d) {
+            Ok(request) => Admission::Run(request, permit),
+            Err(early) => Admission::Early(early),
+        };
         let agent = self.clone();
         self.executor.spawn(async move {
             let outcome = agent.conclude(&d, admission).await;
@@ -338,18 +334,6 @@ impl Agent {
             }
             outcome
         })
-    }
-
-    /// Resolves the run's request and waits for its place under the gate.
-    async fn admit(&self, d: &Dispatch) -> Admission {
-        match self.prepare(d) {
-            Ok(request) => {
-                let permit = self.gate.limit.clone().acquire(&d.check).await;
-                self.observe_lateness(d);
-                Admission::Run(request, permit)
-            }
-            Err(early) => Admission::Early(early),
-        }
     }
 
     /// The run's request, or the outcome of a run that cannot start.
@@ -504,11 +488,10 @@ impl Agent {
         check: &Check,
         plugin: &Arc<warden_runtime::Plugin>,
     ) -> Option<String> {
-        let known = self.validated().get(&check.config.name).cloned();
-        if let Some((sha, refusal)) = known
-            && sha == plugin.sha256
+        if let Some((sha, refusal)) = self.validated().get(&check.config.name)
+            && *sha == plugin.sha256
         {
-            return refusal;
+            return refusal.clone();
         }
         let (runtime, p, config) = (
             self.runtime.clone(),

@@ -150,6 +150,19 @@ impl GateInner {
         self.free > 0 && (0..usize::from(tier)).all(|t| self.held[t] < self.caps[t])
     }
 
+    /// Takes a place for `check` if it may have one now (its tier), else
+    /// says its tier and cost for the queue.
+    fn try_take(&mut self, check: &str) -> Result<u8, (u8, u64)> {
+        let cost = self.cost.get(check).copied().unwrap_or(0);
+        let tier = tier(cost);
+        if self.admissible(tier) {
+            self.take(tier);
+            Ok(tier)
+        } else {
+            Err((tier, cost))
+        }
+    }
+
     fn take(&mut self, tier: u8) {
         self.free -= 1;
         for t in 0..usize::from(tier) {
@@ -223,13 +236,7 @@ impl FairGate {
     /// A place for `check` now, if one is free and nobody it must let go
     /// first waits.
     pub fn try_acquire(self: &Arc<Self>, check: &str) -> Option<Permit> {
-        let mut g = self.lock();
-        let tier = tier(g.cost.get(check).copied().unwrap_or(0));
-        if !g.admissible(tier) {
-            return None;
-        }
-        g.take(tier);
-        drop(g);
+        let tier = self.lock().try_take(check).ok()?;
         Some(Permit {
             gate: self.clone(),
             tier,
@@ -240,13 +247,13 @@ impl FairGate {
     pub async fn acquire(self: Arc<Self>, check: &str) -> Permit {
         let (rx, tier) = {
             let mut g = self.lock();
-            let cost = g.cost.get(check).copied().unwrap_or(0);
-            let tier = tier(cost);
-            if g.admissible(tier) {
-                g.take(tier);
-                drop(g);
-                return Permit { gate: self, tier };
-            }
+            let (tier, cost) = match g.try_take(check) {
+                Ok(tier) => {
+                    drop(g);
+                    return Permit { gate: self, tier };
+                }
+                Err(waits) => waits,
+            };
             g.seq += 1;
             let seq = g.seq;
             let (tx, rx) = oneshot::channel();

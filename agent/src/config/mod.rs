@@ -197,12 +197,8 @@ allow.hosts = ["ftp://x"]
 name = "a"
 plugin = "hello"
 "#;
-        let errs = parse(text).unwrap_err().0;
-        let all = errs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n");
+        let errs = parse(text).unwrap_err();
+        let all = errs.to_string();
         assert!(all.contains("warden.toml:3: [agent] listen"), "{all}");
         assert!(
             all.contains("warden.toml:8: check \"a\": timeout:"),
@@ -220,9 +216,10 @@ plugin = "hello"
             all.contains("check \"a\": name: another check has this name"),
             "{all}"
         );
-        assert_eq!(errs.len(), 5, "{all}");
+        assert_eq!(errs.0.len(), 5, "{all}");
         // Typed: the field is known without parsing the text.
         let hosts = errs
+            .0
             .iter()
             .find(|e| e.field.as_deref() == Some("allow.hosts[0]"));
         assert_eq!(hosts.map(|e| e.line), Some(Some(14)), "{errs:?}");
@@ -247,12 +244,8 @@ plugin = "hello"
             "[[check]]\nname = \"x\"\nplugin = \"hello\"\ntimeout = \"100000000000000000000s\"\nmemory = \"0\"\n",
         )
         .unwrap_err()
-        .0;
-        let all = errs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n");
+        ;
+        let all = errs.to_string();
         assert!(
             all.contains("timeout: \"100000000000000000000s\": out of range"),
             "{all}"
@@ -262,12 +255,8 @@ plugin = "hello"
             "[[check]]\nname = \"x\"\nplugin = \"hello\"\nschedule = \"@every 10000000000000d\"\nsplay = \"100000d\"\n",
         )
         .unwrap_err()
-        .0;
-        let all = errs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n");
+        ;
+        let all = errs.to_string();
         assert!(
             all.contains("warden.toml:4: check \"x\": schedule:"),
             "{all}"
@@ -275,13 +264,8 @@ plugin = "hello"
         assert!(all.contains("warden.toml:5: check \"x\": splay:"), "{all}");
         let errs =
             parse("[agent]\nshutdown_grace = \"10000000000000d\"\nkeep_days = 100000000000\n")
-                .unwrap_err()
-                .0;
-        let all = errs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n");
+                .unwrap_err();
+        let all = errs.to_string();
         assert!(all.contains("warden.toml:2: [agent] shutdown_grace: \"10000000000000d\" is over the maximum of 1h"), "{all}");
         assert!(
             all.contains("warden.toml:3: [agent] keep_days: 100000000000 is over the maximum"),
@@ -323,17 +307,13 @@ cors_origins = ["*"]
 name = "a"
 plugin = "hello"
 "#;
-        let errs = parse(text).unwrap_err().0;
-        let all = errs
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n");
+        let errs = parse(text).unwrap_err();
+        let all = errs.to_string();
         assert!(all.contains("no API token"), "{all}");
         assert!(all.contains("beyond loopback"), "{all}");
         assert!(all.contains("cors_origins contains \"*\""), "{all}");
         assert!(all.contains("plugin \"hello\" is not pinned"), "{all}");
-        assert_eq!(errs.len(), 4);
+        assert_eq!(errs.0.len(), 4);
     }
 
     proptest::proptest! {
