@@ -181,3 +181,74 @@ fn file_descriptor_exhaustion_is_the_agents_fault() {
         a.get("/readyz").status == 200
     });
 }
+
+/// A client no one here wrote: curl sends a body over the cap with
+/// `Expect: 100-continue` and gets the JSON 413 at once, without the body
+/// being read; a normal POST and a GET on one kept-alive connection work.
+#[test]
+fn curl_gets_json_answers_within_the_limits() {
+    let curl = debian_tool("curl", "curl");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(dir.path(), PLAIN, &[]);
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, format!("{{\"pad\":\"{}\"}}", "x".repeat(100_000))).unwrap();
+    let base = format!("http://127.0.0.1:{}", agent.port);
+    let t0 = Instant::now();
+    let out = std::process::Command::new(&curl)
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "content-type: application/json",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", big.display()))
+        .arg(format!("{base}/v1/checks/trivial/run"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.ends_with("\n413"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("\"body_too_large\""), "{text}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+
+    let out = std::process::Command::new(&curl)
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code} %{num_connects}\n",
+            "-X",
+            "POST",
+        ])
+        .arg(format!("{base}/v1/checks/trivial/run"))
+        .arg("--next")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code} %{num_connects}\n",
+        ])
+        .arg(format!("{base}/health"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"status\":\"ok\""), "{text}");
+    // Two 200s, the second on the connection the first opened.
+    assert!(
+        text.contains("\n200 1\n") && text.contains("\n200 0\n"),
+        "{text}"
+    );
+}
