@@ -194,9 +194,10 @@ fn main() {
         let sched = tokio::spawn(agent.clone().run_scheduler(stopped));
         tokio::time::sleep(Duration::from_secs(3)).await;
         let count = |a: &Agent| -> u64 { a.check_summaries().iter().map(|v| v.runs.ok + v.runs.unknown).sum() };
-        let (n0, cpu0, t0) = (count(&agent), cpu_seconds("self"), Instant::now());
+        let skips = |a: &Agent| -> u64 { a.check_summaries().iter().map(|v| v.skipped_runs).sum() };
+        let (n0, s0, cpu0, t0) = (count(&agent), skips(&agent), cpu_seconds("self"), Instant::now());
         tokio::time::sleep(Duration::from_secs(20)).await;
-        let (n1, cpu1, elapsed) = (count(&agent), cpu_seconds("self"), t0.elapsed());
+        let (n1, s1, cpu1, elapsed) = (count(&agent), skips(&agent), cpu_seconds("self"), t0.elapsed());
         let _ = stop.send(true);
         let _ = sched.await;
         agent.drain(Duration::from_secs(10)).await;
@@ -205,6 +206,7 @@ fn main() {
         println!();
         println!("== throughput: 2000 checks @every 200ms (10000 runs/s offered) for 20s");
         println!("runs completed and stored {:.0}/s", rate);
+        println!("skipped (still running)   {:.0}/s", (s1 - s0) as f64 / elapsed.as_secs_f64());
         println!("agent CPU                 {:.2} cores", (cpu1 - cpu0) / elapsed.as_secs_f64());
         println!("CPU per run               {:.1} us", (cpu1 - cpu0) / (n1 - n0).max(1) as f64 * 1e6);
     });

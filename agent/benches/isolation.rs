@@ -12,10 +12,13 @@
 //! Reported: the trivial check's runs against its due times (missed due
 //! times, lateness p50/p99/max from the stored runs), `/health` latency
 //! p50/p99/max and failures, peak RSS against the bound (running checks'
-//! memory limits + 150 MiB), SIGTERM-to-exit.
+//! memory limits + 150 MiB), SIGTERM-to-exit. Twice: on a fresh state
+//! directory (no check's cost is known yet), then restarted on it.
 //!
 //! `cargo bench -p warden --bench isolation`; `WARDEN_BENCH_BIN=path`
-//! runs another `warden` binary (an older build, for before/after).
+//! runs another `warden` binary (an older build, for before/after);
+//! `WARDEN_BENCH_TRIVIAL_LAST=1` lists the trivial check after the storm
+//! (runs due at once are dispatched in config order).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -33,11 +36,16 @@ const GRACE_SECS: u64 = 5;
 const CONCURRENCY: u64 = 16;
 const MEMORY_MIB: u64 = 64;
 
-fn config(port: u16, fifo_dir: &Path) -> String {
+/// The storm's config; the trivial check first or, with `trivial_last`,
+/// after the 40 others (runs due together are dispatched in config order).
+fn config(port: u16, fifo_dir: &Path, trivial_last: bool) -> String {
+    let trivial = "\n[[check]]\nname = \"trivial\"\nplugin = \"hostile\"\nschedule = \"@every 1s\"\nsplay = \"0s\"\nconfig = { mode = \"ok\" }\n";
     let mut text = format!(
-        "[agent]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"{GRACE_SECS}s\"\nmax_concurrent_runs = {CONCURRENCY}\n\n\
-         [[check]]\nname = \"trivial\"\nplugin = \"hostile\"\nschedule = \"@every 1s\"\nsplay = \"0s\"\nconfig = {{ mode = \"ok\" }}\n"
+        "[agent]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"{GRACE_SECS}s\"\nmax_concurrent_runs = {CONCURRENCY}\n"
     );
+    if !trivial_last {
+        text.push_str(trivial);
+    }
     let fifo = fifo_dir.join("pipe");
     let storm: [(&str, usize, String); 5] = [
         ("loop", 10, "{ mode = \"loop\" }".into()),
@@ -65,6 +73,9 @@ fn config(port: u16, fifo_dir: &Path) -> String {
                 ));
             }
         }
+    }
+    if trivial_last {
+        text.push_str(trivial);
     }
     text
 }
@@ -122,11 +133,23 @@ fn main() {
             .unwrap()
             .success()
     );
+    // First on a fresh state directory (no check has a measured cost yet),
+    // then restarted on the state that run left (costs known from the
+    // store), as an agent that is upgraded or rebooted would be.
     let port = 18_000 + (std::process::id() % 1000) as u16;
-    let config_path = dir.path().join("warden.toml");
-    std::fs::write(&config_path, config(port, &fifo_dir)).unwrap();
-    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-    let mut child = Command::new(&bin)
+    storm(&bin, dir.path(), &fifo_dir, port, secs, "fresh state");
+    println!();
+    storm(&bin, dir.path(), &fifo_dir, port + 1, secs, "restarted");
+}
+
+/// One storm of `secs` seconds against the agent `bin` in `dir`; prints
+/// its figures.
+fn storm(bin: &str, dir: &Path, fifo_dir: &Path, port: u16, secs: u64, phase: &str) {
+    let config_path = dir.join("warden.toml");
+    let trivial_last = std::env::var_os("WARDEN_BENCH_TRIVIAL_LAST").is_some();
+    std::fs::write(&config_path, config(port, fifo_dir, trivial_last)).unwrap();
+    let log = std::fs::File::create(dir.join("agent.log")).unwrap();
+    let mut child = Command::new(bin)
         .args(["run", "--config"])
         .arg(&config_path)
         .env("WARDEN_LOG", "warn")
@@ -135,7 +158,10 @@ fn main() {
         .spawn()
         .expect("starting warden");
     let pid = child.id();
-    println!("isolation storm: {bin}, {secs} s, 40 misbehaving checks + trivial @every 1s");
+    let order = if trivial_last { "last" } else { "first" };
+    println!(
+        "isolation storm ({phase}): {bin}, {secs} s, 40 misbehaving checks + trivial @every 1s (listed {order})"
+    );
 
     // Ready (plugins compiled) within 120 s, else report that.
     let t_ready = Instant::now();

@@ -130,11 +130,25 @@ struct GateInner {
     held: [usize; 2],
     caps: [usize; 2],
     seq: u64,
-    /// (recent cost in µs, arrival) → who waits.
-    queue: BinaryHeap<Reverse<(u64, u64)>>,
-    waiters: HashMap<u64, (u8, oneshot::Sender<()>)>,
+    /// (tier, arrival) → who waits: quicker tiers first, and within a
+    /// tier first come, first served (ordering by the cost itself would
+    /// starve checks a few µs dearer than their peers under saturation).
+    queue: BinaryHeap<Reverse<(u8, u64)>>,
+    waiters: HashMap<u64, Waiter>,
     /// Each check's recent run time, µs (an exponentially weighted mean).
     cost: HashMap<String, u64>,
+}
+
+/// Work that runs once it has its place.
+type Work = Box<dyn FnOnce(Permit) + Send>;
+
+/// What a waiter gets its place through.
+enum Waiter {
+    /// A task awaiting [`FairGate::acquire`].
+    Task(oneshot::Sender<()>),
+    /// Work queued by [`FairGate::admit`], started by whoever frees the
+    /// place (on the executor, when a run ends: no hop back to the agent).
+    Work(Work),
 }
 
 /// The tier of a check whose recent mean run time is `cost_us`.
@@ -151,15 +165,16 @@ impl GateInner {
     }
 
     /// Takes a place for `check` if it may have one now (its tier), else
-    /// says its tier and cost for the queue.
-    fn try_take(&mut self, check: &str) -> Result<u8, (u8, u64)> {
-        let cost = self.cost.get(check).copied().unwrap_or(0);
-        let tier = tier(cost);
+    /// says its tier for the queue.
+    fn try_take(&mut self, check: &str) -> Result<u8, u8> {
+        // Not yet measured: medium, so a check that turns out to spin
+        // cannot take the places kept for quick ones.
+        let tier = self.cost.get(check).map_or(1, |&cost| tier(cost));
         if self.admissible(tier) {
             self.take(tier);
             Ok(tier)
         } else {
-            Err((tier, cost))
+            Err(tier)
         }
     }
 
@@ -177,27 +192,42 @@ impl GateInner {
         }
     }
 
-    /// Hands free places to the cheapest waiters that may take them.
-    fn dispatch(&mut self) {
+    /// Hands free places to the cheapest waiters that may take them; the
+    /// queued work admitted is returned, to start once the lock is let go.
+    fn dispatch(&mut self) -> Vec<(u8, Work)> {
         let mut skipped = Vec::new();
+        let mut started = Vec::new();
         while self.free > 0 {
-            let Some(Reverse((cost, seq))) = self.queue.pop() else {
+            let Some(Reverse((tier, seq))) = self.queue.pop() else {
                 break;
             };
-            let Some(&(tier, _)) = self.waiters.get(&seq) else {
-                continue;
-            };
             if !self.admissible(tier) {
-                skipped.push(Reverse((cost, seq)));
+                skipped.push(Reverse((tier, seq)));
                 continue;
             }
-            let (_, tx) = self.waiters.remove(&seq).expect("looked up above");
+            let Some(waiter) = self.waiters.remove(&seq) else {
+                continue;
+            };
             self.take(tier);
-            if tx.send(()).is_err() {
-                self.give_back(tier);
+            match waiter {
+                Waiter::Task(tx) => {
+                    if tx.send(()).is_err() {
+                        self.give_back(tier);
+                    }
+                }
+                Waiter::Work(work) => started.push((tier, work)),
             }
         }
         self.queue.extend(skipped);
+        started
+    }
+
+    /// Queues a waiter of `tier`.
+    fn wait(&mut self, tier: u8, waiter: Waiter) {
+        self.seq += 1;
+        let seq = self.seq;
+        self.queue.push(Reverse((tier, seq)));
+        self.waiters.insert(seq, waiter);
     }
 }
 
@@ -233,32 +263,36 @@ impl FairGate {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A place for `check` now, if one is free and nobody it must let go
-    /// first waits.
-    pub fn try_acquire(self: &Arc<Self>, check: &str) -> Option<Permit> {
-        let tier = self.lock().try_take(check).ok()?;
-        Some(Permit {
-            gate: self.clone(),
-            tier,
-        })
+    /// Starts `work` with `check`'s place: here and now if the place is
+    /// free, else wherever the place frees (on the executor, in the thread
+    /// whose run ended). `work` must not block.
+    pub fn admit(self: &Arc<Self>, check: &str, work: impl FnOnce(Permit) + Send + 'static) {
+        let mut g = self.lock();
+        match g.try_take(check) {
+            Ok(tier) => {
+                drop(g);
+                work(Permit {
+                    gate: self.clone(),
+                    tier,
+                });
+            }
+            Err(tier) => g.wait(tier, Waiter::Work(Box::new(work))),
+        }
     }
 
     /// Waits until `check` may run.
     pub async fn acquire(self: Arc<Self>, check: &str) -> Permit {
         let (rx, tier) = {
             let mut g = self.lock();
-            let (tier, cost) = match g.try_take(check) {
+            let tier = match g.try_take(check) {
                 Ok(tier) => {
                     drop(g);
                     return Permit { gate: self, tier };
                 }
                 Err(waits) => waits,
             };
-            g.seq += 1;
-            let seq = g.seq;
             let (tx, rx) = oneshot::channel();
-            g.queue.push(Reverse((cost, seq)));
-            g.waiters.insert(seq, (tier, tx));
+            g.wait(tier, Waiter::Task(tx));
             (rx, tier)
         };
         let mut waiting = Waiting {
@@ -286,16 +320,24 @@ impl FairGate {
         }
     }
 
-    fn release(&self, tier: u8) {
-        let mut g = self.lock();
-        g.give_back(tier);
-        g.dispatch();
+    fn release(self: &Arc<Self>, tier: u8) {
+        let started = {
+            let mut g = self.lock();
+            g.give_back(tier);
+            g.dispatch()
+        };
+        for (tier, work) in started {
+            work(Permit {
+                gate: self.clone(),
+                tier,
+            });
+        }
     }
 }
 
 /// A waiter that may be dropped before or after it was admitted.
 struct Waiting<'a> {
-    gate: &'a FairGate,
+    gate: &'a Arc<FairGate>,
     rx: oneshot::Receiver<()>,
     tier: u8,
     admitted: bool,
@@ -342,9 +384,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn unmeasured_checks_leave_the_quick_places_alone() {
+        let gate = Arc::new(FairGate::new(8));
+        gate.record("quick", Duration::from_millis(1));
+        // Seven of eight places (medium's share) to checks never measured...
+        let mut held = Vec::new();
+        for i in 0..7 {
+            held.push(gate.clone().acquire(&format!("new-{i}")).await);
+        }
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let s = started.clone();
+        gate.admit("new-7", move |p| s.lock().unwrap().push(("new-7", p)));
+        assert!(
+            started.lock().unwrap().is_empty(),
+            "the last place is not for an unmeasured check"
+        );
+        // ...and the last to a check known to be quick.
+        let s = started.clone();
+        gate.admit("quick", move |p| s.lock().unwrap().push(("quick", p)));
+        assert_eq!(started.lock().unwrap().len(), 1);
+        assert_eq!(started.lock().unwrap()[0].0, "quick");
+    }
+
+    #[tokio::test]
+    async fn within_a_tier_first_come_first_served() {
+        let gate = Arc::new(FairGate::new(1));
+        // Both quick; "b" measured a little cheaper, "a" came first.
+        gate.record("a", Duration::from_micros(300));
+        gate.record("b", Duration::from_micros(200));
+        let held = gate.clone().acquire("x").await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        for name in ["a", "b", "a"] {
+            let order = order.clone();
+            gate.admit(name, move |_permit| order.lock().unwrap().push(name));
+        }
+        assert!(
+            order.lock().unwrap().is_empty(),
+            "queued while the place is held"
+        );
+        drop(held);
+        assert_eq!(*order.lock().unwrap(), ["a", "b", "a"]);
+    }
+
+    #[tokio::test]
+    async fn queued_work_starts_where_the_place_frees() {
+        let gate = Arc::new(FairGate::new(1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Free now: started at once, here.
+        let t = tx.clone();
+        gate.admit("a", move |p| {
+            t.send((std::thread::current().id(), p)).unwrap()
+        });
+        let (here, first) = rx.recv().unwrap();
+        assert_eq!(here, std::thread::current().id());
+        gate.admit("b", move |p| {
+            tx.send((std::thread::current().id(), p)).unwrap()
+        });
+        assert!(rx.try_recv().is_err(), "the only place is held");
+        // The thread that frees the place starts the queued work.
+        let freer = std::thread::spawn(move || drop(first));
+        let freer_id = freer.thread().id();
+        freer.join().unwrap();
+        let (started_on, _second) = rx.recv().unwrap();
+        assert_eq!(started_on, freer_id);
+    }
+
+    #[tokio::test]
     async fn slow_tiers_leave_places_to_quick_checks() {
         let gate = Arc::new(FairGate::new(4));
         gate.record("spinner", Duration::from_secs(5));
+        gate.record("trivial", Duration::from_millis(1));
         let mut held = Vec::new();
         for _ in 0..3 {
             held.push(gate.clone().acquire("spinner").await);

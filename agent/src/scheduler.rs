@@ -16,10 +16,12 @@
 //! - an `unknown` result is retried with exponential backoff (1 s, 2 s,
 //!   4 s ... capped at 60 s) up to the check's `retries`; other results are
 //!   never retried;
-//! - a manual run does not move the schedule.
+//! - a manual run does not move the schedule;
+//! - runs due at the same instant are dispatched in the order their
+//!   checks were added (the config's order).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -84,8 +86,12 @@ struct Slot {
 /// Scheduler state of every check.
 #[derive(Debug, Default)]
 pub struct SchedulerCore {
-    slots: BTreeMap<String, Slot>,
-    heap: BinaryHeap<Reverse<(i64, Kind, String)>>,
+    /// In the order added (the config's): runs due at the same instant
+    /// are dispatched in that order.
+    slots: Vec<Slot>,
+    by_name: HashMap<String, usize>,
+    /// (time, kind, slot): what is due next.
+    heap: BinaryHeap<Reverse<(i64, Kind, usize)>>,
 }
 
 /// Backoff before retry `attempt + 1`.
@@ -125,19 +131,30 @@ impl SchedulerCore {
             Some(missed) if missed <= now_ms => Some(missed),
             _ => next_after(&spec, now_ms),
         };
+        let slot = Slot {
+            spec,
+            next_due: first,
+            running: false,
+            retry: None,
+            skipped: 0,
+        };
+        // Added again: the new spec replaces the old in its place (the old
+        // one's heap entries no longer match its times and are dropped).
+        let i = match self.by_name.get(&slot.spec.name) {
+            Some(&i) => {
+                self.slots[i] = slot;
+                i
+            }
+            None => {
+                self.by_name
+                    .insert(slot.spec.name.clone(), self.slots.len());
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        };
         if let Some(t) = first {
-            self.heap.push(Reverse((t, Kind::Due, spec.name.clone())));
+            self.heap.push(Reverse((t, Kind::Due, i)));
         }
-        self.slots.insert(
-            spec.name.clone(),
-            Slot {
-                spec,
-                next_due: first,
-                running: false,
-                retry: None,
-                skipped: 0,
-            },
-        );
     }
 
     /// The runs to start at `now_ms`.
@@ -147,12 +164,10 @@ impl SchedulerCore {
             if *t > now_ms {
                 break;
             }
-            let Some(Reverse((t, kind, name))) = self.heap.pop() else {
+            let Some(Reverse((t, kind, i))) = self.heap.pop() else {
                 break;
             };
-            let Some(slot) = self.slots.get_mut(&name) else {
-                continue;
-            };
+            let slot = &mut self.slots[i];
             match kind {
                 Kind::Due => {
                     if slot.next_due != Some(t) {
@@ -160,19 +175,19 @@ impl SchedulerCore {
                     }
                     slot.next_due = next_after(&slot.spec, t.max(now_ms));
                     if let Some(n) = slot.next_due {
-                        self.heap.push(Reverse((n, Kind::Due, name.clone())));
+                        self.heap.push(Reverse((n, Kind::Due, i)));
                     }
                     if !slot.spec.enabled {
                         continue;
                     }
                     if slot.running {
                         slot.skipped += 1;
-                        tracing::debug!(check = %name, "still running at its next due time; skipped");
+                        tracing::debug!(check = %slot.spec.name, "still running at its next due time; skipped");
                         continue;
                     }
                     slot.running = true;
                     out.push(Dispatch {
-                        check: name,
+                        check: slot.spec.name.clone(),
                         due_ms: t,
                         attempt: 1,
                         manual: false,
@@ -187,7 +202,7 @@ impl SchedulerCore {
                     }
                     slot.retry = None;
                     out.push(Dispatch {
-                        check: name,
+                        check: slot.spec.name.clone(),
                         due_ms: due,
                         attempt,
                         manual: false,
@@ -199,23 +214,29 @@ impl SchedulerCore {
     }
 
     /// Reports the end of a run; schedules a retry for `unknown` when the
-    /// check has retries left.
-    pub fn finished(&mut self, d: &Dispatch, status: Status, now_ms: i64) {
-        let Some(slot) = self.slots.get_mut(&d.check) else {
-            return;
+    /// check has retries left. True if that retry is due before the time
+    /// the driver sleeps to (so it must look again).
+    #[must_use]
+    pub fn finished(&mut self, d: &Dispatch, status: Status, now_ms: i64) -> bool {
+        let Some(&i) = self.by_name.get(&d.check) else {
+            return false;
         };
+        let next = self.next_wakeup();
+        let slot = &mut self.slots[i];
         if !d.manual && status == Status::Unknown && d.attempt <= slot.spec.retries {
             let at = now_ms + backoff(d.attempt).as_millis() as i64;
             slot.retry = Some((at, d.attempt + 1, d.due_ms));
-            self.heap.push(Reverse((at, Kind::Retry, d.check.clone())));
-            return;
+            self.heap.push(Reverse((at, Kind::Retry, i)));
+            return next.is_none_or(|next| at < next);
         }
         slot.running = false;
+        false
     }
 
     /// Starts a manual run now unless the check is running.
     pub fn manual(&mut self, check: &str, now_ms: i64) -> Result<Dispatch, ManualError> {
-        let slot = self.slots.get_mut(check).ok_or(ManualError::NotFound)?;
+        let i = *self.by_name.get(check).ok_or(ManualError::NotFound)?;
+        let slot = &mut self.slots[i];
         if slot.running {
             return Err(ManualError::AlreadyRunning);
         }
@@ -235,7 +256,8 @@ impl SchedulerCore {
 
     /// Counters of one check.
     pub fn info(&self, check: &str) -> Option<SlotInfo> {
-        self.slots.get(check).map(|s| SlotInfo {
+        let s = &self.slots[*self.by_name.get(check)?];
+        Some(SlotInfo {
             next_due_ms: s.spec.enabled.then_some(s.next_due).flatten(),
             running: s.running,
             skipped: s.skipped,
@@ -293,7 +315,7 @@ mod tests {
             let got = c.advance_to(T0 + step * 10_000);
             assert_eq!(got.len(), 1, "step {step}: {got:?}");
             assert_eq!(got[0].due_ms, T0 + step * 10_000);
-            c.core.finished(&got[0], Status::Ok, c.now + 5);
+            let _ = c.core.finished(&got[0], Status::Ok, c.now + 5);
             // Polling again at the same instant dispatches nothing.
             assert!(c.core.poll(c.now).is_empty());
         }
@@ -313,7 +335,7 @@ mod tests {
         // The run takes 3.5 s: the three due times meanwhile are skipped.
         assert!(c.advance_to(T0 + 4500).is_empty());
         assert_eq!(c.core.info("a").unwrap().skipped, 3);
-        c.core.finished(&first[0], Status::Ok, T0 + 4500);
+        let _ = c.core.finished(&first[0], Status::Ok, T0 + 4500);
         let next = c.advance_to(T0 + 5000);
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].due_ms, T0 + 5000);
@@ -337,13 +359,27 @@ mod tests {
         let got = core.poll(T0 + 600_000 + 5);
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].due_ms, T0 + 60_000);
-        core.finished(&got[0], Status::Ok, T0 + 600_010);
+        let _ = core.finished(&got[0], Status::Ok, T0 + 600_010);
         assert!(core.poll(T0 + 600_010).is_empty());
         assert_eq!(core.next_wakeup(), Some(T0 + 660_000));
         // Without a missed due time it just waits for the next one.
         let mut core = SchedulerCore::new();
         core.add(every("b", 60, 0), Some(T0), T0 + 30_000);
         assert!(core.poll(T0 + 30_000).is_empty());
+    }
+
+    #[test]
+    fn runs_due_together_go_in_config_order() {
+        let mut core = SchedulerCore::new();
+        for name in ["zeta", "alpha", "mid"] {
+            core.add(every(name, 10, 0), None, T0);
+        }
+        let order: Vec<_> = core
+            .poll(T0 + 10_000)
+            .into_iter()
+            .map(|d| d.check)
+            .collect();
+        assert_eq!(order, ["zeta", "alpha", "mid"]);
     }
 
     #[test]
@@ -356,20 +392,23 @@ mod tests {
             log: vec![],
         };
         let d1 = c.advance_to(T0 + 3_600_000).remove(0);
-        c.core.finished(&d1, Status::Unknown, T0 + 3_600_100);
+        // The retry is due long before the next scheduled run: the driver
+        // must look again.
+        assert!(c.core.finished(&d1, Status::Unknown, T0 + 3_600_100));
         assert!(c.advance_to(T0 + 3_601_000).is_empty());
         let d2 = c.advance_to(T0 + 3_601_100).remove(0);
         assert_eq!((d2.attempt, d2.due_ms), (2, d1.due_ms));
-        c.core.finished(&d2, Status::Unknown, T0 + 3_601_200);
+        let _ = c.core.finished(&d2, Status::Unknown, T0 + 3_601_200);
         let d3 = c.advance_to(T0 + 3_603_200).remove(0);
         assert_eq!(d3.attempt, 3);
-        c.core.finished(&d3, Status::Unknown, T0 + 3_603_300);
+        // Retries used up: nothing sooner to wake the driver for.
+        assert!(!c.core.finished(&d3, Status::Unknown, T0 + 3_603_300));
         // Retries used up: the check is free again, nothing more until the next due time.
         assert!(!c.core.info("a").unwrap().running);
         assert!(c.advance_to(T0 + 7_199_000).is_empty());
         // Critical is never retried.
         let d = c.advance_to(T0 + 7_200_000).remove(0);
-        c.core.finished(&d, Status::Critical, T0 + 7_200_100);
+        let _ = c.core.finished(&d, Status::Critical, T0 + 7_200_100);
         assert!(!c.core.info("a").unwrap().running);
     }
 
@@ -383,7 +422,7 @@ mod tests {
         assert_eq!(core.manual("a", T0 + 11), Err(ManualError::AlreadyRunning));
         assert_eq!(core.manual("zzz", T0 + 11), Err(ManualError::NotFound));
         // A manual unknown is not retried.
-        core.finished(&m, Status::Unknown, T0 + 20);
+        let _ = core.finished(&m, Status::Unknown, T0 + 20);
         assert!(!core.info("a").unwrap().running);
         assert_eq!(core.next_wakeup(), next);
     }
@@ -410,7 +449,7 @@ mod tests {
         };
         for ms in (T0 + 1..=T0 + 10_000).step_by(7) {
             for d in c.advance_to(ms) {
-                c.core.finished(&d, Status::Ok, ms);
+                let _ = c.core.finished(&d, Status::Ok, ms);
             }
         }
         let mut seen = std::collections::HashSet::new();

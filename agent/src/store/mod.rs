@@ -128,6 +128,9 @@ pub struct CheckRecord {
     pub last_due_ms: Option<i64>,
     /// Runs by status.
     pub runs_by_status: [u64; 4],
+    /// How long the latest stored run took (the run gate's first estimate
+    /// of the check's cost after a restart).
+    pub last_run: Option<std::time::Duration>,
 }
 
 /// A handle to the store; cheap to clone.
@@ -255,7 +258,9 @@ impl Store {
     pub fn check_records(&self) -> Result<HashMap<String, CheckRecord>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT check_name, state, last_due_ms, runs_ok, runs_warning, runs_critical, runs_unknown FROM check_status",
+            "SELECT check_name, state, last_due_ms, runs_ok, runs_warning, runs_critical, runs_unknown,
+                    (SELECT duration_s FROM runs WHERE runs.check_name = check_status.check_name ORDER BY id DESC LIMIT 1)
+             FROM check_status",
         )?;
         let rows = stmt.query_map([], |r| {
             let state: String = r.get(1)?;
@@ -270,6 +275,9 @@ impl Store {
                         r.get::<_, i64>(5)? as u64,
                         r.get::<_, i64>(6)? as u64,
                     ],
+                    last_run: r
+                        .get::<_, Option<f64>>(7)?
+                        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
                 },
             ))
         })?;
@@ -661,6 +669,25 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(store.runs(&crit).unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_latest_run_time_of_each_check_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        {
+            let store = Store::open(&path).unwrap();
+            for (n, secs) in [(1, 4.5), (2, 0.002)] {
+                let mut o = outcome(n, Status::Ok, &[], &[]);
+                o.duration_seconds = secs;
+                store.record(rec(o)).await.unwrap();
+            }
+        }
+        let records = Store::open(&path).unwrap().check_records().unwrap();
+        assert_eq!(
+            records["c"].last_run,
+            Some(std::time::Duration::from_millis(2))
+        );
     }
 
     #[tokio::test]
