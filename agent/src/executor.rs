@@ -113,9 +113,10 @@ impl Drop for Executor {
 pub const TIER_BOUNDS: [Duration; 2] = [Duration::from_millis(50), Duration::from_secs(1)];
 /// The share of `max_concurrent_runs` that runs of at least tier 1
 /// (medium or heavy) and of tier 2 (heavy) may hold, as (numerator,
-/// denominator), at least one place each: so quick checks always find a
-/// place however many slow checks are due, and medium ones beside heavy
-/// ones that spin to their timeouts.
+/// denominator), rounded up: so quick checks always find a place however
+/// many slow checks are due, and medium ones beside heavy ones that spin
+/// to their timeouts. Rounded up, a small limit keeps no places back (of
+/// 2 or 4 places a medium check may take all; of 16, 14).
 pub const TIER_SHARES: [(usize, usize); 2] = [(7, 8), (3, 4)];
 
 /// Admits at most `limit` runs at once; waiters go cheapest first, and
@@ -245,7 +246,7 @@ impl Drop for Permit {
 
 impl FairGate {
     pub fn new(limit: usize) -> FairGate {
-        let caps = TIER_SHARES.map(|(n, d)| (limit * n / d).max(1));
+        let caps = TIER_SHARES.map(|(n, d)| (limit * n).div_ceil(d).max(1));
         FairGate {
             inner: Mutex::new(GateInner {
                 free: limit,
@@ -404,6 +405,17 @@ mod tests {
         gate.admit("quick", move |p| s.lock().unwrap().push(("quick", p)));
         assert_eq!(started.lock().unwrap().len(), 1);
         assert_eq!(started.lock().unwrap()[0].0, "quick");
+    }
+
+    #[tokio::test]
+    async fn a_small_limit_keeps_no_places_back() {
+        let gate = Arc::new(FairGate::new(2));
+        gate.record("medium", Duration::from_millis(400));
+        let first = gate.clone().acquire("medium").await;
+        let second = tokio::time::timeout(Duration::from_secs(5), gate.clone().acquire("medium"))
+            .await
+            .expect("both of two places go to medium checks");
+        drop((first, second));
     }
 
     #[tokio::test]
