@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 use tokio::sync::{Notify, watch};
-use warden_runtime::{RunOutcome, RunRequest, Runtime};
+use warden_runtime::{RunOutcome, RunRequest, Runtime, Status};
 
 use crate::config::{CheckConfig, Config};
 use crate::executor::{Executor, FairGate, Permit};
@@ -84,6 +84,8 @@ pub struct Agent {
     validated: Mutex<HashMap<String, (String, Option<String>)>>,
     /// The store.
     pub store: Store,
+    /// Notifiers, routes and delivery counters.
+    pub alerting: Arc<crate::alerting::Alerting>,
     checks: BTreeMap<String, Check>,
     driver: Driver,
     gate: RunGate,
@@ -170,6 +172,7 @@ impl Agent {
             }
         }
         Ok(Arc::new(Agent {
+            alerting: Arc::new(crate::alerting::Alerting::new(&config)),
             config,
             runtime,
             registry,
@@ -454,14 +457,32 @@ impl Agent {
             check.config.failure_threshold,
             check.config.success_threshold,
         );
+        // A check's first hard status is no transition, but a problem
+        // there from the start is one to tell.
+        let alerting = transition.or_else(|| {
+            (before.since_ms == 0 && health.since_ms != 0 && health.status != Status::Ok).then_some(
+                crate::health::Transition {
+                    from: Status::Ok,
+                    to: health.status,
+                },
+            )
+        });
+        let notifications =
+            self.alerting
+                .plan(&check.config, &outcome, health.since_ms, alerting, now_ms());
+        let notify = !notifications.is_empty();
         let record = RunRecord {
             outcome: outcome.clone(),
             manual: d.manual,
             due_ms: (!d.manual).then_some(d.due_ms),
             health: health.clone(),
+            notifications,
         };
         match self.store.record(record).await {
             Ok(recorded) => {
+                if notify {
+                    self.alerting.wake.notify_one();
+                }
                 if let Some(t) = transition {
                     let summary = warden_text::escape::escape(&outcome.summary);
                     tracing::warn!(check = %d.check, from = t.from.label(), to = t.to.label(), summary = %summary, "check changed state");
@@ -489,6 +510,30 @@ impl Agent {
             }
         }
         outcome
+    }
+
+    /// Every check whose hard status is a problem, with its routes and
+    /// its alert as of now (what Alertmanager is reminded of).
+    pub fn firing_alerts(&self) -> Vec<(Vec<String>, crate::alerting::Alert)> {
+        let live = self.live();
+        self.checks
+            .values()
+            .filter_map(|c| {
+                let l = live.get(&c.config.name)?;
+                let (health, last) = (l.health.as_ref()?, l.last.as_ref()?);
+                (health.status != Status::Ok).then(|| {
+                    let alert = self.alerting.alert(
+                        &c.config,
+                        last,
+                        crate::alerting::Event::Firing,
+                        health.status,
+                        health.since_ms,
+                        now_ms(),
+                    );
+                    (self.alerting.routes(&c.config).to_vec(), alert)
+                })
+            })
+            .collect()
     }
 
     /// Why `check` must not run on this version of `plugin`: the plugin

@@ -151,6 +151,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/runs", get(runs))
         .route("/v1/findings", get(findings))
         .route("/v1/outputs", get(outputs))
+        .route("/v1/notifications", get(notifications))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(read_body))
@@ -646,6 +647,28 @@ async fn outputs(
         o.value = crate::redact::url(&o.value);
     }
     ok(json!({ "outputs": outputs }))
+}
+
+#[derive(Deserialize)]
+struct NotificationsQuery {
+    check: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn notifications(
+    State(agent): State<Arc<Agent>>,
+    q: Result<Query<NotificationsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let limit = q.limit.unwrap_or(limits::DEFAULT_RUNS_PAGE);
+    if limit == 0 || limit > limits::MAX_RUNS_PAGE {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("limit={limit}: use 1..={}", limits::MAX_RUNS_PAGE),
+        ));
+    }
+    let list = agent.store.notifications(q.check.as_deref(), limit)?;
+    ok(json!({ "notifications": list }))
 }
 
 #[cfg(test)]

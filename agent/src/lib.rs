@@ -27,6 +27,7 @@
 //! ```
 
 mod agent;
+pub mod alerting;
 pub mod api;
 mod cli;
 pub mod config;

@@ -83,6 +83,29 @@ pub const MAX_RUNS_PAGE: usize = 1000;
 /// Rows of a `/v1/runs` page unless `limit` says otherwise.
 pub const DEFAULT_RUNS_PAGE: usize = 50;
 
+/// How long a notifier's request may take unless its `timeout` says.
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest `timeout` a notifier may set.
+pub const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+/// PagerDuty's Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+/// Notifications read from the outbox per pass of the delivery loop.
+pub const NOTIFY_BATCH: usize = 256;
+/// Attempts in flight per notifier (a target that is down holds these).
+pub const NOTIFY_IN_FLIGHT_PER_NOTIFIER: usize = 8;
+/// Longest wait between attempts at one notification.
+pub const NOTIFY_MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Attempts before a notification is given up (about two hours at the
+/// longest backoff).
+pub const NOTIFY_MAX_ATTEMPTS: u32 = 30;
+/// How often the delivery loop looks for due notifications when nothing
+/// wakes it.
+pub const NOTIFY_POLL: Duration = Duration::from_secs(1);
+/// Delivered and failed notifications kept in the store.
+pub const NOTIFY_KEEP: usize = 10_000;
+/// How often firing alerts are re-sent to Alertmanager.
+pub const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
+
 /// Most store jobs committed in one transaction.
 pub const STORE_BATCH: usize = 512;
 /// How long shutdown waits for the store writer to commit what it has.

@@ -109,6 +109,17 @@ impl Agent {
             u8::from(self.store.writable()),
             self.store.write_failures()
         );
+        let _ = writeln!(
+            out,
+            "# HELP warden_notifications_total Attempts to deliver notifications, by notifier and result (delivered, retry, failed).\n# TYPE warden_notifications_total counter"
+        );
+        for ((notifier, result), n) in self.alerting.counts() {
+            let _ = writeln!(
+                out,
+                "warden_notifications_total{{notifier=\"{}\",result=\"{result}\"}} {n}",
+                escape(&notifier)
+            );
+        }
         self.render_lateness(&mut out);
         let _ = writeln!(
             out,

@@ -81,6 +81,24 @@ impl Agent {
                 }
             }
         });
+        // Notifications: the outbox's delivery, and Alertmanager reminded
+        // of what still fires.
+        tokio::spawn(crate::alerting::deliver(
+            agent.alerting.clone(),
+            agent.store.clone(),
+            stopped.clone(),
+        ));
+        let refresher = agent.clone();
+        let mut refresh_stop = stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(limits::ALERTMANAGER_RESEND) => {}
+                    _ = refresh_stop.changed() => break,
+                }
+                crate::alerting::refresh(&refresher.alerting, refresher.firing_alerts());
+            }
+        });
         tracing::info!(
             "listening on http://{listen} ({} checks, {} plugins)",
             agent.checks().len(),

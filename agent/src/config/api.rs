@@ -58,35 +58,14 @@ impl ApiSection {
                 return api;
             }
         };
-        if a.token_env.is_some() && a.token_file.is_some() {
-            errors.push(src.error(
-                src.field_line(&span, "token_env"),
-                Scope::Api,
-                None,
-                "set token_env or token_file, not both",
-            ));
-        }
-        let mut err = |field: &str, msg: String| {
-            errors.push(src.error(src.field_line(&span, field), Scope::Api, Some(field), msg))
-        };
-        if let Some(var) = a.token_env {
-            match std::env::var(&var) {
-                Ok(v) if !v.trim().is_empty() => {
-                    api.token = Some(v.trim().to_string());
-                    api.token_source = Some(format!("env {var}"));
-                }
-                _ => err("token_env", format!("the variable {var} is not set")),
+        match super::secret::read(src, "token", a.token_env.as_deref(), a.token_file.as_ref()) {
+            Ok(Some(token)) => {
+                api.token_source = Some(token.source.clone());
+                api.token = Some(token.expose().to_string());
             }
-        }
-        if let Some(file) = a.token_file {
-            let file = src.resolve(file);
-            match std::fs::read_to_string(&file) {
-                Ok(v) if !v.trim().is_empty() => {
-                    api.token = Some(v.trim().to_string());
-                    api.token_source = Some(format!("file {}", file.display()));
-                }
-                Ok(_) => err("token_file", format!("{} is empty", file.display())),
-                Err(e) => err("token_file", format!("{}: {e}", file.display())),
+            Ok(None) => {}
+            Err((field, msg)) => {
+                errors.push(src.error(src.field_line(&span, &field), Scope::Api, Some(&field), msg))
             }
         }
         for (i, o) in a.cors_origins.iter().enumerate() {

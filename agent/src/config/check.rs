@@ -40,6 +40,10 @@ struct RawCheck {
     enabled: Option<bool>,
     state_bytes: Option<String>,
     state_keys: Option<u64>,
+    notify: Option<Vec<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    send_on_resolved: Option<bool>,
 }
 
 /// One `[[check]]`.
@@ -74,6 +78,14 @@ pub struct CheckConfig {
     pub enabled: bool,
     /// How much plugin state the check may keep.
     pub state_quota: StateQuota,
+    /// Notifiers its alerts go to (`None`: `[alerting] notify`).
+    pub notify: Option<Vec<String>>,
+    /// Line of `notify` (for errors found once notifiers are known).
+    pub notify_line: usize,
+    /// Labels carried into alerts.
+    pub labels: BTreeMap<String, String>,
+    /// Whether recovery is notified.
+    pub send_on_resolved: bool,
     /// Line of the `[[check]]` header.
     pub line: usize,
 }
@@ -105,6 +117,32 @@ fn limit<T: PartialOrd + Copy + Default>(
         return Err(over(v));
     }
     Ok(v)
+}
+
+/// Labels every alert carries itself; a check's labels may not take them.
+pub const RESERVED_LABELS: [&str; 5] = ["alertname", "check", "plugin", "severity", "instance"];
+
+/// Why `name = value` cannot be a check label (Prometheus' label names;
+/// not reserved, not `__`-prefixed; a value of at most 1 KiB), if it cannot.
+fn label_problem(name: &str, value: &str) -> Option<String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 128;
+    if !valid {
+        return Some("a label name is [A-Za-z_][A-Za-z0-9_]*, at most 128 bytes".into());
+    }
+    if name.starts_with("__") || RESERVED_LABELS.contains(&name) {
+        return Some(format!(
+            "{name:?} is reserved (alerts set alertname, check, plugin, severity and instance)"
+        ));
+    }
+    if value.len() > 1024 || value.chars().any(char::is_control) {
+        return Some("a label value is at most 1 KiB of printable text".into());
+    }
+    None
 }
 
 /// Why `name` cannot name a check, if it cannot.
@@ -284,6 +322,12 @@ impl CheckConfig {
                 Err((field, msg)) => err("config", format!("{field}: {msg}")),
             }
         }
+        let labels_line = src.field_line(span, "labels");
+        for (k, v) in &c.labels {
+            if let Some(problem) = label_problem(k, v) {
+                errors.push(src.error(labels_line, scope(), Some(&format!("labels.{k}")), problem));
+            }
+        }
         if errors.len() > before {
             return None;
         }
@@ -306,6 +350,10 @@ impl CheckConfig {
                     bytes: state_bytes,
                     keys: state_keys,
                 },
+                notify_line: src.field_line(span, "notify"),
+                notify: c.notify,
+                labels: c.labels,
+                send_on_resolved: c.send_on_resolved.unwrap_or(true),
                 line: header,
             },
             references,

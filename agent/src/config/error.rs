@@ -22,6 +22,10 @@ pub enum Scope {
     Pin(Option<String>),
     /// A `[[check]]`: `check "name"`, or `check #3` without a name.
     Check(String),
+    /// `[alerting]`.
+    Alerting,
+    /// A `[[notifier]]`: `notifier "name"`, or `notifier #2`.
+    Notifier(String),
     /// An environment variable that overrides the file.
     Env(&'static str),
     /// A setting the production profile refuses.
@@ -62,8 +66,12 @@ impl fmt::Display for ConfigError {
             (Scope::Api, None) => write!(f, ": [api]: ")?,
             (Scope::Pin(Some(name)), _) => write!(f, ": [[plugin]] {name:?}: ")?,
             (Scope::Pin(None), _) => write!(f, ": [[plugin]]: ")?,
-            (Scope::Check(label), Some(field)) => write!(f, ": {label}: {field}: ")?,
-            (Scope::Check(label), None) => write!(f, ": {label}: ")?,
+            (Scope::Check(label) | Scope::Notifier(label), Some(field)) => {
+                write!(f, ": {label}: {field}: ")?
+            }
+            (Scope::Check(label) | Scope::Notifier(label), None) => write!(f, ": {label}: ")?,
+            (Scope::Alerting, Some(field)) => write!(f, ": [alerting] {field}: ")?,
+            (Scope::Alerting, None) => write!(f, ": [alerting]: ")?,
             // Written without a file, above.
             (Scope::Env(_), _) => {}
         }

@@ -16,11 +16,14 @@
 //! decides what is refused ([`profile`]).
 
 pub mod agent;
+pub mod alerting;
 pub mod api;
 pub mod check;
 pub mod error;
+pub mod notifier;
 mod pins;
 pub mod profile;
+pub mod secret;
 mod source;
 
 use std::collections::{BTreeMap, HashSet};
@@ -31,9 +34,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use agent::AgentSection;
+pub use alerting::AlertingSection;
 pub use api::ApiSection;
 pub use check::CheckConfig;
 pub use error::{ConfigError, ConfigErrors, Scope};
+pub use notifier::NotifierConfig;
 pub use profile::Profile;
 use source::Source;
 
@@ -49,6 +54,10 @@ struct RawFile {
     agent: Option<Spanned<toml::Table>>,
     #[serde(default)]
     api: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    alerting: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    notifier: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     plugin: Vec<Spanned<toml::Table>>,
     #[serde(default)]
@@ -73,6 +82,10 @@ pub struct Config {
     pub pins: BTreeMap<String, String>,
     /// Checks, in file order.
     pub checks: Vec<CheckConfig>,
+    /// `[alerting]`.
+    pub alerting: AlertingSection,
+    /// `[[notifier]]`s, in file order.
+    pub notifiers: Vec<NotifierConfig>,
 }
 
 impl Config {
@@ -107,6 +120,17 @@ impl Config {
         let mut errors = Vec::new();
         let agent = AgentSection::parse(&src, raw.agent.map(unspan), &mut errors);
         let api = ApiSection::parse(&src, raw.api.map(unspan), &mut errors);
+        let alerting = AlertingSection::parse(&src, raw.alerting.map(unspan), &mut errors);
+        let mut notifier_names = HashSet::new();
+        let notifiers: Vec<NotifierConfig> = raw
+            .notifier
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let (table, span) = unspan(t);
+                NotifierConfig::parse(&src, i, table, &span, &mut notifier_names, &mut errors)
+            })
+            .collect();
         let pins = pins::parse(
             &src,
             raw.plugin.into_iter().map(unspan).collect(),
@@ -125,6 +149,29 @@ impl Config {
                 references.extend(parsed.references);
             }
         }
+        // Routes name notifiers that exist.
+        for (i, name) in alerting.notify.iter().enumerate() {
+            if !notifier_names.contains(name) {
+                errors.push(src.error(
+                    alerting.notify_line,
+                    Scope::Alerting,
+                    Some(&format!("notify[{i}]")),
+                    format!("no [[notifier]] named {name:?}"),
+                ));
+            }
+        }
+        for c in &checks {
+            for (i, name) in c.notify.iter().flatten().enumerate() {
+                if !notifier_names.contains(name) {
+                    errors.push(src.error(
+                        c.notify_line,
+                        Scope::Check(format!("check {:?}", c.name)),
+                        Some(&format!("notify[{i}]")),
+                        format!("no [[notifier]] named {name:?}"),
+                    ));
+                }
+            }
+        }
         for (mut at, r) in references {
             if !names.contains(&r.check) {
                 at.message = format!("${{output:{r}}} names no check {:?}", r.check);
@@ -140,6 +187,8 @@ impl Config {
             api,
             pins,
             checks,
+            alerting,
+            notifiers,
         };
         let unsafe_reasons = config.unsafe_settings();
         match config.agent.profile {

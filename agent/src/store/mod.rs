@@ -9,6 +9,7 @@
 //! The store keeps what it is given: the check's health is decided by
 //! [`crate::health`] before a run is recorded.
 
+pub mod outbox;
 mod schema;
 mod writer;
 
@@ -44,6 +45,8 @@ pub struct RunRecord {
     pub due_ms: Option<i64>,
     /// The check's health after this run.
     pub health: Health,
+    /// Notifications the run's transition makes, queued with it.
+    pub notifications: Vec<outbox::Outgoing>,
 }
 
 /// What recording a run changed.
@@ -588,6 +591,7 @@ mod tests {
             manual: false,
             due_ms: None,
             health: Health::default(),
+            notifications: Vec::new(),
         }
     }
 

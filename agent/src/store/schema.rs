@@ -77,6 +77,23 @@ CREATE TABLE IF NOT EXISTS output_history (
     value      TEXT NOT NULL,
     changed_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id           INTEGER PRIMARY KEY,
+    notifier     TEXT NOT NULL,
+    target       INTEGER NOT NULL,
+    check_name   TEXT NOT NULL,
+    event        TEXT NOT NULL,
+    severity     TEXT NOT NULL,
+    dedup_key    TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_ms      INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    delivered_ms INTEGER,
+    last_error   TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_ms);
 CREATE TABLE IF NOT EXISTS check_status (
     check_name       TEXT PRIMARY KEY,
     state            TEXT NOT NULL,

@@ -36,6 +36,8 @@ pub(super) enum Job {
     },
     /// Replies once everything before it is committed.
     Flush(mpsc::Sender<()>),
+    /// What became of an attempt at a notification.
+    Settle(i64, super::outbox::Settlement),
 }
 
 /// A job's own result, unless the batch's commit failed.
@@ -233,6 +235,13 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
                     }
                 }
                 Job::Flush(done) => flushes.push(done),
+                Job::Settle(id, how) => {
+                    if let Some(tx) = live
+                        && let Err(e) = super::outbox::settle(tx, id, &how, now_ms())
+                    {
+                        failed = Some(e);
+                    }
+                }
             }
         }
         let result = match (tx, failed) {
@@ -327,6 +336,7 @@ fn retain(
         "DELETE FROM findings WHERE resolved_ms IS NOT NULL AND resolved_ms < ?1",
         params![cutoff],
     )?;
+    super::outbox::retain(tx, limits::NOTIFY_KEEP)?;
     if by_age + by_count > 0 {
         tracing::info!(by_age, by_count, "retention removed old runs");
     }
@@ -376,6 +386,9 @@ fn record_one(tx: &Connection, rec: &RunRecord) -> Result<Recorded> {
         rec.due_ms,
         o.run_id
     ])?;
+
+    // In the same transaction as the run: a crash loses or invents none.
+    super::outbox::insert(tx, &rec.notifications, now)?;
 
     // Findings: only a decisive run (not unknown) may resolve them.
     if o.status != Status::Unknown {

@@ -1,0 +1,175 @@
+//! Telling people: which notifications a run's hard transition makes
+//! ([`Alerting::plan`]), queued in the store's outbox with the run, and
+//! their delivery ([`deliver`]) to the `[[notifier]]`s a check routes to.
+//!
+//! An alert fires when a check's hard status turns warning, critical or
+//! unknown (after `failure_threshold`, so `unknown` fires as its own
+//! severity), fires again when that severity changes, and resolves on hard
+//! recovery (unless the check sets `send_on_resolved = false`). Delivery is
+//! at least once, with a dedupe key stable per agent and check; a target
+//! that is down is retried with backoff and never holds up runs or other
+//! notifiers. Bodies per notifier type are in [`payload`], the HTTP egress
+//! in [`send`].
+
+pub mod deliver;
+pub mod payload;
+pub mod send;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+use warden_runtime::{RunOutcome, Status};
+
+use crate::config::notifier::{NotifierConfig, NotifierKind};
+use crate::config::{CheckConfig, Config};
+use crate::health::Transition;
+use crate::store::outbox::Outgoing;
+pub use deliver::{deliver, refresh};
+pub use payload::{Alert, Event};
+
+/// The notifiers, the routes and the delivery counters.
+pub struct Alerting {
+    /// By name.
+    pub notifiers: BTreeMap<String, NotifierConfig>,
+    /// Notifiers of checks that name none.
+    pub default_notify: Vec<String>,
+    /// This agent's name in every notification.
+    pub instance: String,
+    /// Where links point (`http://127.0.0.1:7878`).
+    pub api_url: String,
+    /// Woken when notifications are queued.
+    pub wake: Notify,
+    /// Attempts by (notifier, result).
+    counts: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+impl Alerting {
+    /// From the config's `[alerting]` and `[[notifier]]`s.
+    pub fn new(config: &Config) -> Alerting {
+        Alerting {
+            notifiers: config
+                .notifiers
+                .iter()
+                .map(|n| (n.name.clone(), n.clone()))
+                .collect(),
+            default_notify: config.alerting.notify.clone(),
+            instance: config.alerting.instance.clone(),
+            api_url: config
+                .alerting
+                .api_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.agent.listen)),
+            wake: Notify::new(),
+            counts: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The notifiers `check` routes to.
+    pub fn routes<'a>(&'a self, check: &'a CheckConfig) -> &'a [String] {
+        check.notify.as_deref().unwrap_or(&self.default_notify)
+    }
+
+    /// The notifications `transition` (from a run of `check`) makes.
+    pub fn plan(
+        &self,
+        check: &CheckConfig,
+        outcome: &RunOutcome,
+        since_ms: i64,
+        transition: Option<Transition>,
+        now_ms: i64,
+    ) -> Vec<Outgoing> {
+        let Some(t) = transition else {
+            return Vec::new();
+        };
+        let (event, severity) = if t.to == Status::Ok {
+            if !check.send_on_resolved {
+                return Vec::new();
+            }
+            (Event::Resolved, t.from)
+        } else {
+            (Event::Firing, t.to)
+        };
+        let alert = self.alert(check, outcome, event, severity, since_ms, now_ms);
+        let mut out = Vec::new();
+        for name in self.routes(check) {
+            let Some(n) = self.notifiers.get(name) else {
+                continue;
+            };
+            let mut body = payload::body(&n.kind, &alert);
+            // Alertmanager keys alerts by their labels, severity included:
+            // a change of severity ends the alert of the old one.
+            if let (NotifierKind::Alertmanager { .. }, Event::Firing, true) =
+                (&n.kind, event, t.from != Status::Ok)
+            {
+                let ended = Alert {
+                    event: Event::Resolved,
+                    severity: t.from,
+                    ..alert.clone()
+                };
+                if let (Some(list), serde_json::Value::Array(old)) =
+                    (body.as_array_mut(), payload::body(&n.kind, &ended))
+                {
+                    list.extend(old);
+                }
+            }
+            let targets = match &n.kind {
+                NotifierKind::Alertmanager { urls } => urls.len(),
+                _ => 1,
+            };
+            for target in 0..targets {
+                out.push(Outgoing {
+                    notifier: name.clone(),
+                    target,
+                    check: check.name.clone(),
+                    event: event.as_str(),
+                    severity: severity.as_str().to_string(),
+                    dedup_key: payload::dedup_key(&self.instance, &check.name),
+                    body: body.to_string(),
+                });
+            }
+        }
+        out
+    }
+
+    /// What a notification says about `check` after `outcome`.
+    pub fn alert(
+        &self,
+        check: &CheckConfig,
+        outcome: &RunOutcome,
+        event: Event,
+        severity: Status,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Alert {
+        Alert {
+            instance: self.instance.clone(),
+            check: check.name.clone(),
+            plugin: check.plugin.clone(),
+            event,
+            severity,
+            summary: outcome.summary.clone(),
+            since_ms,
+            labels: check
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            run_id: outcome.run_id.clone(),
+            findings: outcome.findings.len(),
+            link: format!("{}/v1/checks/{}", self.api_url, check.name),
+            now_ms,
+        }
+    }
+
+    fn count(&self, notifier: &str, result: &'static str) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *c.entry((notifier.to_string(), result)).or_default() += 1;
+    }
+
+    /// Attempts by (notifier, result: `delivered`, `retry`, `failed`).
+    pub fn counts(&self) -> Vec<((String, &'static str), u64)> {
+        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}

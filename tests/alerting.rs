@@ -1,0 +1,419 @@
+//! Alerting end to end with real parts: the real agent, `http-health`
+//! watching a service on Python's http.server, notifications received by
+//! Python's http.server (which reads bodies by Content-Length only), a
+//! notifier that is down, kill -9 with a notification pending, and a real
+//! Alertmanager (Debian's `prometheus-alertmanager`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{AgentProcess, debian_tool, free_port, http};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// `tests/fixtures/notify_receiver.py` on `port`, its files in `dir`.
+struct Receiver {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Receiver {
+    fn start(dir: &Path, port: u16) -> Receiver {
+        std::fs::create_dir_all(dir).unwrap();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/notify_receiver.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        let r = Receiver {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("the receiver did not start on {port}");
+    }
+
+    /// Makes `GET /health` answer `code`.
+    fn health(&self, code: u16) {
+        std::fs::write(self.dir.join("health"), code.to_string()).unwrap();
+    }
+
+    /// Everything received so far.
+    fn received(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("received.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn at(&self, path: &str) -> Vec<serde_json::Value> {
+        self.received()
+            .into_iter()
+            .filter(|r| r["path"] == path)
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait(what: &str, agent: &AgentProcess, mut cond: impl FnMut() -> bool) {
+    agent.wait_until(what, WAIT, |_| cond());
+}
+
+/// A check on the receiver's `/health`, every second, one failure hard.
+fn check(port: u16, notify: &str) -> String {
+    format!(
+        "[[check]]\nname = \"api\"\nplugin = \"http-health\"\nschedule = \"@every 1s\"\nfailure_threshold = 1\n\
+         labels = {{ team = \"payments\" }}\nnotify = [{notify}]\nallow.hosts = [\"http://127.0.0.1:{port}\"]\n\
+         config = {{ url = \"http://127.0.0.1:{port}/health\" }}\n"
+    )
+}
+
+#[test]
+fn webhook_slack_and_pagerduty_get_their_documented_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(&dir.path().join("r"), free_port());
+    r.health(200);
+    std::fs::write(
+        dir.path().join("pd.key"),
+        "R0UTINGKEY0123456789abcdef0123456\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n[alerting]\ninstance = \"host-a\"\n\
+         [[notifier]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{p}/hook\"\nheaders = {{ X-Team = \"payments\" }}\n\
+         [[notifier]]\nname = \"chat\"\ntype = \"slack\"\nurl_env = \"SLACK_URL\"\n\
+         [[notifier]]\nname = \"pager\"\ntype = \"pagerduty\"\nrouting_key_file = \"pd.key\"\nurl = \"http://127.0.0.1:{p}/v2/enqueue\"\n{}",
+        check(r.port, "\"hook\", \"chat\", \"pager\""),
+        p = r.port
+    );
+    let slack = format!(
+        "http://127.0.0.1:{}/services/T0/B0/XyZ0123456789abcdefGHIJ",
+        r.port
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[("SLACK_URL", &slack)]);
+    wait("the check ran OK", &agent, || {
+        agent.check("api")["status"] == "ok"
+    });
+    assert!(
+        r.received().is_empty(),
+        "nothing to say while OK: {:?}",
+        r.received()
+    );
+
+    r.health(500);
+    wait("three firing notifications", &agent, || {
+        r.received().len() >= 3
+    });
+    let hook = &r.at("/hook")[0];
+    // Python's http.server saw a length, not a chunked body.
+    assert!(hook["headers"]["content-length"].is_string(), "{hook}");
+    assert!(hook["headers"].get("transfer-encoding").is_none(), "{hook}");
+    assert_eq!(hook["headers"]["x-team"], "payments");
+    let b = &hook["body"];
+    assert_eq!(
+        (
+            b["agent"].as_str(),
+            b["check"].as_str(),
+            b["plugin"].as_str()
+        ),
+        (Some("host-a"), Some("api"), Some("http-health"))
+    );
+    assert_eq!(
+        (b["status"].as_str(), b["severity"].as_str()),
+        (Some("firing"), Some("critical"))
+    );
+    assert_eq!(b["labels"]["team"], "payments");
+    assert!(b["since"].as_str().unwrap().ends_with('Z'), "{b}");
+    assert!(b["run_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(b["link"].as_str().unwrap().ends_with("/v1/checks/api"));
+    assert!(b["summary"].as_str().unwrap().contains("500"), "{b}");
+
+    let chat = &r.at("/services/T0/B0/XyZ0123456789abcdefGHIJ")[0]["body"];
+    assert!(
+        chat["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[CRITICAL] api:"),
+        "{chat}"
+    );
+    assert_eq!(chat["blocks"][0]["type"], "section");
+    assert_eq!(chat["blocks"][0]["text"]["type"], "mrkdwn");
+
+    let pd = &r.at("/v2/enqueue")[0]["body"];
+    assert_eq!(pd["routing_key"], "R0UTINGKEY0123456789abcdef0123456");
+    assert_eq!(pd["event_action"], "trigger");
+    assert_eq!(pd["dedup_key"], "warden/host-a/api");
+    assert_eq!(pd["payload"]["severity"], "critical");
+    assert_eq!(pd["payload"]["source"], "host-a");
+    assert!(
+        pd["payload"]["summary"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty() && s.len() <= 1024)
+    );
+    assert_eq!(
+        pd["payload"]["custom_details"]["labels"]["team"],
+        "payments"
+    );
+
+    r.health(200);
+    wait("three resolved notifications", &agent, || {
+        r.received().len() >= 6
+    });
+    assert_eq!(r.at("/hook")[1]["body"]["status"], "resolved");
+    let pd = &r.at("/v2/enqueue")[1]["body"];
+    assert_eq!(
+        (pd["event_action"].as_str(), pd["dedup_key"].as_str()),
+        (Some("resolve"), Some("warden/host-a/api"))
+    );
+    assert!(
+        r.at("/services/T0/B0/XyZ0123456789abcdefGHIJ")[1]["body"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[RESOLVED]")
+    );
+
+    // Delivered, counted, and the secrets are nowhere in the API or log.
+    let list = agent.get("/v1/notifications").json();
+    let states: Vec<_> = list["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(states, vec!["delivered"; 6], "{list}");
+    let metrics = agent.get("/metrics").body;
+    assert!(
+        metrics.contains("warden_notifications_total{notifier=\"pager\",result=\"delivered\"} 2"),
+        "{metrics}"
+    );
+    for secret in [
+        "R0UTINGKEY0123456789abcdef0123456",
+        "XyZ0123456789abcdefGHIJ",
+    ] {
+        assert!(!list.to_string().contains(secret));
+        assert!(!agent.log().contains(secret), "{}", agent.log());
+    }
+}
+
+#[test]
+fn a_notifier_that_is_down_is_retried_and_holds_up_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(&dir.path().join("r"), free_port());
+    r.health(500);
+    let down_port = free_port();
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+         [[notifier]]\nname = \"down\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{down_port}/hook\"\ntimeout = \"2s\"\n\
+         [[notifier]]\nname = \"up\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n{}",
+        r.port,
+        check(r.port, "\"down\", \"up\"")
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    wait("the working notifier got the alert", &agent, || {
+        r.at("/hook").len() == 1
+    });
+    wait("the other was tried more than once", &agent, || {
+        agent.get("/v1/notifications").json()["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| {
+                n["notifier"] == "down"
+                    && n["attempts"].as_u64() >= Some(2)
+                    && n["state"] == "pending"
+            })
+    });
+    let list = agent.get("/v1/notifications").json();
+    let down = list["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["notifier"] == "down")
+        .unwrap()
+        .clone();
+    assert!(
+        down["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{down_port}")),
+        "{down}"
+    );
+    assert!(
+        agent
+            .get("/metrics")
+            .body
+            .contains("warden_notifications_total{notifier=\"down\",result=\"retry\"}")
+    );
+    // Runs go on meanwhile.
+    let runs = agent.check("api")["runs"]["critical"].as_u64().unwrap();
+    wait("more runs", &agent, || {
+        agent.check("api")["runs"]["critical"].as_u64().unwrap() > runs + 1
+    });
+    // The target comes up: the pending notification is delivered, once.
+    let late = Receiver::start(&dir.path().join("late"), down_port);
+    wait("the late receiver got it", &agent, || {
+        late.at("/hook").len() == 1
+    });
+    assert_eq!(late.at("/hook")[0]["body"]["status"], "firing");
+}
+
+#[test]
+fn kill_9_with_a_notification_pending_delivers_it_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(&dir.path().join("r"), free_port());
+    r.health(500);
+    let hook_port = free_port();
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+         [[notifier]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\ntimeout = \"1s\"\n{}",
+        check(r.port, "\"hook\"")
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    wait("a pending notification", &agent, || {
+        agent.get("/v1/notifications").json()["notifications"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|n| n["state"] == "pending"))
+    });
+    let (config_path, port) = (agent.config.clone(), agent.port);
+    agent.kill9();
+    let hook = Receiver::start(&dir.path().join("hook"), hook_port);
+    let agent = AgentProcess::start_with(dir.path(), &config_path, port, &[]);
+    wait("delivered after the restart", &agent, || {
+        hook.at("/hook").len() == 1
+    });
+    // Still critical after the restart: no new transition, nothing more.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(hook.at("/hook").len(), 1, "{:?}", hook.received());
+    assert_eq!(hook.at("/hook")[0]["body"]["check"], "api");
+}
+
+/// Debian's Alertmanager on 127.0.0.1, no cluster, a null receiver.
+struct Alertmanager {
+    child: Child,
+    port: u16,
+}
+
+impl Alertmanager {
+    fn start(dir: &Path) -> Alertmanager {
+        let bin = debian_tool("prometheus-alertmanager", "prometheus-alertmanager");
+        let port = free_port();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(
+            dir.join("am.yml"),
+            "route:\n  receiver: \"null\"\n  group_wait: 1s\nreceivers:\n  - name: \"null\"\n",
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("am.log")).unwrap())
+            .spawn()
+            .expect("starting alertmanager");
+        let am = Alertmanager { child, port };
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http(port, "GET", "/-/ready", &[], b"").status == 200
+            {
+                return am;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("alertmanager did not become ready");
+    }
+
+    fn alerts(&self) -> Vec<serde_json::Value> {
+        let r = http(
+            self.port,
+            "GET",
+            "/api/v2/alerts?active=true&silenced=true&inhibited=true",
+            &[],
+            b"",
+        );
+        serde_json::from_str::<serde_json::Value>(&r.body)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn alertmanager_shows_the_alert_firing_then_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start(&dir.path().join("am"));
+    let r = Receiver::start(&dir.path().join("r"), free_port());
+    r.health(200);
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n[alerting]\ninstance = \"host-a\"\n\
+         [[notifier]]\nname = \"am\"\ntype = \"alertmanager\"\nurls = [\"http://127.0.0.1:{}\"]\n{}",
+        am.port,
+        check(r.port, "\"am\"")
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    wait("the check ran OK", &agent, || {
+        agent.check("api")["status"] == "ok"
+    });
+    r.health(500);
+    wait("Alertmanager shows the alert", &agent, || {
+        !am.alerts().is_empty()
+    });
+    let a = &am.alerts()[0];
+    let labels = &a["labels"];
+    assert_eq!(labels["alertname"], "WardenCheck");
+    assert_eq!(
+        (labels["check"].as_str(), labels["plugin"].as_str()),
+        (Some("api"), Some("http-health"))
+    );
+    assert_eq!(
+        (
+            labels["severity"].as_str(),
+            labels["instance"].as_str(),
+            labels["team"].as_str()
+        ),
+        (Some("critical"), Some("host-a"), Some("payments"))
+    );
+    assert_eq!(a["status"]["state"], "active");
+    assert!(
+        a["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{a}"
+    );
+    r.health(200);
+    wait("Alertmanager shows it resolved", &agent, || {
+        am.alerts().is_empty()
+    });
+}
