@@ -309,6 +309,62 @@ fn kill_9_with_a_notification_pending_delivers_it_after_restart() {
     assert_eq!(hook.at("/hook")[0]["body"]["check"], "api");
 }
 
+#[test]
+fn a_child_of_a_failing_parent_stays_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(&dir.path().join("r"), free_port());
+    let service = |name: &str, code: u16| {
+        std::fs::write(r.dir.join(format!("health-{name}")), code.to_string()).unwrap()
+    };
+    service("db", 200);
+    service("api", 200);
+    let check = |name: &str, extra: &str| {
+        format!(
+            "[[check]]\nname = \"{name}\"\nplugin = \"http-health\"\nschedule = \"@every 1s\"\nfailure_threshold = 1\n{extra}\
+             allow.hosts = [\"http://127.0.0.1:{p}\"]\nconfig = {{ url = \"http://127.0.0.1:{p}/health/{name}\" }}\n",
+            p = r.port
+        )
+    };
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n[alerting]\nnotify = [\"hook\"]\n\
+         [[notifier]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{}/hook\"\n{}{}",
+        r.port,
+        check("db", ""),
+        check("api", "depends_on = [\"db\"]\n")
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    wait("both OK", &agent, || {
+        agent.check("db")["status"] == "ok" && agent.check("api")["status"] == "ok"
+    });
+    service("db", 500);
+    wait("the parent's alert", &agent, || r.at("/hook").len() == 1);
+    service("api", 500);
+    wait("the child's alert recorded as suppressed", &agent, || {
+        agent.get("/v1/notifications?check=api").json()["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["state"] == "suppressed")
+    });
+    let n = agent.get("/v1/notifications?check=api").json()["notifications"][0].clone();
+    assert!(
+        n["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("parent check \"db\" is critical"),
+        "{n}"
+    );
+    // The child still runs and is stored; nothing of it was sent.
+    assert_eq!(agent.check("api")["status"], "critical");
+    std::thread::sleep(Duration::from_secs(2));
+    let sent: Vec<_> = r
+        .at("/hook")
+        .into_iter()
+        .map(|h| h["body"]["check"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent, ["db"]);
+}
+
 /// Debian's Alertmanager on 127.0.0.1, no cluster, a null receiver.
 struct Alertmanager {
     child: Child,

@@ -467,10 +467,25 @@ impl Agent {
                 },
             )
         });
-        let notifications =
-            self.alerting
-                .plan(&check.config, &outcome, health.since_ms, alerting, now_ms());
-        let notify = !notifications.is_empty();
+        // While a parent has a hard problem, the child's notifications
+        // are recorded as suppressed, not sent.
+        let suppressed = alerting.and_then(|_| {
+            let live = self.live();
+            check.config.depends_on.iter().find_map(|p| {
+                let status = live.get(p)?.health.as_ref()?.status;
+                (status != Status::Ok)
+                    .then(|| format!("suppressed: parent check {p:?} is {}", status.as_str()))
+            })
+        });
+        let notifications = self.alerting.plan(
+            &check.config,
+            &outcome,
+            health.since_ms,
+            alerting,
+            suppressed,
+            now_ms(),
+        );
+        let notify = notifications.iter().any(|n| n.suppressed.is_none());
         let record = RunRecord {
             outcome: outcome.clone(),
             manual: d.manual,

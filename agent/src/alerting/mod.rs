@@ -77,6 +77,7 @@ impl Alerting {
         outcome: &RunOutcome,
         since_ms: i64,
         transition: Option<Transition>,
+        suppressed: Option<String>,
         now_ms: i64,
     ) -> Vec<Outgoing> {
         let Some(t) = transition else {
@@ -126,6 +127,7 @@ impl Alerting {
                     severity: severity.as_str().to_string(),
                     dedup_key: payload::dedup_key(&self.instance, &check.name),
                     body: body.to_string(),
+                    suppressed: suppressed.clone(),
                 });
             }
         }

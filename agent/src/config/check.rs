@@ -43,6 +43,8 @@ struct RawCheck {
     notify: Option<Vec<String>>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    depends_on: Vec<String>,
     send_on_resolved: Option<bool>,
 }
 
@@ -86,6 +88,11 @@ pub struct CheckConfig {
     pub labels: BTreeMap<String, String>,
     /// Whether recovery is notified.
     pub send_on_resolved: bool,
+    /// Parent checks: while one has a hard problem, this check's
+    /// notifications are suppressed.
+    pub depends_on: Vec<String>,
+    /// Line of `depends_on`.
+    pub depends_on_line: usize,
     /// Line of the `[[check]]` header.
     pub line: usize,
 }
@@ -354,6 +361,8 @@ impl CheckConfig {
                 notify: c.notify,
                 labels: c.labels,
                 send_on_resolved: c.send_on_resolved.unwrap_or(true),
+                depends_on_line: src.field_line(span, "depends_on"),
+                depends_on: c.depends_on,
                 line: header,
             },
             references,

@@ -172,6 +172,7 @@ impl Config {
                 }
             }
         }
+        dependency_errors(&src, &checks, &mut errors);
         for (mut at, r) in references {
             if !names.contains(&r.check) {
                 at.message = format!("${{output:{r}}} names no check {:?}", r.check);
@@ -205,6 +206,54 @@ impl Config {
                     .collect(),
             )),
             _ => Ok(config),
+        }
+    }
+}
+
+/// `depends_on` names other checks that exist, and no check depends on
+/// itself through others (each would silence the other).
+fn dependency_errors(src: &Source<'_>, checks: &[CheckConfig], errors: &mut Vec<ConfigError>) {
+    let index: std::collections::HashMap<&str, &CheckConfig> =
+        checks.iter().map(|c| (c.name.as_str(), c)).collect();
+    for c in checks {
+        let scope = || Scope::Check(format!("check {:?}", c.name));
+        for (i, parent) in c.depends_on.iter().enumerate() {
+            let field = format!("depends_on[{i}]");
+            if !index.contains_key(parent.as_str()) {
+                errors.push(src.error(
+                    c.depends_on_line,
+                    scope(),
+                    Some(&field),
+                    format!("no check named {parent:?}"),
+                ));
+                continue;
+            }
+            // Walk up from the parent; reaching `c` again is a cycle.
+            let mut seen = HashSet::new();
+            let mut stack = vec![parent.as_str()];
+            let mut path = None;
+            while let Some(n) = stack.pop() {
+                if n == c.name {
+                    path = Some(n);
+                    break;
+                }
+                if seen.insert(n)
+                    && let Some(p) = index.get(n)
+                {
+                    stack.extend(p.depends_on.iter().map(String::as_str));
+                }
+            }
+            if path.is_some() {
+                errors.push(src.error(
+                    c.depends_on_line,
+                    scope(),
+                    Some(&field),
+                    format!(
+                        "{parent:?} depends on {:?} in turn (a cycle would keep both quiet)",
+                        c.name
+                    ),
+                ));
+            }
         }
     }
 }
@@ -272,6 +321,27 @@ plugin = "hello"
             .iter()
             .find(|e| e.field.as_deref() == Some("allow.hosts[0]"));
         assert_eq!(hosts.map(|e| e.line), Some(Some(14)), "{errs:?}");
+    }
+
+    #[test]
+    fn dependencies_name_checks_and_never_go_round() {
+        let all = parse(
+            "[[check]]\nname = \"a\"\nplugin = \"hello\"\ndepends_on = [\"b\"]\n\
+             [[check]]\nname = \"b\"\nplugin = \"hello\"\ndepends_on = [\"a\", \"nope\"]\n\
+             [[check]]\nname = \"c\"\nplugin = \"hello\"\ndepends_on = [\"c\"]\n\
+             [[check]]\nname = \"d\"\nplugin = \"hello\"\ndepends_on = [\"b\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "warden.toml:4: check \"a\": depends_on[0]: \"b\" depends on \"a\" in turn",
+            "warden.toml:8: check \"b\": depends_on[1]: no check named \"nope\"",
+            "warden.toml:12: check \"c\": depends_on[0]: \"c\" depends on \"c\" in turn",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+        // "d" depends on a cycle but is in none.
+        assert!(!all.contains("check \"d\""), "{all}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Outgoing {
     pub dedup_key: String,
     /// The JSON to send (no secrets).
     pub body: String,
+    /// Why it is not sent (a parent check's problem), if it is not.
+    pub suppressed: Option<String>,
 }
 
 /// A queued or settled notification, as the API shows it.
@@ -45,7 +47,8 @@ pub struct StoredNotification {
     pub severity: String,
     /// Dedupe key.
     pub dedup_key: String,
-    /// `pending`, `delivered` or `failed`.
+    /// `pending`, `delivered`, `failed`, or `suppressed` (a parent
+    /// check had a hard problem; `last_error` says which).
     pub state: String,
     /// Attempts so far.
     pub attempts: u32,
@@ -75,8 +78,8 @@ pub enum Settlement {
 
 pub(super) fn insert(tx: &Connection, rows: &[Outgoing], now_ms: i64) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO outbox (notifier, target, check_name, event, severity, dedup_key, body, created_ms, next_ms, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'pending')",
+        "INSERT INTO outbox (notifier, target, check_name, event, severity, dedup_key, body, created_ms, next_ms, state, last_error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
     )?;
     for r in rows {
         stmt.execute(params![
@@ -87,7 +90,13 @@ pub(super) fn insert(tx: &Connection, rows: &[Outgoing], now_ms: i64) -> rusqlit
             r.severity,
             r.dedup_key,
             r.body,
-            now_ms
+            now_ms,
+            if r.suppressed.is_some() {
+                "suppressed"
+            } else {
+                "pending"
+            },
+            r.suppressed
         ])?;
     }
     Ok(())
