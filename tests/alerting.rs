@@ -473,3 +473,64 @@ fn alertmanager_shows_the_alert_firing_then_resolved() {
         am.alerts().is_empty()
     });
 }
+
+#[test]
+fn reminders_go_out_every_remind_every_while_firing() {
+    // In process, so the reminder clock can be moved by hand.
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(&dir.path().join("r"), free_port());
+    r.health(500);
+    let text = format!(
+        "[agent]\nlisten = \"127.0.0.1:{}\"\nstate_dir = {:?}\nplugin_dir = {:?}\n\
+         [[notifier]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{p}/hook\"\n\
+         [[notifier]]\nname = \"am\"\ntype = \"alertmanager\"\nurls = [\"http://127.0.0.1:{p}\"]\n{}remind_every = \"10m\"\n",
+        free_port(),
+        dir.path().join("state"),
+        dir.path().join("plugins"),
+        check(r.port, "\"hook\", \"am\""),
+        p = r.port
+    );
+    let config = warden::Config::parse(&text, "warden.toml", dir.path()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let agent = warden::Agent::start(config).await.unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(agent.clone().run_scheduler(stopped.clone()));
+        tokio::spawn(warden::alerting::deliver(
+            agent.alerting.clone(),
+            agent.store.clone(),
+            stopped,
+        ));
+        let first = hooks(&r, 1).await;
+        assert_eq!(first[0]["body"]["reminder"], false);
+        let t0 = warden::store::now_ms();
+        assert_eq!(agent.queue_reminders(t0 + 60_000), 0, "not yet");
+        // Ten minutes on: one reminder, to the webhook only (Alertmanager
+        // is re-sent every minute anyway).
+        assert_eq!(agent.queue_reminders(t0 + 600_000), 1);
+        let posts = hooks(&r, 2).await;
+        let b = &posts[1]["body"];
+        assert_eq!(
+            (b["status"].as_str(), b["reminder"].as_bool()),
+            (Some("firing"), Some(true))
+        );
+        assert_eq!(agent.queue_reminders(t0 + 601_000), 0, "just reminded");
+        assert_eq!(agent.queue_reminders(t0 + 1_201_000), 1);
+        hooks(&r, 3).await;
+        let _ = stop.send(true);
+    });
+}
+
+/// The receiver's webhook posts once there are at least `n`.
+async fn hooks(r: &Receiver, n: usize) -> Vec<serde_json::Value> {
+    for _ in 0..600 {
+        if r.at("/hook").len() >= n {
+            return r.at("/hook");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("waited for {n} webhook posts: {:?}", r.received());
+}

@@ -52,6 +52,8 @@ pub(crate) struct Live {
     pub(crate) health: Option<Health>,
     pub(crate) last: Option<Arc<RunOutcome>>,
     pub(crate) runs_by_status: [u64; 4],
+    /// When the current alert was last sent (its firing or a reminder).
+    pub(crate) notified_ms: Option<i64>,
 }
 
 /// A run past its admission, or its outcome if it ended before running.
@@ -469,14 +471,7 @@ impl Agent {
         });
         // While a parent has a hard problem, the child's notifications
         // are recorded as suppressed, not sent.
-        let suppressed = alerting.and_then(|_| {
-            let live = self.live();
-            check.config.depends_on.iter().find_map(|p| {
-                let status = live.get(p)?.health.as_ref()?.status;
-                (status != Status::Ok)
-                    .then(|| format!("suppressed: parent check {p:?} is {}", status.as_str()))
-            })
-        });
+        let suppressed = alerting.and_then(|_| self.suppressed_by(&self.live(), &check.config));
         let notifications = self.alerting.plan(
             &check.config,
             &outcome,
@@ -519,36 +514,18 @@ impl Agent {
                 l.health = Some(health);
                 l.runs_by_status[outcome.status.index()] += 1;
                 l.last = Some(outcome.clone());
+                // What reminders count from.
+                match alerting {
+                    Some(t) if t.to == Status::Ok => l.notified_ms = None,
+                    Some(_) if notify => l.notified_ms = Some(now_ms()),
+                    _ => {}
+                }
             }
             Err(e) => {
                 tracing::error!(check = %d.check, error = %format!("{e:#}"), "cannot record the run")
             }
         }
         outcome
-    }
-
-    /// Every check whose hard status is a problem, with its routes and
-    /// its alert as of now (what Alertmanager is reminded of).
-    pub fn firing_alerts(&self) -> Vec<(Vec<String>, crate::alerting::Alert)> {
-        let live = self.live();
-        self.checks
-            .values()
-            .filter_map(|c| {
-                let l = live.get(&c.config.name)?;
-                let (health, last) = (l.health.as_ref()?, l.last.as_ref()?);
-                (health.status != Status::Ok).then(|| {
-                    let alert = self.alerting.alert(
-                        &c.config,
-                        last,
-                        crate::alerting::Event::Firing,
-                        health.status,
-                        health.since_ms,
-                        now_ms(),
-                    );
-                    (self.alerting.routes(&c.config).to_vec(), alert)
-                })
-            })
-            .collect()
     }
 
     /// Why `check` must not run on this version of `plugin`: the plugin

@@ -38,6 +38,7 @@ mod layout;
 pub mod limits;
 mod listener;
 mod metrics;
+mod notices;
 mod outputs;
 mod references;
 mod registry;

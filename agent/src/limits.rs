@@ -103,7 +103,10 @@ pub const NOTIFY_MAX_ATTEMPTS: u32 = 30;
 pub const NOTIFY_POLL: Duration = Duration::from_secs(1);
 /// Delivered and failed notifications kept in the store.
 pub const NOTIFY_KEEP: usize = 10_000;
-/// How often firing alerts are re-sent to Alertmanager.
+/// Shortest `remind_every`.
+pub const MIN_REMIND_EVERY: Duration = Duration::from_secs(300);
+/// How often firing alerts are re-sent to Alertmanager (and reminders
+/// looked for).
 pub const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
 
 /// Most store jobs committed in one transaction.

@@ -97,6 +97,7 @@ impl Agent {
                     _ = refresh_stop.changed() => break,
                 }
                 crate::alerting::refresh(&refresher.alerting, refresher.firing_alerts());
+                refresher.queue_reminders(crate::store::now_ms());
             }
         });
         tracing::info!(

@@ -26,6 +26,20 @@ use crate::config::{CheckConfig, Config};
 use crate::health::Transition;
 use crate::store::outbox::Outgoing;
 pub use deliver::{deliver, refresh};
+
+/// Whether a check firing since `since_ms` and last notified at
+/// `notified_ms` (none known: since it began) is due a reminder at
+/// `now_ms`, reminding every `every`.
+pub fn reminder_due(
+    every: Option<std::time::Duration>,
+    since_ms: i64,
+    notified_ms: Option<i64>,
+    now_ms: i64,
+) -> bool {
+    every.is_some_and(|every| {
+        now_ms - notified_ms.unwrap_or(since_ms).max(since_ms) >= every.as_millis() as i64
+    })
+}
 pub use payload::{Alert, Event};
 
 /// The notifiers, the routes and the delivery counters.
@@ -161,7 +175,41 @@ impl Alerting {
             findings: outcome.findings.len(),
             link: format!("{}/v1/checks/{}", self.api_url, check.name),
             now_ms,
+            reminder: false,
         }
+    }
+
+    /// Reminders of `check`'s firing alert: to every notifier it routes
+    /// to but Alertmanager (re-sent every minute anyway, and which repeats
+    /// by its own `repeat_interval`).
+    pub fn reminders(
+        &self,
+        check: &CheckConfig,
+        outcome: &RunOutcome,
+        severity: Status,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Vec<Outgoing> {
+        let alert = Alert {
+            reminder: true,
+            ..self.alert(check, outcome, Event::Firing, severity, since_ms, now_ms)
+        };
+        self.routes(check)
+            .iter()
+            .filter_map(|name| {
+                let n = self.notifiers.get(name)?;
+                (!matches!(n.kind, NotifierKind::Alertmanager { .. })).then(|| Outgoing {
+                    notifier: name.clone(),
+                    target: 0,
+                    check: check.name.clone(),
+                    event: Event::Firing.as_str(),
+                    severity: severity.as_str().to_string(),
+                    dedup_key: payload::dedup_key(&self.instance, &check.name),
+                    body: payload::body(&n.kind, &alert).to_string(),
+                    suppressed: None,
+                })
+            })
+            .collect()
     }
 
     fn count(&self, notifier: &str, result: &'static str) {
@@ -173,5 +221,28 @@ impl Alerting {
     pub fn counts(&self) -> Vec<((String, &'static str), u64)> {
         let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         c.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn reminders_follow_the_last_notification() {
+        let every = Some(Duration::from_secs(600));
+        let t0 = 1_800_000_000_000;
+        assert!(
+            !reminder_due(None, t0, None, t0 + 86_400_000),
+            "off by default"
+        );
+        assert!(!reminder_due(every, t0, Some(t0), t0 + 599_999));
+        assert!(reminder_due(every, t0, Some(t0), t0 + 600_000));
+        // A reminder sent at +10 min: the next at +20 min.
+        assert!(!reminder_due(every, t0, Some(t0 + 600_000), t0 + 1_100_000));
+        assert!(reminder_due(every, t0, Some(t0 + 600_000), t0 + 1_200_000));
+        // After a restart nothing is known but when the alert began.
+        assert!(reminder_due(every, t0, None, t0 + 600_000));
     }
 }

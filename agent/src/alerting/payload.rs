@@ -55,6 +55,8 @@ pub struct Alert {
     pub link: String,
     /// Now (ms since the epoch).
     pub now_ms: i64,
+    /// A reminder of an alert already sent.
+    pub reminder: bool,
 }
 
 /// How far ahead of now an Alertmanager alert ends unless re-sent (the
@@ -74,9 +76,10 @@ pub fn dedup_key(instance: &str, check: &str) -> String {
 }
 
 fn headline(a: &Alert) -> String {
+    let reminder = if a.reminder { "[REMINDER] " } else { "" };
     match a.event {
         Event::Firing => format!(
-            "[{}] {}: {}",
+            "{reminder}[{}] {}: {}",
             a.severity.as_str().to_uppercase(),
             a.check,
             a.summary
@@ -113,6 +116,7 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
             "run_id": a.run_id,
             "findings": a.findings,
             "link": a.link,
+            "reminder": a.reminder,
         }),
         NotifierKind::Slack { .. } => {
             let text = headline(a);
@@ -234,6 +238,7 @@ mod tests {
             findings: 0,
             link: "http://127.0.0.1:7878/v1/checks/api".into(),
             now_ms: 1_800_000_060_000,
+            reminder: false,
         }
     }
 

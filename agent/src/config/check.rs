@@ -45,6 +45,7 @@ struct RawCheck {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     depends_on: Vec<String>,
+    remind_every: Option<String>,
     send_on_resolved: Option<bool>,
 }
 
@@ -93,6 +94,8 @@ pub struct CheckConfig {
     pub depends_on: Vec<String>,
     /// Line of `depends_on`.
     pub depends_on_line: usize,
+    /// While firing, notify again this often (off by default).
+    pub remind_every: Option<Duration>,
     /// Line of the `[[check]]` header.
     pub line: usize,
 }
@@ -329,6 +332,25 @@ impl CheckConfig {
                 Err((field, msg)) => err("config", format!("{field}: {msg}")),
             }
         }
+        let remind_every = match c.remind_every.as_deref().map(units::parse_duration) {
+            None => None,
+            Some(Ok(d)) if d >= limits::MIN_REMIND_EVERY && d <= limits::MAX_INTERVAL => Some(d),
+            Some(Ok(_)) => {
+                err(
+                    "remind_every",
+                    format!(
+                        "use {} to {}",
+                        units::format_duration(limits::MIN_REMIND_EVERY),
+                        units::format_duration(limits::MAX_INTERVAL)
+                    ),
+                );
+                None
+            }
+            Some(Err(e)) => {
+                err("remind_every", e);
+                None
+            }
+        };
         let labels_line = src.field_line(span, "labels");
         for (k, v) in &c.labels {
             if let Some(problem) = label_problem(k, v) {
@@ -363,6 +385,7 @@ impl CheckConfig {
                 send_on_resolved: c.send_on_resolved.unwrap_or(true),
                 depends_on_line: src.field_line(span, "depends_on"),
                 depends_on: c.depends_on,
+                remind_every,
                 line: header,
             },
             references,

@@ -185,6 +185,11 @@ impl Store {
             .context("reading notifications")
     }
 
+    /// Queues notifications not tied to a run (through the writer).
+    pub fn queue_notifications(&self, rows: Vec<Outgoing>) {
+        let _ = self.writer.send(super::writer::Job::Queue(rows));
+    }
+
     /// Records what became of an attempt (through the writer).
     pub fn settle_notification(&self, id: i64, how: Settlement) {
         let _ = self.writer.send(super::writer::Job::Settle(id, how));

@@ -38,6 +38,8 @@ pub(super) enum Job {
     Flush(mpsc::Sender<()>),
     /// What became of an attempt at a notification.
     Settle(i64, super::outbox::Settlement),
+    /// Notifications not tied to a run (reminders).
+    Queue(Vec<super::outbox::Outgoing>),
 }
 
 /// A job's own result, unless the batch's commit failed.
@@ -235,6 +237,13 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
                     }
                 }
                 Job::Flush(done) => flushes.push(done),
+                Job::Queue(rows) => {
+                    if let Some(tx) = live
+                        && let Err(e) = super::outbox::insert(tx, &rows, now_ms())
+                    {
+                        failed = Some(e);
+                    }
+                }
                 Job::Settle(id, how) => {
                     if let Some(tx) = live
                         && let Err(e) = super::outbox::settle(tx, id, &how, now_ms())

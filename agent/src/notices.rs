@@ -1,0 +1,104 @@
+//! What the agent tells notifiers between transitions, from its live
+//! view: which parent check silences a child (`depends_on`), the firing
+//! alerts Alertmanager is reminded of every minute, and the reminders of
+//! checks with `remind_every`.
+
+use std::collections::HashMap;
+
+use warden_runtime::Status;
+
+use crate::agent::{Agent, Live};
+use crate::alerting::{Alert, Event, reminder_due};
+use crate::config::CheckConfig;
+use crate::store::now_ms;
+
+impl Agent {
+    /// Why `check`'s notifications are suppressed now (a parent with a
+    /// hard problem), if they are.
+    pub(crate) fn suppressed_by(
+        &self,
+        live: &HashMap<String, Live>,
+        check: &CheckConfig,
+    ) -> Option<String> {
+        check.depends_on.iter().find_map(|p| {
+            let status = live.get(p)?.health.as_ref()?.status;
+            (status != Status::Ok)
+                .then(|| format!("suppressed: parent check {p:?} is {}", status.as_str()))
+        })
+    }
+
+    /// Every check whose hard status is a problem, with its routes and
+    /// its alert as of now (what Alertmanager is reminded of).
+    pub fn firing_alerts(&self) -> Vec<(Vec<String>, Alert)> {
+        let live = self.live();
+        let now = now_ms();
+        self.checks()
+            .values()
+            .filter_map(|c| {
+                let l = live.get(&c.config.name)?;
+                let (health, last) = (l.health.as_ref()?, l.last.as_ref()?);
+                (health.status != Status::Ok).then(|| {
+                    let alert = self.alerting.alert(
+                        &c.config,
+                        last,
+                        Event::Firing,
+                        health.status,
+                        health.since_ms,
+                        now,
+                    );
+                    (self.alerting.routes(&c.config).to_vec(), alert)
+                })
+            })
+            .collect()
+    }
+
+    /// Queues the reminders due at `now` (checks firing for at least
+    /// `remind_every` since they were last notified, not silenced by a
+    /// parent); the count queued.
+    pub fn queue_reminders(&self, now: i64) -> usize {
+        let mut rows = Vec::new();
+        {
+            let mut live = self.live();
+            let due: Vec<String> = self
+                .checks()
+                .values()
+                .filter(|c| {
+                    live.get(&c.config.name).is_some_and(|l| {
+                        l.health.as_ref().is_some_and(|h| {
+                            h.status != Status::Ok
+                                && reminder_due(
+                                    c.config.remind_every,
+                                    h.since_ms,
+                                    l.notified_ms,
+                                    now,
+                                )
+                        })
+                    }) && self.suppressed_by(&live, &c.config).is_none()
+                })
+                .map(|c| c.config.name.clone())
+                .collect();
+            for name in due {
+                let (Some(check), Some(l)) = (self.checks().get(&name), live.get_mut(&name)) else {
+                    continue;
+                };
+                let (Some(health), Some(last)) = (l.health.as_ref(), l.last.as_ref()) else {
+                    continue;
+                };
+                rows.extend(self.alerting.reminders(
+                    &check.config,
+                    last,
+                    health.status,
+                    health.since_ms,
+                    now,
+                ));
+                l.notified_ms = Some(now);
+            }
+        }
+        let n = rows.len();
+        if n > 0 {
+            self.store.queue_notifications(rows);
+            self.alerting.wake.notify_one();
+        }
+        n
+    }
+}
