@@ -46,7 +46,7 @@ impl Agent {
                         health.since_ms,
                         now,
                     );
-                    (self.alerting.routes(&c.config).to_vec(), alert)
+                    (self.alerting.routes(&c.config, health.status), alert)
                 })
             })
             .collect()

@@ -46,8 +46,10 @@ pub use payload::{Alert, Event};
 pub struct Alerting {
     /// By name.
     pub notifiers: BTreeMap<String, NotifierConfig>,
-    /// Notifiers of checks that name none.
+    /// Notifiers of checks that name none, when no route matches.
     pub default_notify: Vec<String>,
+    /// Routes by severity and labels.
+    pub routes: Vec<crate::config::alerting::Route>,
     /// This agent's name in every notification.
     pub instance: String,
     /// Where links point (`http://127.0.0.1:7878`).
@@ -68,6 +70,7 @@ impl Alerting {
                 .map(|n| (n.name.clone(), n.clone()))
                 .collect(),
             default_notify: config.alerting.notify.clone(),
+            routes: config.alerting.routes.clone(),
             instance: config.alerting.instance.clone(),
             api_url: config
                 .alerting
@@ -79,9 +82,30 @@ impl Alerting {
         }
     }
 
-    /// The notifiers `check` routes to.
-    pub fn routes<'a>(&'a self, check: &'a CheckConfig) -> &'a [String] {
-        check.notify.as_deref().unwrap_or(&self.default_notify)
+    /// The notifiers an alert of `severity` from `check` goes to: the
+    /// check's own `notify`, else every matching route's (in file order,
+    /// each once), else `[alerting] notify`.
+    pub fn routes(&self, check: &CheckConfig, severity: Status) -> Vec<String> {
+        if let Some(own) = &check.notify {
+            return own.clone();
+        }
+        let mut out: Vec<String> = Vec::new();
+        for r in self
+            .routes
+            .iter()
+            .filter(|r| r.matches(severity, &check.labels))
+        {
+            for n in &r.notify {
+                if !out.contains(n) {
+                    out.push(n.clone());
+                }
+            }
+        }
+        if out.is_empty() {
+            self.default_notify.clone()
+        } else {
+            out
+        }
     }
 
     /// The notifications `transition` (from a run of `check`) makes.
@@ -107,7 +131,7 @@ impl Alerting {
         };
         let alert = self.alert(check, outcome, event, severity, since_ms, now_ms);
         let mut out = Vec::new();
-        for name in self.routes(check) {
+        for name in &self.routes(check, severity) {
             let Some(n) = self.notifiers.get(name) else {
                 continue;
             };
@@ -194,7 +218,7 @@ impl Alerting {
             reminder: true,
             ..self.alert(check, outcome, Event::Firing, severity, since_ms, now_ms)
         };
-        self.routes(check)
+        self.routes(check, severity)
             .iter()
             .filter_map(|name| {
                 let n = self.notifiers.get(name)?;
@@ -228,6 +252,36 @@ impl Alerting {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn routes_go_by_the_checks_notify_then_severity_and_labels() {
+        let config = Config::parse(
+            "[alerting]\nnotify = [\"chat\"]\n\
+             [[alerting.route]]\nseverity = [\"critical\"]\nlabels = { team = \"payments\" }\nnotify = [\"pager\"]\n\
+             [[alerting.route]]\nlabels = { team = \"payments\" }\nnotify = [\"hook\", \"pager\"]\n\
+             [[notifier]]\nname = \"chat\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/c\"\n\
+             [[notifier]]\nname = \"pager\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/p\"\n\
+             [[notifier]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:1/h\"\n\
+             [[check]]\nname = \"pay\"\nplugin = \"hello\"\nlabels = { team = \"payments\" }\n\
+             [[check]]\nname = \"web\"\nplugin = \"hello\"\nlabels = { team = \"web\" }\n\
+             [[check]]\nname = \"own\"\nplugin = \"hello\"\nlabels = { team = \"payments\" }\nnotify = [\"hook\"]\n",
+            "warden.toml",
+            std::path::Path::new("/tmp"),
+        )
+        .unwrap();
+        let alerting = Alerting::new(&config);
+        let check = |n: &str| config.checks.iter().find(|c| c.name == n).unwrap();
+        assert_eq!(
+            alerting.routes(check("pay"), Status::Critical),
+            ["pager", "hook"]
+        );
+        assert_eq!(
+            alerting.routes(check("pay"), Status::Warning),
+            ["hook", "pager"]
+        );
+        assert_eq!(alerting.routes(check("web"), Status::Critical), ["chat"]);
+        assert_eq!(alerting.routes(check("own"), Status::Critical), ["hook"]);
+    }
 
     #[test]
     fn reminders_follow_the_last_notification() {

@@ -1,11 +1,15 @@
 //! `[alerting]`: this agent's name in notifications (`instance`, default
-//! the host name), the notifiers of checks that name none (`notify`), and
-//! the base of the links notifications carry (`api_url`, default the
-//! agent's `listen` address).
+//! the host name), the notifiers of checks that name none (`notify`, and
+//! `[[alerting.route]]`s by severity and labels), and the base of the
+//! links notifications carry (`api_url`, default the agent's `listen`
+//! address).
 
+use std::collections::BTreeMap;
 use std::ops::Range;
+use std::str::FromStr;
 
 use serde::Deserialize;
+use warden_runtime::Status;
 
 use super::error::{ConfigError, Scope};
 use super::source::Source;
@@ -17,6 +21,40 @@ struct RawAlerting {
     #[serde(default)]
     notify: Vec<String>,
     api_url: Option<String>,
+    #[serde(default)]
+    route: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    #[serde(default)]
+    severity: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    notify: Vec<String>,
+}
+
+/// One `[[alerting.route]]`: alerts of checks without their own `notify`
+/// whose severity is listed (any, when none is) and whose labels include
+/// all of `labels` go to its notifiers.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Severities it takes (empty: all).
+    pub severity: Vec<Status>,
+    /// Labels a check must have, with these values.
+    pub labels: BTreeMap<String, String>,
+    /// Where the alerts go.
+    pub notify: Vec<String>,
+}
+
+impl Route {
+    /// Whether an alert of `severity` from a check labelled `labels` takes
+    /// this route.
+    pub fn matches(&self, severity: Status, labels: &BTreeMap<String, String>) -> bool {
+        (self.severity.is_empty() || self.severity.contains(&severity))
+            && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
 }
 
 /// `[alerting]`.
@@ -30,6 +68,10 @@ pub struct AlertingSection {
     pub api_url: Option<String>,
     /// Line of `notify` (for errors found once notifiers are known).
     pub notify_line: usize,
+    /// Routes by severity and labels, in file order.
+    pub routes: Vec<Route>,
+    /// Line of the routes (for errors found once notifiers are known).
+    pub routes_line: usize,
 }
 
 /// The host's name, for the default `instance`.
@@ -57,6 +99,8 @@ impl AlertingSection {
             notify: Vec::new(),
             api_url: None,
             notify_line: 0,
+            routes: Vec::new(),
+            routes_line: 0,
         };
         let Some((table, span)) = table else {
             return section;
@@ -91,6 +135,27 @@ impl AlertingSection {
                 Some(p) => err("api_url", p),
                 None => section.api_url = Some(url.trim_end_matches('/').to_string()),
             }
+        }
+        section.routes_line = src.field_line(&span, "route");
+        for (i, r) in a.route.into_iter().enumerate() {
+            let mut severity = Vec::new();
+            for (j, s) in r.severity.iter().enumerate() {
+                match Status::from_str(s) {
+                    Ok(status) if status != Status::Ok => severity.push(status),
+                    _ => err(
+                        &format!("route[{i}].severity[{j}]"),
+                        format!("{s:?}: use warning, critical or unknown"),
+                    ),
+                }
+            }
+            if r.notify.is_empty() {
+                err(&format!("route[{i}].notify"), "names no notifier".into());
+            }
+            section.routes.push(Route {
+                severity,
+                labels: r.labels,
+                notify: r.notify,
+            });
         }
         section.notify_line = src.field_line(&span, "notify");
         section.notify = a.notify;

@@ -160,6 +160,18 @@ impl Config {
                 ));
             }
         }
+        for (i, route) in alerting.routes.iter().enumerate() {
+            for (j, name) in route.notify.iter().enumerate() {
+                if !notifier_names.contains(name) {
+                    errors.push(src.error(
+                        alerting.routes_line,
+                        Scope::Alerting,
+                        Some(&format!("route[{i}].notify[{j}]")),
+                        format!("no [[notifier]] named {name:?}"),
+                    ));
+                }
+            }
+        }
         for c in &checks {
             for (i, name) in c.notify.iter().flatten().enumerate() {
                 if !notifier_names.contains(name) {

@@ -412,6 +412,21 @@ mod tests {
     }
 
     #[test]
+    fn routes_name_severities_and_notifiers_that_exist() {
+        let all = errors(
+            "[alerting]\n[[alerting.route]]\nseverity = [\"ok\", \"critical\"]\nnotify = [\"nobody\"]\n\
+             [[alerting.route]]\nnotify = []\n",
+        );
+        for expected in [
+            "[alerting] route[0].severity[0]: \"ok\": use warning, critical or unknown",
+            "[alerting] route[0].notify[0]: no [[notifier]] named \"nobody\"",
+            "[alerting] route[1].notify: names no notifier",
+        ] {
+            assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
+        }
+    }
+
+    #[test]
     fn a_secret_url_is_never_shown() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
