@@ -373,14 +373,17 @@ struct Alertmanager {
 
 impl Alertmanager {
     fn start(dir: &Path) -> Alertmanager {
+        Self::start_with(
+            dir,
+            "route:\n  receiver: \"null\"\n  group_wait: 1s\nreceivers:\n  - name: \"null\"\n",
+        )
+    }
+
+    fn start_with(dir: &Path, config: &str) -> Alertmanager {
         let bin = debian_tool("prometheus-alertmanager", "prometheus-alertmanager");
         let port = free_port();
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(
-            dir.join("am.yml"),
-            "route:\n  receiver: \"null\"\n  group_wait: 1s\nreceivers:\n  - name: \"null\"\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("am.yml"), config).unwrap();
         let child = Command::new(bin)
             .arg(format!("--config.file={}", dir.join("am.yml").display()))
             .arg(format!("--storage.path={}", dir.join("data").display()))
@@ -533,4 +536,139 @@ async fn hooks(r: &Receiver, n: usize) -> Vec<serde_json::Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("waited for {n} webhook posts: {:?}", r.received());
+}
+
+/// `examples/fleet/NAME`.
+fn fleet_example(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/fleet")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_fleet_of_two_agents_behind_prometheus_and_alertmanager() {
+    // The example agent config is valid as it stands.
+    warden::Config::parse(
+        &fleet_example("warden.toml"),
+        "warden.toml",
+        Path::new("/tmp"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start_with(&dir.path().join("am"), &fleet_example("alertmanager.yml"));
+    let r = Receiver::start(&dir.path().join("r"), free_port());
+    std::fs::write(r.dir.join("health-a"), "200").unwrap();
+    std::fs::write(r.dir.join("health-b"), "500").unwrap();
+    // Two agents from the example, their ports and the service rewritten.
+    let agent = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let text = fleet_example("warden.toml")
+            .replace("127.0.0.1:7878", "127.0.0.1:{PORT}")
+            .replace(
+                "# instance = \"web-1\"",
+                &format!("instance = \"agent-{name}\""),
+            )
+            .replace(
+                "http://127.0.0.1:9093",
+                &format!("http://127.0.0.1:{}", am.port),
+            )
+            .replace(
+                "127.0.0.1:8080/health",
+                &format!("127.0.0.1:{}/health/{name}", r.port),
+            )
+            .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", r.port))
+            .replace("@every 10s", "@every 1s");
+        AgentProcess::start(&d, &text, &[])
+    };
+    let (a, b) = (agent("a"), agent("b"));
+    // Prometheus scrapes both, with the example's rules.
+    let prom_dir = dir.path().join("prom");
+    std::fs::create_dir_all(prom_dir.join("data")).unwrap();
+    let prom_port = free_port();
+    std::fs::write(
+        prom_dir.join("prometheus.yml"),
+        fleet_example("prometheus.yml")
+            .replace("15s", "1s")
+            .replace("127.0.0.1:9093", &format!("127.0.0.1:{}", am.port))
+            .replace(
+                "\"127.0.0.1:7878\", \"127.0.0.1:7879\"",
+                &format!("\"127.0.0.1:{}\", \"127.0.0.1:{}\"", a.port, b.port),
+            ),
+    )
+    .unwrap();
+    std::fs::write(
+        prom_dir.join("rules.yml"),
+        fleet_example("rules.yml").replace("for: 5m", "for: 0s"),
+    )
+    .unwrap();
+    let bin = debian_tool("prometheus", "prometheus");
+    let mut prom = Command::new(bin)
+        .arg(format!(
+            "--config.file={}",
+            prom_dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            prom_dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(prom_dir.join("prom.log")).unwrap())
+        .spawn()
+        .expect("starting prometheus");
+    let prom_alerts = || -> Vec<serde_json::Value> {
+        let r = http(prom_port, "GET", "/api/v1/alerts", &[], b"");
+        serde_json::from_str::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v["data"]["alerts"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let firing = |alerts: &[serde_json::Value], name: &str| -> Vec<serde_json::Value> {
+        alerts
+            .iter()
+            .filter(|x| x["labels"]["alertname"] == name && x["state"] == "firing")
+            .cloned()
+            .collect()
+    };
+    let t0 = std::time::Instant::now();
+    let mut rule = Vec::new();
+    while t0.elapsed() < WAIT {
+        if std::net::TcpStream::connect(("127.0.0.1", prom_port)).is_ok() {
+            rule = firing(&prom_alerts(), "WardenCheckCritical");
+            if !rule.is_empty() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert_eq!(
+        rule.len(),
+        1,
+        "the rule fires for agent b's check only: {rule:?}\n{}",
+        std::fs::read_to_string(prom_dir.join("prom.log")).unwrap_or_default()
+    );
+    assert_eq!(rule[0]["labels"]["check"], "api");
+    assert_eq!(
+        rule[0]["labels"]["instance"],
+        format!("127.0.0.1:{}", b.port)
+    );
+    // And agent b's own alert reached the Alertmanager, agent a's did not.
+    a.wait_until("agent b's alert in Alertmanager", WAIT, |_| {
+        am.alerts().iter().any(|x| {
+            x["labels"]["alertname"] == "WardenCheck" && x["labels"]["instance"] == "agent-b"
+        })
+    });
+    assert!(
+        !am.alerts()
+            .iter()
+            .any(|x| x["labels"]["instance"] == "agent-a"),
+        "{:?}",
+        am.alerts()
+    );
 }
