@@ -20,15 +20,34 @@ use crate::limits;
 use crate::store::outbox::{Settlement, StoredNotification};
 use crate::store::{Store, now_ms};
 
-/// Notifications being attempted now, and how many per notifier.
-type InFlight = Arc<Mutex<(HashSet<i64>, HashMap<String, usize>)>>;
+/// Notifications being attempted now (ids, and how many per notifier),
+/// and those whose result is committed, to take out of flight before the
+/// next read of the outbox.
+#[derive(Default)]
+struct Flight {
+    ids: HashSet<i64>,
+    per_notifier: HashMap<String, usize>,
+    settled: Vec<(i64, String)>,
+}
 
 /// Delivers until `shutdown`.
 pub async fn deliver(alerting: Arc<Alerting>, store: Store, mut shutdown: watch::Receiver<bool>) {
-    let in_flight: InFlight = Arc::default();
+    let flight: Arc<Mutex<Flight>> = Arc::default();
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        // Out of flight only what is settled *before* this read: a row
+        // read while its attempt is in flight may be stale (still
+        // pending), and stays skipped for this whole pass.
+        {
+            let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, notifier) in std::mem::take(&mut f.settled) {
+                f.ids.remove(&id);
+                if let Some(c) = f.per_notifier.get_mut(&notifier) {
+                    *c = c.saturating_sub(1);
+                }
+            }
         }
         let due = match store.due_notifications(now_ms(), limits::NOTIFY_BATCH) {
             Ok(due) => due,
@@ -39,24 +58,28 @@ pub async fn deliver(alerting: Arc<Alerting>, store: Store, mut shutdown: watch:
         };
         for n in due {
             {
-                let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                let per = f.1.get(&n.notifier).copied().unwrap_or(0);
-                if f.0.contains(&n.id) || per >= limits::NOTIFY_IN_FLIGHT_PER_NOTIFIER {
+                let mut f = flight.lock().unwrap_or_else(|p| p.into_inner());
+                let per = f.per_notifier.get(&n.notifier).copied().unwrap_or(0);
+                if f.ids.contains(&n.id) || per >= limits::NOTIFY_IN_FLIGHT_PER_NOTIFIER {
                     continue;
                 }
-                f.0.insert(n.id);
-                *f.1.entry(n.notifier.clone()).or_default() += 1;
+                f.ids.insert(n.id);
+                *f.per_notifier.entry(n.notifier.clone()).or_default() += 1;
             }
-            let (alerting, store, in_flight) = (alerting.clone(), store.clone(), in_flight.clone());
+            let (alerting, store, flight) = (alerting.clone(), store.clone(), flight.clone());
             tokio::spawn(async move {
                 let (id, notifier) = (n.id, n.notifier.clone());
                 let settlement = attempt(&alerting, &n).await;
-                store.settle_notification(id, settlement);
-                let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                f.0.remove(&id);
-                if let Some(c) = f.1.get_mut(&notifier) {
-                    *c = c.saturating_sub(1);
+                if let Err(e) = store.settle_notification(id, settlement).await {
+                    tracing::error!(notifier = %notifier, error = %format!("{e:#}"), "cannot record a notification's result; it will be sent again");
                 }
+                flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .settled
+                    .push((id, notifier));
+                // A place for the next one of this notifier.
+                alerting.wake.notify_one();
             });
         }
         tokio::select! {

@@ -190,8 +190,15 @@ impl Store {
         let _ = self.writer.send(super::writer::Job::Queue(rows));
     }
 
-    /// Records what became of an attempt (through the writer).
-    pub fn settle_notification(&self, id: i64, how: Settlement) {
-        let _ = self.writer.send(super::writer::Job::Settle(id, how));
+    /// Records what became of an attempt (through the writer), once
+    /// committed: until then the row still reads as pending.
+    pub async fn settle_notification(&self, id: i64, how: Settlement) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(super::writer::Job::Settle(id, how, tx))
+            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
+            .map_err(anyhow::Error::msg)
     }
 }

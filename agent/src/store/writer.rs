@@ -37,7 +37,11 @@ pub(super) enum Job {
     /// Replies once everything before it is committed.
     Flush(mpsc::Sender<()>),
     /// What became of an attempt at a notification.
-    Settle(i64, super::outbox::Settlement),
+    Settle(
+        i64,
+        super::outbox::Settlement,
+        oneshot::Sender<Result<(), String>>,
+    ),
     /// Notifications not tied to a run (reminders).
     Queue(Vec<super::outbox::Outgoing>),
 }
@@ -182,6 +186,7 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
         let mut replies = Vec::new();
         let mut state_replies = Vec::new();
         let mut flushes = Vec::new();
+        let mut settle_replies = Vec::new();
         // Every job gets its answer, even after the batch has failed.
         let mut failed: Option<rusqlite::Error> = None;
         let mut tx = match conn.transaction() {
@@ -244,12 +249,13 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
                         failed = Some(e);
                     }
                 }
-                Job::Settle(id, how) => {
+                Job::Settle(id, how, reply) => {
                     if let Some(tx) = live
                         && let Err(e) = super::outbox::settle(tx, id, &how, now_ms())
                     {
                         failed = Some(e);
                     }
+                    settle_replies.push(reply);
                 }
             }
         }
@@ -264,6 +270,9 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
         }
         for (reply, r) in state_replies {
             let _ = reply.send(committed(&result, r, "check state"));
+        }
+        for reply in settle_replies {
+            let _ = reply.send(committed(&result, Ok(()), "a notification's result"));
         }
         for done in flushes {
             let _ = done.send(());
