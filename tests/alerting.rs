@@ -203,6 +203,9 @@ fn webhook_slack_and_pagerduty_get_their_documented_shapes() {
         .map(|n| n["state"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(states, vec!["delivered"; 6], "{list}");
+    // Exactly once each: a second look finds nothing more sent.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(r.received().len(), 6, "{:?}", r.received());
     let metrics = agent.get("/metrics").body;
     assert!(
         metrics.contains("warden_notifications_total{notifier=\"pager\",result=\"delivered\"} 2"),
