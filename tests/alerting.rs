@@ -104,8 +104,9 @@ fn webhook_slack_and_pagerduty_get_their_documented_shapes() {
         "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n[alerting]\ninstance = \"host-a\"\n\
          [[notifier]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{p}/hook\"\nheaders = {{ X-Team = \"payments\" }}\n\
          [[notifier]]\nname = \"chat\"\ntype = \"slack\"\nurl_env = \"SLACK_URL\"\n\
+         [[notifier]]\nname = \"tmpl\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{p}/tmpl\"\ntemplate = '{{\"msg\": \"{{{{check}}}} {{{{status}}}} ({{{{labels.team}}}}): {{{{summary}}}}\"}}'\n\
          [[notifier]]\nname = \"pager\"\ntype = \"pagerduty\"\nrouting_key_file = \"pd.key\"\nurl = \"http://127.0.0.1:{p}/v2/enqueue\"\n{}",
-        check(r.port, "\"hook\", \"chat\", \"pager\""),
+        check(r.port, "\"hook\", \"chat\", \"pager\", \"tmpl\""),
         p = r.port
     );
     let slack = format!(
@@ -123,9 +124,12 @@ fn webhook_slack_and_pagerduty_get_their_documented_shapes() {
     );
 
     r.health(500);
-    wait("three firing notifications", &agent, || {
-        r.received().len() >= 3
+    wait("four firing notifications", &agent, || {
+        r.received().len() >= 4
     });
+    let tmpl = &r.at("/tmpl")[0]["body"];
+    let msg = tmpl["msg"].as_str().unwrap();
+    assert!(msg.starts_with("api firing (payments): "), "{tmpl}");
     let hook = &r.at("/hook")[0];
     // Python's http.server saw a length, not a chunked body.
     assert!(hook["headers"]["content-length"].is_string(), "{hook}");
@@ -178,8 +182,8 @@ fn webhook_slack_and_pagerduty_get_their_documented_shapes() {
     );
 
     r.health(200);
-    wait("three resolved notifications", &agent, || {
-        r.received().len() >= 6
+    wait("four resolved notifications", &agent, || {
+        r.received().len() >= 8
     });
     assert_eq!(r.at("/hook")[1]["body"]["status"], "resolved");
     let pd = &r.at("/v2/enqueue")[1]["body"];
@@ -202,10 +206,10 @@ fn webhook_slack_and_pagerduty_get_their_documented_shapes() {
         .iter()
         .map(|n| n["state"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(states, vec!["delivered"; 6], "{list}");
+    assert_eq!(states, vec!["delivered"; 8], "{list}");
     // Exactly once each: a second look finds nothing more sent.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(r.received().len(), 6, "{:?}", r.received());
+    assert_eq!(r.received().len(), 8, "{:?}", r.received());
     let metrics = agent.get("/metrics").body;
     assert!(
         metrics.contains("warden_notifications_total{notifier=\"pager\",result=\"delivered\"} 2"),

@@ -231,16 +231,25 @@ fn agent_for(
     (dir, agent)
 }
 
+/// A manual run; while a scheduled run of the check is in flight (409
+/// `already_running`: a check never overlaps itself) it asks again.
 fn run(agent: &AgentProcess, check: &str) -> serde_json::Value {
-    let r = http(
-        agent.port,
-        "POST",
-        &format!("/v1/checks/{check}/run"),
-        &[],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()
+    for _ in 0..200 {
+        let r = http(
+            agent.port,
+            "POST",
+            &format!("/v1/checks/{check}/run"),
+            &[],
+            b"",
+        );
+        if r.status == 409 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            continue;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        return r.json();
+    }
+    panic!("{check} stayed running for 10 s");
 }
 
 #[test]

@@ -144,6 +144,7 @@ async fn attempt(alerting: &Alerting, n: &StoredNotification) -> Settlement {
             url,
             method,
             headers,
+            ..
         } => send(method, url.expose(), headers, body, notifier.timeout).await,
         NotifierKind::Slack { url } => {
             send("POST", url.expose(), &[], body, notifier.timeout).await

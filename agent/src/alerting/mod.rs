@@ -152,6 +152,10 @@ impl Alerting {
                     list.extend(old);
                 }
             }
+            let body = match &n.kind {
+                NotifierKind::Alertmanager { .. } => body.to_string(),
+                _ => payload::body_text(&n.kind, &alert),
+            };
             let targets = match &n.kind {
                 NotifierKind::Alertmanager { urls } => urls.len(),
                 _ => 1,
@@ -164,7 +168,7 @@ impl Alerting {
                     event: event.as_str(),
                     severity: severity.as_str().to_string(),
                     dedup_key: payload::dedup_key(&self.instance, &check.name),
-                    body: body.to_string(),
+                    body: body.clone(),
                     suppressed: suppressed.clone(),
                 });
             }
@@ -229,7 +233,7 @@ impl Alerting {
                     event: Event::Firing.as_str(),
                     severity: severity.as_str().to_string(),
                     dedup_key: payload::dedup_key(&self.instance, &check.name),
-                    body: payload::body(&n.kind, &alert).to_string(),
+                    body: payload::body_text(&n.kind, &alert),
                     suppressed: None,
                 })
             })

@@ -95,6 +95,87 @@ fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The placeholders a webhook `template` may use; `{{labels.NAME}}` takes
+/// a check label (empty when the check has none of that name). Values are
+/// escaped for a JSON string (without the quotes).
+pub const PLACEHOLDERS: [&str; 11] = [
+    "agent", "check", "plugin", "status", "severity", "summary", "since", "run_id", "findings",
+    "link", "reminder",
+];
+
+/// Why `template` cannot be a webhook body, if it cannot.
+pub fn check_template(template: &str) -> Result<(), String> {
+    warden_text::template::expand(template, true, |p| match p {
+        warden_text::template::Placeholder::Capture(name)
+            if PLACEHOLDERS.contains(&name) || name.starts_with("labels.") =>
+        {
+            Some(String::new())
+        }
+        _ => None,
+    })
+    .map(|_| ())
+    .map_err(|e| {
+        if e.contains("was not captured") {
+            format!(
+                "{e}: use {{{{{}}}}} or {{{{labels.NAME}}}}",
+                PLACEHOLDERS.join("}}, {{")
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// A value inside a JSON string: escaped, without the quotes.
+fn json_inner(s: &str) -> String {
+    let quoted = serde_json::to_string(s).unwrap_or_default();
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+/// The body as sent: the webhook's template filled in, else the type's
+/// JSON.
+pub fn body_text(kind: &NotifierKind, a: &Alert) -> String {
+    if let NotifierKind::Webhook {
+        template: Some(t), ..
+    } = kind
+    {
+        let labels: std::collections::BTreeMap<&str, &str> = a
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let filled = warden_text::template::expand(t, true, |p| {
+            let warden_text::template::Placeholder::Capture(name) = p else {
+                return None;
+            };
+            let v = match name {
+                "agent" => a.instance.clone(),
+                "check" => a.check.clone(),
+                "plugin" => a.plugin.clone(),
+                "status" => a.event.as_str().to_string(),
+                "severity" => a.severity.as_str().to_string(),
+                "summary" => a.summary.clone(),
+                "since" => rfc3339(a.since_ms),
+                "run_id" => a.run_id.clone(),
+                "findings" => a.findings.to_string(),
+                "link" => a.link.clone(),
+                "reminder" => a.reminder.to_string(),
+                other => labels
+                    .get(other.strip_prefix("labels.")?)
+                    .copied()
+                    .unwrap_or("")
+                    .to_string(),
+            };
+            Some(json_inner(&v))
+        });
+        // Checked at load; a failure here is a bug, and the JSON still goes.
+        if let Ok(body) = filled {
+            return body;
+        }
+    }
+    body(kind, a).to_string()
+}
+
 /// The body for `kind` (one per target: Alertmanager gets the same body
 /// at every URL).
 pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
@@ -153,7 +234,8 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
                 "event_action": action,
                 "dedup_key": dedup_key(&a.instance, &a.check),
                 "payload": {
-                    "summary": truncate(&headline(a), 1024),
+                    // PagerDuty's limit is 1,024 characters.
+                    "summary": warden_text::truncate(&headline(a), 1020),
                     "source": a.instance,
                     "severity": severity,
                     "timestamp": rfc3339(a.now_ms),
@@ -205,17 +287,6 @@ fn headline_title(a: &Alert) -> String {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +324,29 @@ mod tests {
         assert_eq!(a["endsAt"], "2027-01-15T08:06:00.000Z");
         let resolved = body(&kind, &alert(Event::Resolved));
         assert_eq!(resolved[0]["endsAt"], "2027-01-15T08:01:00.000Z");
+    }
+
+    #[test]
+    fn a_webhook_template_is_filled_with_escaped_values() {
+        let kind = NotifierKind::Webhook {
+            url: Secret::inline("http://x"),
+            method: "POST".into(),
+            headers: vec![],
+            template: Some(r#"{"text": "{{check}} is {{severity}} for {{labels.team}}{{labels.none}}: {{summary}}"}"#.into()),
+        };
+        let sent = body_text(&kind, &alert(Event::Firing));
+        let v: serde_json::Value = serde_json::from_str(&sent).expect("still JSON");
+        assert_eq!(
+            v["text"],
+            "api is critical for payments: HTTP 500 <script> & more"
+        );
+        assert!(check_template("{{check}} {{labels.x}}").is_ok());
+        let e = check_template("{{chekc}}").unwrap_err();
+        assert!(e.contains("{{chekc}}") && e.contains("{{check}}"), "{e}");
+        assert!(
+            check_template("${env:SECRET}").is_err(),
+            "no environment in a template"
+        );
     }
 
     #[test]

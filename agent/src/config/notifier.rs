@@ -2,7 +2,8 @@
 //! list in `notify`) and a `type`:
 //!
 //! - `webhook`: `url` (or `url_env`/`url_file`), `method` (POST or PUT),
-//!   `headers`;
+//!   `headers`, `template` (the body, with `{{check}}`-style placeholders,
+//!   see [`crate::alerting::payload::PLACEHOLDERS`]; default: JSON);
 //! - `slack`: an incoming-webhook `url` (or `url_env`/`url_file`);
 //! - `pagerduty`: `routing_key_env` or `routing_key_file` (Events API v2),
 //!   `url` for another endpoint than PagerDuty's;
@@ -42,6 +43,7 @@ struct RawNotifier {
     method: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    template: Option<String>,
     timeout: Option<String>,
 }
 
@@ -56,6 +58,8 @@ pub enum NotifierKind {
         method: String,
         /// Extra headers.
         headers: Vec<(String, String)>,
+        /// The body, with placeholders (else the default JSON).
+        template: Option<String>,
     },
     /// A Slack incoming webhook.
     Slack {
@@ -242,10 +246,16 @@ impl NotifierConfig {
                         err(&format!("headers.{name}"), "not a header name".into());
                     }
                 }
+                if let Some(t) = &n.template
+                    && let Err(e) = crate::alerting::payload::check_template(t)
+                {
+                    err("template", e);
+                }
                 url(&mut err).map(|url| NotifierKind::Webhook {
                     url,
                     method,
                     headers: n.headers.clone().into_iter().collect(),
+                    template: n.template.clone(),
                 })
             }
             "slack" => {
