@@ -95,37 +95,6 @@ fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The placeholders a webhook `template` may use; `{{labels.NAME}}` takes
-/// a check label (empty when the check has none of that name). Values are
-/// escaped for a JSON string (without the quotes).
-pub const PLACEHOLDERS: [&str; 11] = [
-    "agent", "check", "plugin", "status", "severity", "summary", "since", "run_id", "findings",
-    "link", "reminder",
-];
-
-/// Why `template` cannot be a webhook body, if it cannot.
-pub fn check_template(template: &str) -> Result<(), String> {
-    warden_text::template::expand(template, true, |p| match p {
-        warden_text::template::Placeholder::Capture(name)
-            if PLACEHOLDERS.contains(&name) || name.starts_with("labels.") =>
-        {
-            Some(String::new())
-        }
-        _ => None,
-    })
-    .map(|_| ())
-    .map_err(|e| {
-        if e.contains("was not captured") {
-            format!(
-                "{e}: use {{{{{}}}}} or {{{{labels.NAME}}}}",
-                PLACEHOLDERS.join("}}, {{")
-            )
-        } else {
-            e
-        }
-    })
-}
-
 /// A value inside a JSON string: escaped, without the quotes.
 fn json_inner(s: &str) -> String {
     let quoted = serde_json::to_string(s).unwrap_or_default();
@@ -328,6 +297,7 @@ mod tests {
 
     #[test]
     fn a_webhook_template_is_filled_with_escaped_values() {
+        use crate::config::notifier::check_template;
         let kind = NotifierKind::Webhook {
             url: Secret::inline("http://x"),
             method: "POST".into(),
@@ -341,6 +311,19 @@ mod tests {
             "api is critical for payments: HTTP 500 <script> & more"
         );
         assert!(check_template("{{check}} {{labels.x}}").is_ok());
+        // Every placeholder the config accepts is filled in.
+        for name in crate::config::notifier::PLACEHOLDERS {
+            let kind = NotifierKind::Webhook {
+                url: Secret::inline("http://x"),
+                method: "POST".into(),
+                headers: vec![],
+                template: Some(format!("<{{{{{name}}}}}>")),
+            };
+            assert!(
+                body_text(&kind, &alert(Event::Firing)).starts_with('<'),
+                "{name}"
+            );
+        }
         let e = check_template("{{chekc}}").unwrap_err();
         assert!(e.contains("{{chekc}}") && e.contains("{{check}}"), "{e}");
         assert!(

@@ -3,7 +3,7 @@
 //!
 //! - `webhook`: `url` (or `url_env`/`url_file`), `method` (POST or PUT),
 //!   `headers`, `template` (the body, with `{{check}}`-style placeholders,
-//!   see [`crate::alerting::payload::PLACEHOLDERS`]; default: JSON);
+//!   see [`PLACEHOLDERS`]; default: JSON);
 //! - `slack`: an incoming-webhook `url` (or `url_env`/`url_file`);
 //! - `pagerduty`: `routing_key_env` or `routing_key_file` (Events API v2),
 //!   `url` for another endpoint than PagerDuty's;
@@ -103,6 +103,37 @@ impl NotifierKind {
             NotifierKind::Alertmanager { .. } => "alertmanager",
         }
     }
+}
+
+/// The placeholders a webhook `template` may use; `{{labels.NAME}}` takes
+/// a check label (empty when the check has none of that name). Values are
+/// escaped for a JSON string (without the quotes).
+pub const PLACEHOLDERS: [&str; 11] = [
+    "agent", "check", "plugin", "status", "severity", "summary", "since", "run_id", "findings",
+    "link", "reminder",
+];
+
+/// Why `template` cannot be a webhook body, if it cannot.
+pub fn check_template(template: &str) -> Result<(), String> {
+    warden_text::template::expand(template, true, |p| match p {
+        warden_text::template::Placeholder::Capture(name)
+            if PLACEHOLDERS.contains(&name) || name.starts_with("labels.") =>
+        {
+            Some(String::new())
+        }
+        _ => None,
+    })
+    .map(|_| ())
+    .map_err(|e| {
+        if e.contains("was not captured") {
+            format!(
+                "{e}: use {{{{{}}}}} or {{{{labels.NAME}}}}",
+                PLACEHOLDERS.join("}}, {{")
+            )
+        } else {
+            e
+        }
+    })
 }
 
 /// Why `url` cannot be a notifier's target, if it cannot.
@@ -247,7 +278,7 @@ impl NotifierConfig {
                     }
                 }
                 if let Some(t) = &n.template
-                    && let Err(e) = crate::alerting::payload::check_template(t)
+                    && let Err(e) = check_template(t)
                 {
                     err("template", e);
                 }
