@@ -59,33 +59,22 @@ impl Agent {
         let mut rows = Vec::new();
         {
             let mut live = self.live();
-            let due: Vec<String> = self
-                .checks()
-                .values()
-                .filter(|c| {
-                    live.get(&c.config.name).is_some_and(|l| {
-                        l.health.as_ref().is_some_and(|h| {
-                            h.status != Status::Ok
-                                && reminder_due(
-                                    c.config.remind_every,
-                                    h.since_ms,
-                                    l.notified_ms,
-                                    now,
-                                )
-                        })
-                    }) && self.suppressed_by(&live, &c.config).is_none()
-                })
-                .map(|c| c.config.name.clone())
-                .collect();
-            for name in due {
-                let (Some(check), Some(l)) = (self.checks().get(&name), live.get_mut(&name)) else {
+            for c in self.checks().values() {
+                let quiet = self.suppressed_by(&live, &c.config).is_some();
+                let Some(l) = live.get_mut(&c.config.name) else {
                     continue;
                 };
                 let (Some(health), Some(last)) = (l.health.as_ref(), l.last.as_ref()) else {
                     continue;
                 };
+                if quiet
+                    || health.status == Status::Ok
+                    || !reminder_due(c.config.remind_every, health.since_ms, l.notified_ms, now)
+                {
+                    continue;
+                }
                 rows.extend(self.alerting.reminders(
-                    &check.config,
+                    &c.config,
                     last,
                     health.status,
                     health.since_ms,

@@ -155,8 +155,8 @@ fn label_problem(name: &str, value: &str) -> Option<String> {
     None
 }
 
-/// Why `name` cannot name a check, if it cannot.
-fn name_problem(name: &str) -> Option<String> {
+/// Why `name` cannot name a check (or a notifier), if it cannot.
+pub(super) fn name_problem(name: &str) -> Option<String> {
     let valid = !name.is_empty()
         && name.len() <= limits::MAX_CHECK_NAME_BYTES
         && name

@@ -182,16 +182,8 @@ impl NotifierConfig {
         let mut err = |field: &str, msg: String| {
             errors.push(src.error(src.field_line(span, field), scope(), Some(field), msg));
         };
-        let name_ok = !n.name.is_empty()
-            && n.name.len() <= limits::MAX_CHECK_NAME_BYTES
-            && n.name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !name_ok {
-            err(
-                "name",
-                format!("use 1-{} of [A-Za-z0-9._-]", limits::MAX_CHECK_NAME_BYTES),
-            );
+        if let Some(problem) = super::check::name_problem(&n.name) {
+            err("name", problem);
         } else if !names.insert(n.name.clone()) {
             err("name", "another notifier has this name".into());
         }
