@@ -58,7 +58,7 @@ fn warden_check_sarif_and_gitleaks_with_exit_codes_and_baselines() {
     let dir = tree.path().canonicalize().unwrap();
     plant(&dir);
     let state = tempfile::tempdir().unwrap();
-    let config = r#"{"exclude": ["^testdata/"]}"#;
+    let config = r#"{"exclude": ["^testdata/"], "baseline": "previous"}"#;
 
     // First scan: two new findings, SARIF on stdout, exit 2.
     let r = check(state.path(), &dir, config, "sarif");

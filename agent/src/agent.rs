@@ -47,13 +47,32 @@ pub struct Check {
 }
 
 /// What the agent knows about a check between runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Live {
     pub(crate) health: Option<Health>,
     pub(crate) last: Option<Arc<RunOutcome>>,
     pub(crate) runs_by_status: [u64; 4],
+    /// What its receivers were last told: `Ok`, or the severity firing
+    /// ([`crate::notices`]).
+    pub(crate) told: Status,
     /// When the current alert was last sent (its firing or a reminder).
     pub(crate) notified_ms: Option<i64>,
+    /// A run's notifications are decided and it is being stored: `told`
+    /// is ahead of `health` until then.
+    pub(crate) recording: bool,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            health: None,
+            last: None,
+            runs_by_status: [0; 4],
+            told: Status::Ok,
+            notified_ms: None,
+            recording: false,
+        }
+    }
 }
 
 /// A run past its admission, or its outcome if it ended before running.
@@ -88,6 +107,10 @@ pub struct Agent {
     pub store: Store,
     /// Notifiers, routes and delivery counters.
     pub alerting: Arc<crate::alerting::Alerting>,
+    /// Maintenance windows and silences.
+    pub silences: crate::silences::Silences,
+    /// Acknowledged findings.
+    pub acks: crate::acks::Acks,
     checks: BTreeMap<String, Check>,
     driver: Driver,
     gate: RunGate,
@@ -114,7 +137,13 @@ impl Agent {
         )
         .await;
         let records = store.check_records().context("reading the store")?;
+        let told = store.told().context("reading the outbox")?;
         let now = now_ms();
+        let silences = crate::silences::Silences::new(
+            config.maintenance.clone(),
+            store.silences(now).context("reading silences")?,
+        );
+        let acks = crate::acks::Acks::new(store.acks().context("reading acknowledgements")?);
         let mut core = SchedulerCore::new();
         let mut checks = BTreeMap::new();
         let mut live = HashMap::new();
@@ -148,6 +177,7 @@ impl Agent {
                 Live {
                     health: record.health,
                     runs_by_status: record.runs_by_status,
+                    told: told.get(&c.name).copied().unwrap_or(Status::Ok),
                     ..Live::default()
                 },
             );
@@ -175,6 +205,8 @@ impl Agent {
         }
         Ok(Arc::new(Agent {
             alerting: Arc::new(crate::alerting::Alerting::new(&config)),
+            silences,
+            acks,
             config,
             runtime,
             registry,
@@ -446,40 +478,50 @@ impl Agent {
 
     /// Decides the check's next health, records the run, renders the
     /// outputs file, updates the live view.
-    async fn finish(&self, check: &Check, d: &Dispatch, outcome: RunOutcome) -> Arc<RunOutcome> {
+    async fn finish(
+        &self,
+        check: &Check,
+        d: &Dispatch,
+        mut outcome: RunOutcome,
+    ) -> Arc<RunOutcome> {
+        self.acks.apply(&mut outcome);
         let outcome = Arc::new(outcome);
-        let before = self
-            .live()
-            .get(&d.check)
-            .and_then(|l| l.health.clone())
-            .unwrap_or_default();
-        let (health, transition) = before.apply(
-            outcome.status,
-            outcome.finished_unix_ms as i64,
-            check.config.failure_threshold,
-            check.config.success_threshold,
-        );
-        // A check's first hard status is no transition, but a problem
-        // there from the start is one to tell.
-        let alerting = transition.or_else(|| {
-            (before.since_ms == 0 && health.since_ms != 0 && health.status != Status::Ok).then_some(
-                crate::health::Transition {
-                    from: Status::Ok,
-                    to: health.status,
-                },
-            )
-        });
-        // While a parent has a hard problem, the child's notifications
-        // are recorded as suppressed, not sent.
-        let suppressed = alerting.and_then(|_| self.suppressed_by(&self.live(), &check.config));
-        let notifications = self.alerting.plan(
-            &check.config,
-            &outcome,
-            health.since_ms,
-            alerting,
-            suppressed,
-            now_ms(),
-        );
+        let now = now_ms();
+        // Health and notifications are decided under one lock, so the
+        // notice tick cannot tell the same change twice.
+        let (health, transition, notifications, told_before) = {
+            let mut live = self.live();
+            let before = live
+                .get(&d.check)
+                .and_then(|l| l.health.clone())
+                .unwrap_or_default();
+            let (mut health, transition) = before.apply(
+                outcome.status,
+                outcome.finished_unix_ms as i64,
+                check.config.failure_threshold,
+                check.config.success_threshold,
+            );
+            let flap = health.flap.observe(outcome.status, check.config.flapping);
+            let (rows, told) = self.notices_after_run(
+                &mut live,
+                &check.config,
+                &outcome,
+                &health,
+                transition,
+                flap,
+                now,
+            );
+            if let Some(l) = live.get_mut(&d.check) {
+                l.recording = true;
+            }
+            if let Some(change) = flap {
+                tracing::warn!(check = %d.check, percent = health.flap.percent(), "{}", match change {
+                    crate::flapping::Change::Started => "check is flapping; its notifications are held until it settles",
+                    crate::flapping::Change::Stopped => "check stopped flapping",
+                });
+            }
+            (health, transition, rows, told)
+        };
         let notify = notifications.iter().any(|n| n.suppressed.is_none());
         let record = RunRecord {
             outcome: outcome.clone(),
@@ -514,14 +556,14 @@ impl Agent {
                 l.health = Some(health);
                 l.runs_by_status[outcome.status.index()] += 1;
                 l.last = Some(outcome.clone());
-                // What reminders count from.
-                match alerting {
-                    Some(t) if t.to == Status::Ok => l.notified_ms = None,
-                    Some(_) if notify => l.notified_ms = Some(now_ms()),
-                    _ => {}
-                }
+                l.recording = false;
             }
             Err(e) => {
+                // Not stored, so nothing was told.
+                if let Some(l) = self.live().get_mut(&d.check) {
+                    l.told = told_before;
+                    l.recording = false;
+                }
                 tracing::error!(check = %d.check, error = %format!("{e:#}"), "cannot record the run")
             }
         }

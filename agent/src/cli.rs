@@ -35,7 +35,7 @@ struct StateDirArg {
 }
 
 #[derive(clap::Args)]
-struct ConfigArg {
+pub(crate) struct ConfigArg {
     /// The config file. Default: $WARDEN_CONFIG, else ./warden.toml if it
     /// exists, else the embedded defaults.
     #[arg(short = 'c', long = "config")]
@@ -43,7 +43,7 @@ struct ConfigArg {
 }
 
 impl ConfigArg {
-    fn path(&self) -> Option<PathBuf> {
+    pub(crate) fn path(&self) -> Option<PathBuf> {
         self.config
             .clone()
             .or_else(|| std::env::var_os("WARDEN_CONFIG").map(PathBuf::from))
@@ -66,6 +66,9 @@ enum Command {
     Inspect(InspectArgs),
     /// Create a plugin crate from a template.
     New(NewArgs),
+    /// Silence checks' notifications on a running agent (add, list,
+    /// expire).
+    Silence(crate::remote::SilenceArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +165,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => rt.block_on(run(args)),
         Command::Validate(args) => rt.block_on(validate(args)),
         Command::Check(args) => rt.block_on(check(args)),
+        Command::Silence(args) => rt.block_on(crate::remote::main(args)),
         Command::New(args) => match new_plugin(&args) {
             Ok(dir) => {
                 println!("created {}", dir.display());

@@ -39,6 +39,9 @@ pub struct Health {
     pub consecutive_ok: u32,
     /// Consecutive non-OK results.
     pub consecutive_fail: u32,
+    /// Recent results and whether the check flaps ([`crate::flapping`]).
+    #[serde(default)]
+    pub flap: crate::flapping::Flap,
 }
 
 impl Default for Health {
@@ -50,6 +53,7 @@ impl Default for Health {
             since_ms: 0,
             consecutive_ok: 0,
             consecutive_fail: 0,
+            flap: crate::flapping::Flap::default(),
         }
     }
 }

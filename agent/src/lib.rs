@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acks;
 mod agent;
 pub mod alerting;
 pub mod api;
@@ -33,6 +34,7 @@ mod cli;
 pub mod config;
 mod executor;
 mod export;
+mod flapping;
 mod health;
 mod layout;
 pub mod limits;
@@ -42,9 +44,11 @@ mod notices;
 mod outputs;
 mod references;
 mod registry;
+mod remote;
 mod schedule;
 mod scheduler;
 mod serve;
+mod silences;
 pub mod stdplugins;
 pub mod store;
 mod telemetry;

@@ -118,3 +118,16 @@ pub const STORE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long SQLite waits on a locked database.
 pub const STORE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Matchers in one silence.
+pub const MAX_SILENCE_MATCHERS: usize = 16;
+/// Longest matcher pattern, comment or author of a silence or an
+/// acknowledgement.
+pub const MAX_SILENCE_TEXT: usize = 1024;
+/// Silences in force or to come at once.
+pub const MAX_SILENCES: usize = 1000;
+/// Fingerprints in one `POST /v1/findings/ack`.
+pub const MAX_ACKS_PER_REQUEST: usize = 1000;
+/// How often the agent looks for notifications that quiet or flapping
+/// held back and that are now due (a window's end is notified within it).
+pub const NOTICE_TICK: Duration = Duration::from_secs(1);

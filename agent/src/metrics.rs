@@ -55,6 +55,30 @@ impl Agent {
         }
         let _ = writeln!(
             out,
+            "# HELP warden_check_flapping 1 while a check flaps (its notifications held until it settles).\n# TYPE warden_check_flapping gauge"
+        );
+        for v in &views {
+            let _ = writeln!(
+                out,
+                "warden_check_flapping{{check=\"{}\"}} {}",
+                escape(&v.name),
+                u8::from(v.flapping)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP warden_check_silenced 1 while a maintenance window, a silence or a parent's problem holds a check's notifications.\n# TYPE warden_check_silenced gauge"
+        );
+        for v in &views {
+            let _ = writeln!(
+                out,
+                "warden_check_silenced{{check=\"{}\"}} {}",
+                escape(&v.name),
+                u8::from(v.quiet.is_some())
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP warden_check_duration_seconds Duration of the latest run.\n# TYPE warden_check_duration_seconds gauge"
         );
         for v in &views {

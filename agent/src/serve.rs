@@ -91,13 +91,20 @@ impl Agent {
         let refresher = agent.clone();
         let mut refresh_stop = stopped.clone();
         tokio::spawn(async move {
+            let mut ticks = 0u32;
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(limits::ALERTMANAGER_RESEND) => {}
+                    _ = tokio::time::sleep(limits::NOTICE_TICK) => {}
                     _ = refresh_stop.changed() => break,
                 }
-                crate::alerting::refresh(&refresher.alerting, refresher.firing_alerts());
-                refresher.queue_reminders(crate::store::now_ms());
+                let now = crate::store::now_ms();
+                refresher.notice_tick(now);
+                ticks += 1;
+                if ticks >= crate::notices::TICKS_PER_RESEND {
+                    ticks = 0;
+                    crate::alerting::refresh(&refresher.alerting, refresher.firing_alerts());
+                    refresher.queue_reminders(now);
+                }
             }
         });
         tracing::info!(

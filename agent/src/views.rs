@@ -60,6 +60,13 @@ pub struct CheckSummary {
     pub skipped_runs: u64,
     /// Runs by status.
     pub runs: RunCounts,
+    /// Whether it flaps ([`crate::flapping`]).
+    pub flapping: bool,
+    /// Its percent state change over the last 21 results.
+    pub flap_percent: f64,
+    /// What holds its notifications now (a maintenance window, a
+    /// silence, a parent's problem), if anything does; it still runs.
+    pub quiet: Option<String>,
 }
 
 /// What `GET /v1/checks/{name}` shows: the summary plus the config in
@@ -102,10 +109,14 @@ impl Agent {
     pub fn check_view(&self, name: &str) -> Option<CheckView> {
         let check = self.checks().get(name)?;
         let info = self.core().info(name).unwrap_or_default();
-        let live = self.live().get(name).cloned().unwrap_or_default();
+        let (live, quiet) = {
+            let all = self.live();
+            let quiet = self.quiet(&all, &check.config, crate::store::now_ms());
+            (all.get(name).cloned().unwrap_or_default(), quiet)
+        };
         let c = &check.config;
         Some(CheckView {
-            summary: self.summary(check, info, &live),
+            summary: self.summary(check, info, &live, quiet),
             splay_seconds: check.offset.as_secs_f64(),
             timeout_seconds: c.timeout.as_secs_f64(),
             memory_bytes: c.memory,
@@ -131,16 +142,30 @@ impl Agent {
         };
         let live = self.live();
         let empty = Live::default();
+        let now = crate::store::now_ms();
         self.checks()
             .values()
             .zip(infos)
             .map(|(check, info)| {
-                self.summary(check, info, live.get(&check.config.name).unwrap_or(&empty))
+                let quiet = self.quiet(&live, &check.config, now);
+                self.summary(
+                    check,
+                    info,
+                    live.get(&check.config.name).unwrap_or(&empty),
+                    quiet,
+                )
             })
             .collect()
     }
 
-    fn summary(&self, check: &Check, info: SlotInfo, live: &Live) -> CheckSummary {
+    fn summary(
+        &self,
+        check: &Check,
+        info: SlotInfo,
+        live: &Live,
+        quiet: Option<crate::silences::Quiet>,
+    ) -> CheckSummary {
+        let flap = live.health.as_ref().map(|h| &h.flap);
         let c = &check.config;
         let last = live.last.as_deref();
         let [ok, warning, critical, unknown] = live.runs_by_status;
@@ -166,6 +191,9 @@ impl Agent {
                 critical,
                 unknown,
             },
+            flapping: flap.is_some_and(|f| f.flapping),
+            flap_percent: flap.map_or(0.0, |f| (f.percent() * 10.0).round() / 10.0),
+            quiet: quiet.map(|q| q.to_string()),
         }
     }
 }

@@ -108,19 +108,17 @@ impl Alerting {
         }
     }
 
-    /// The notifications `transition` (from a run of `check`) makes.
+    /// The notifications `t` (a change of what receivers were told about
+    /// `check`, after `outcome`) makes; `suppressed`: recorded, not sent.
     pub fn plan(
         &self,
         check: &CheckConfig,
         outcome: &RunOutcome,
         since_ms: i64,
-        transition: Option<Transition>,
+        t: Transition,
         suppressed: Option<String>,
         now_ms: i64,
     ) -> Vec<Outgoing> {
-        let Some(t) = transition else {
-            return Vec::new();
-        };
         let (event, severity) = if t.to == Status::Ok {
             if !check.send_on_resolved {
                 return Vec::new();
@@ -130,44 +128,98 @@ impl Alerting {
             (Event::Firing, t.to)
         };
         let alert = self.alert(check, outcome, event, severity, since_ms, now_ms);
+        // Alertmanager keys alerts by their labels, severity included: a
+        // change of severity ends the alert of the old one.
+        let ended = (event == Event::Firing && t.from != Status::Ok).then_some(t.from);
+        self.outgoing(check, &alert, severity, ended, suppressed, true)
+    }
+
+    /// The notice that `check` began to flap (`started`) or settled, at
+    /// `percent` state change. Routed as a warning.
+    pub fn flap_notice(
+        &self,
+        check: &CheckConfig,
+        outcome: &RunOutcome,
+        started: bool,
+        percent: f64,
+        suppressed: Option<String>,
+        now_ms: i64,
+    ) -> Vec<Outgoing> {
+        let alert = self.flap_alert(check, outcome, started, percent, now_ms);
+        self.outgoing(check, &alert, Status::Warning, None, suppressed, true)
+    }
+
+    /// What a flapping notice says.
+    pub fn flap_alert(
+        &self,
+        check: &CheckConfig,
+        outcome: &RunOutcome,
+        started: bool,
+        percent: f64,
+        now_ms: i64,
+    ) -> Alert {
+        let event = if started {
+            Event::Firing
+        } else {
+            Event::Resolved
+        };
+        let mut alert = self.alert(check, outcome, event, Status::Warning, now_ms, now_ms);
+        alert.flapping = true;
+        alert.summary = format!(
+            "{:.1}% state change over the last {} results; latest: {}",
+            percent,
+            crate::flapping::HISTORY,
+            outcome.summary
+        );
+        alert
+    }
+
+    /// `alert` as one notification per notifier `check` routes to at
+    /// `severity` (per URL for Alertmanager, or none there unless
+    /// `alertmanager`), `ended` also ending that severity's alert in
+    /// Alertmanager.
+    fn outgoing(
+        &self,
+        check: &CheckConfig,
+        alert: &Alert,
+        severity: Status,
+        ended: Option<Status>,
+        suppressed: Option<String>,
+        alertmanager: bool,
+    ) -> Vec<Outgoing> {
         let mut out = Vec::new();
         for name in &self.routes(check, severity) {
             let Some(n) = self.notifiers.get(name) else {
                 continue;
             };
-            let mut body = payload::body(&n.kind, &alert);
-            // Alertmanager keys alerts by their labels, severity included:
-            // a change of severity ends the alert of the old one.
-            if let (NotifierKind::Alertmanager { .. }, Event::Firing, true) =
-                (&n.kind, event, t.from != Status::Ok)
-            {
-                let ended = Alert {
-                    event: Event::Resolved,
-                    severity: t.from,
-                    ..alert.clone()
-                };
-                if let (Some(list), serde_json::Value::Array(old)) =
-                    (body.as_array_mut(), payload::body(&n.kind, &ended))
-                {
-                    list.extend(old);
+            let (body, targets) = match &n.kind {
+                NotifierKind::Alertmanager { .. } if !alertmanager => continue,
+                NotifierKind::Alertmanager { urls } => {
+                    let mut body = payload::body(&n.kind, alert);
+                    if let Some(from) = ended {
+                        let old = Alert {
+                            event: Event::Resolved,
+                            severity: from,
+                            ..alert.clone()
+                        };
+                        if let (Some(list), serde_json::Value::Array(old)) =
+                            (body.as_array_mut(), payload::body(&n.kind, &old))
+                        {
+                            list.extend(old);
+                        }
+                    }
+                    (body.to_string(), urls.len())
                 }
-            }
-            let body = match &n.kind {
-                NotifierKind::Alertmanager { .. } => body.to_string(),
-                _ => payload::body_text(&n.kind, &alert),
-            };
-            let targets = match &n.kind {
-                NotifierKind::Alertmanager { urls } => urls.len(),
-                _ => 1,
+                _ => (payload::body_text(&n.kind, alert), 1),
             };
             for target in 0..targets {
                 out.push(Outgoing {
                     notifier: name.clone(),
                     target,
                     check: check.name.clone(),
-                    event: event.as_str(),
-                    severity: severity.as_str().to_string(),
-                    dedup_key: payload::dedup_key(&self.instance, &check.name),
+                    event: alert.status(),
+                    severity: alert.severity.as_str().to_string(),
+                    dedup_key: alert.dedup_key(),
                     body: body.clone(),
                     suppressed: suppressed.clone(),
                 });
@@ -204,6 +256,7 @@ impl Alerting {
             link: format!("{}/v1/checks/{}", self.api_url, check.name),
             now_ms,
             reminder: false,
+            flapping: false,
         }
     }
 
@@ -222,22 +275,7 @@ impl Alerting {
             reminder: true,
             ..self.alert(check, outcome, Event::Firing, severity, since_ms, now_ms)
         };
-        self.routes(check, severity)
-            .iter()
-            .filter_map(|name| {
-                let n = self.notifiers.get(name)?;
-                (!matches!(n.kind, NotifierKind::Alertmanager { .. })).then(|| Outgoing {
-                    notifier: name.clone(),
-                    target: 0,
-                    check: check.name.clone(),
-                    event: Event::Firing.as_str(),
-                    severity: severity.as_str().to_string(),
-                    dedup_key: payload::dedup_key(&self.instance, &check.name),
-                    body: payload::body_text(&n.kind, &alert),
-                    suppressed: None,
-                })
-            })
-            .collect()
+        self.outgoing(check, &alert, severity, None, None, false)
     }
 
     fn count(&self, notifier: &str, result: &'static str) {

@@ -57,6 +57,32 @@ pub struct Alert {
     pub now_ms: i64,
     /// A reminder of an alert already sent.
     pub reminder: bool,
+    /// About flapping: `Firing` = began to flap, `Resolved` = settled
+    /// ([`crate::flapping`]); `summary` says by how much.
+    pub flapping: bool,
+}
+
+impl Alert {
+    /// The status as stored, shown and sent to webhooks: `firing`,
+    /// `resolved`, `flapping` or `settled`.
+    pub fn status(&self) -> &'static str {
+        match (self.flapping, self.event) {
+            (false, e) => e.as_str(),
+            (true, Event::Firing) => "flapping",
+            (true, Event::Resolved) => "settled",
+        }
+    }
+
+    /// The dedupe key: the check's, or its flapping notice's (its own
+    /// PagerDuty incident and Alertmanager alert).
+    pub fn dedup_key(&self) -> String {
+        let key = dedup_key(&self.instance, &self.check);
+        if self.flapping {
+            format!("{key}/flapping")
+        } else {
+            key
+        }
+    }
 }
 
 /// How far ahead of now an Alertmanager alert ends unless re-sent (the
@@ -77,6 +103,9 @@ pub fn dedup_key(instance: &str, check: &str) -> String {
 
 fn headline(a: &Alert) -> String {
     let reminder = if a.reminder { "[REMINDER] " } else { "" };
+    if a.flapping {
+        return format!("[{}] {}: {}", a.status().to_uppercase(), a.check, a.summary);
+    }
     match a.event {
         Event::Firing => format!(
             "{reminder}[{}] {}: {}",
@@ -121,7 +150,7 @@ pub fn body_text(kind: &NotifierKind, a: &Alert) -> String {
                 "agent" => a.instance.clone(),
                 "check" => a.check.clone(),
                 "plugin" => a.plugin.clone(),
-                "status" => a.event.as_str().to_string(),
+                "status" => a.status().to_string(),
                 "severity" => a.severity.as_str().to_string(),
                 "summary" => a.summary.clone(),
                 "since" => rfc3339(a.since_ms),
@@ -158,7 +187,7 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
             "agent": a.instance,
             "check": a.check,
             "plugin": a.plugin,
-            "status": a.event.as_str(),
+            "status": a.status(),
             "severity": a.severity.as_str(),
             "summary": a.summary,
             "since": rfc3339(a.since_ms),
@@ -167,6 +196,7 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
             "findings": a.findings,
             "link": a.link,
             "reminder": a.reminder,
+            "flapping": a.flapping,
         }),
         NotifierKind::Slack { .. } => {
             let text = headline(a);
@@ -201,7 +231,7 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
             };
             json!({
                 "event_action": action,
-                "dedup_key": dedup_key(&a.instance, &a.check),
+                "dedup_key": a.dedup_key(),
                 "payload": {
                     // PagerDuty's limit is 1,024 characters.
                     "summary": warden_text::truncate(&headline(a), 1020),
@@ -226,7 +256,12 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
         NotifierKind::Alertmanager { .. } => {
             let mut l = labels;
             // The check's own labels never override the identifying ones.
-            l.insert("alertname".into(), json!("WardenCheck"));
+            let name = if a.flapping {
+                "WardenCheckFlapping"
+            } else {
+                "WardenCheck"
+            };
+            l.insert("alertname".into(), json!(name));
             l.insert("check".into(), json!(a.check));
             l.insert("plugin".into(), json!(a.plugin));
             l.insert("severity".into(), json!(a.severity.as_str()));
@@ -239,7 +274,11 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
                 "labels": l,
                 "annotations": {
                     "summary": a.summary,
-                    "description": format!("{} ({}) on {} is {} since {}", a.check, a.plugin, a.instance, a.severity.as_str(), rfc3339(a.since_ms)),
+                    "description": if a.flapping {
+                        format!("{} ({}) on {} is flapping", a.check, a.plugin, a.instance)
+                    } else {
+                        format!("{} ({}) on {} is {} since {}", a.check, a.plugin, a.instance, a.severity.as_str(), rfc3339(a.since_ms))
+                    },
                 },
                 "startsAt": rfc3339(a.since_ms),
                 "endsAt": rfc3339(ends),
@@ -250,6 +289,11 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
 }
 
 fn headline_title(a: &Alert) -> String {
+    match (a.flapping, a.event) {
+        (true, Event::Firing) => return format!("{} is flapping", a.check),
+        (true, Event::Resolved) => return format!("{} stopped flapping", a.check),
+        _ => {}
+    }
     match a.event {
         Event::Firing => format!("{} is {}", a.check, a.severity.as_str().to_uppercase()),
         Event::Resolved => format!("{} recovered (was {})", a.check, a.severity.as_str()),
@@ -279,6 +323,7 @@ mod tests {
             link: "http://127.0.0.1:7878/v1/checks/api".into(),
             now_ms: 1_800_000_060_000,
             reminder: false,
+            flapping: false,
         }
     }
 
@@ -359,5 +404,27 @@ mod tests {
             t.get("routing_key").is_none(),
             "added by the sender, never stored"
         );
+        // A flapping notice is its own incident.
+        let flap = Alert {
+            flapping: true,
+            ..alert(Event::Firing)
+        };
+        let f = body(&pd, &flap);
+        assert_eq!(f["dedup_key"], "warden/host-a/api/flapping");
+        let am = body(&NotifierKind::Alertmanager { urls: vec![] }, &flap);
+        assert_eq!(am[0]["labels"]["alertname"], "WardenCheckFlapping");
+        let hook = body(
+            &NotifierKind::Webhook {
+                url: Secret::inline("http://x"),
+                method: "POST".into(),
+                headers: vec![],
+                template: None,
+            },
+            &Alert {
+                event: Event::Resolved,
+                ..flap
+            },
+        );
+        assert_eq!(hook["status"], "settled");
     }
 }

@@ -47,6 +47,9 @@ struct RawCheck {
     depends_on: Vec<String>,
     remind_every: Option<String>,
     send_on_resolved: Option<bool>,
+    flap_detection: Option<bool>,
+    flap_low: Option<f64>,
+    flap_high: Option<f64>,
 }
 
 /// One `[[check]]`.
@@ -96,6 +99,8 @@ pub struct CheckConfig {
     pub depends_on_line: usize,
     /// While firing, notify again this often (off by default).
     pub remind_every: Option<Duration>,
+    /// Flap thresholds in percent state change (`None`: detection off).
+    pub flapping: Option<crate::flapping::Thresholds>,
     /// Line of the `[[check]]` header.
     pub line: usize,
 }
@@ -351,6 +356,25 @@ impl CheckConfig {
                 None
             }
         };
+        let defaults = crate::flapping::Thresholds::default();
+        let flap = crate::flapping::Thresholds {
+            low: c.flap_low.unwrap_or(defaults.low),
+            high: c.flap_high.unwrap_or(defaults.high),
+        };
+        for (field, v) in [("flap_low", flap.low), ("flap_high", flap.high)] {
+            if !(0.0..=100.0).contains(&v) {
+                err(
+                    field,
+                    format!("{v} is outside 0..=100 (percent state change)"),
+                );
+            }
+        }
+        if flap.low >= flap.high {
+            err(
+                "flap_low",
+                format!("{} must be below flap_high ({})", flap.low, flap.high),
+            );
+        }
         let labels_line = src.field_line(span, "labels");
         for (k, v) in &c.labels {
             if let Some(problem) = label_problem(k, v) {
@@ -386,6 +410,7 @@ impl CheckConfig {
                 depends_on_line: src.field_line(span, "depends_on"),
                 depends_on: c.depends_on,
                 remind_every,
+                flapping: c.flap_detection.unwrap_or(true).then_some(flap),
                 line: header,
             },
             references,

@@ -26,6 +26,8 @@ pub enum Scope {
     Alerting,
     /// A `[[notifier]]`: `notifier "name"`, or `notifier #2`.
     Notifier(String),
+    /// A `[[maintenance]]`: `maintenance "name"`, or `maintenance #2`.
+    Maintenance(String),
     /// An environment variable that overrides the file.
     Env(&'static str),
     /// A setting the production profile refuses.
@@ -66,10 +68,13 @@ impl fmt::Display for ConfigError {
             (Scope::Api, None) => write!(f, ": [api]: ")?,
             (Scope::Pin(Some(name)), _) => write!(f, ": [[plugin]] {name:?}: ")?,
             (Scope::Pin(None), _) => write!(f, ": [[plugin]]: ")?,
-            (Scope::Check(label) | Scope::Notifier(label), Some(field)) => {
-                write!(f, ": {label}: {field}: ")?
+            (
+                Scope::Check(label) | Scope::Notifier(label) | Scope::Maintenance(label),
+                Some(field),
+            ) => write!(f, ": {label}: {field}: ")?,
+            (Scope::Check(label) | Scope::Notifier(label) | Scope::Maintenance(label), None) => {
+                write!(f, ": {label}: ")?
             }
-            (Scope::Check(label) | Scope::Notifier(label), None) => write!(f, ": {label}: ")?,
             (Scope::Alerting, Some(field)) => write!(f, ": [alerting] {field}: ")?,
             (Scope::Alerting, None) => write!(f, ": [alerting]: ")?,
             // Written without a file, above.

@@ -2,6 +2,7 @@
 //!
 //! [`Config::load`] reads a file (or the embedded defaults) and hands each
 //! section to the module that owns it ([`agent`], [`api`], [`pins`],
+//! [`alerting`], [`notifier`], [`maintenance`],
 //! [`check`]; grants go on to the capability modules of
 //! [`warden_runtime::caps`]). Each section checks itself, so every problem
 //! is reported at once, as a typed [`ConfigError`] naming the file, the
@@ -20,6 +21,7 @@ pub mod alerting;
 pub mod api;
 pub mod check;
 pub mod error;
+pub mod maintenance;
 pub mod notifier;
 mod pins;
 pub mod profile;
@@ -38,6 +40,7 @@ pub use alerting::AlertingSection;
 pub use api::ApiSection;
 pub use check::CheckConfig;
 pub use error::{ConfigError, ConfigErrors, Scope};
+pub use maintenance::Maintenance;
 pub use notifier::NotifierConfig;
 pub use profile::Profile;
 use source::Source;
@@ -58,6 +61,8 @@ struct RawFile {
     alerting: Option<Spanned<toml::Table>>,
     #[serde(default)]
     notifier: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    maintenance: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     plugin: Vec<Spanned<toml::Table>>,
     #[serde(default)]
@@ -86,6 +91,8 @@ pub struct Config {
     pub alerting: AlertingSection,
     /// `[[notifier]]`s, in file order.
     pub notifiers: Vec<NotifierConfig>,
+    /// `[[maintenance]]` windows, in file order.
+    pub maintenance: Vec<Maintenance>,
 }
 
 impl Config {
@@ -129,6 +136,16 @@ impl Config {
             .filter_map(|(i, t)| {
                 let (table, span) = unspan(t);
                 NotifierConfig::parse(&src, i, table, &span, &mut notifier_names, &mut errors)
+            })
+            .collect();
+        let mut maintenance_names = HashSet::new();
+        let maintenance: Vec<Maintenance> = raw
+            .maintenance
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let (table, span) = unspan(t);
+                Maintenance::parse(&src, i, table, &span, &mut maintenance_names, &mut errors)
             })
             .collect();
         let pins = pins::parse(
@@ -202,6 +219,7 @@ impl Config {
             checks,
             alerting,
             notifiers,
+            maintenance,
         };
         let unsafe_reasons = config.unsafe_settings();
         match config.agent.profile {

@@ -9,8 +9,10 @@
 //! The store keeps what it is given: the check's health is decided by
 //! [`crate::health`] before a run is recorded.
 
+pub mod acks;
 pub mod outbox;
 mod schema;
+pub mod silences;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -209,6 +211,19 @@ impl Store {
     pub async fn record(&self, record: RunRecord) -> Result<Recorded> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(Job::Record(Box::new(record), tx))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// Runs `f` on the writer thread (in a savepoint of its batch);
+    /// returns its result once committed.
+    async fn exec(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<i64> + Send + 'static,
+    ) -> Result<i64> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(Job::Exec(Box::new(f), tx))?;
         rx.await
             .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
             .map_err(|e| anyhow::anyhow!(e))

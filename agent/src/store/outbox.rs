@@ -18,7 +18,7 @@ pub struct Outgoing {
     pub target: usize,
     /// Check name.
     pub check: String,
-    /// `firing` or `resolved`.
+    /// `firing`, `resolved`, `flapping` or `settled`.
     pub event: &'static str,
     /// The hard status it is about.
     pub severity: String,
@@ -183,6 +183,32 @@ impl Store {
         let rows = stmt.query_map(params![check, limit as i64], row)?;
         rows.collect::<rusqlite::Result<_>>()
             .context("reading notifications")
+    }
+
+    /// What each check's receivers were last told: the severity of its
+    /// latest firing or resolved notification that was not suppressed
+    /// (`Ok` for a resolve).
+    pub fn told(&self) -> Result<std::collections::HashMap<String, warden_runtime::Status>> {
+        use warden_runtime::Status;
+        let conn = self.conn();
+        // SQLite takes the bare columns from the row of MAX(id).
+        let mut stmt = conn.prepare_cached(
+            "SELECT check_name, event, severity, MAX(id) FROM outbox
+             WHERE event IN ('firing', 'resolved') AND state != 'suppressed' GROUP BY check_name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let (check, event, severity): (String, String, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?);
+            let told = match (event.as_str(), severity.as_str()) {
+                ("firing", "warning") => Status::Warning,
+                ("firing", "critical") => Status::Critical,
+                ("firing", "unknown") => Status::Unknown,
+                _ => Status::Ok,
+            };
+            Ok((check, told))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()
+            .context("reading the outbox")
     }
 
     /// Queues notifications not tied to a run (through the writer).

@@ -3,8 +3,9 @@
 //! Tables: `runs` (every run), `findings` (de-duplicated by check and
 //! fingerprint, with first/last seen and resolution), `outputs` and
 //! `output_history`, `check_status` (the check's health from
-//! [`crate::health`] plus scheduler bookkeeping), and `check_state` (the
-//! plugins' key/value state).
+//! [`crate::health`] plus scheduler bookkeeping), `check_state` (the
+//! plugins' key/value state), `outbox` (notifications), `silences` and
+//! `finding_acks`.
 
 use std::path::Path;
 
@@ -94,6 +95,23 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error   TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_ms);
+CREATE TABLE IF NOT EXISTS silences (
+    id         INTEGER PRIMARY KEY,
+    matchers   TEXT NOT NULL,
+    starts_ms  INTEGER NOT NULL,
+    ends_ms    INTEGER NOT NULL,
+    comment    TEXT NOT NULL,
+    author     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS finding_acks (
+    check_name  TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    comment     TEXT NOT NULL,
+    author      TEXT NOT NULL,
+    acked_ms    INTEGER NOT NULL,
+    PRIMARY KEY (check_name, fingerprint)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS check_status (
     check_name       TEXT PRIMARY KEY,
     state            TEXT NOT NULL,

@@ -44,7 +44,13 @@ pub(super) enum Job {
     ),
     /// Notifications not tied to a run (reminders).
     Queue(Vec<super::outbox::Outgoing>),
+    /// A write of its own (a silence, an acknowledgement), in a
+    /// savepoint; replies once committed with what `f` returned.
+    Exec(Exec, oneshot::Sender<Result<i64, String>>),
 }
+
+/// A write run by the writer thread.
+pub(super) type Exec = Box<dyn FnOnce(&Connection) -> Result<i64> + Send>;
 
 /// A job's own result, unless the batch's commit failed.
 fn committed<T>(
@@ -187,6 +193,7 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
         let mut state_replies = Vec::new();
         let mut flushes = Vec::new();
         let mut settle_replies = Vec::new();
+        let mut exec_replies = Vec::new();
         // Every job gets its answer, even after the batch has failed.
         let mut failed: Option<rusqlite::Error> = None;
         let mut tx = match conn.transaction() {
@@ -257,6 +264,14 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
                     }
                     settle_replies.push(reply);
                 }
+                Job::Exec(f, reply) => match live.map(|tx| savepoint(tx, f)) {
+                    Some(Ok(r)) => exec_replies.push((reply, r)),
+                    Some(Err(e)) => {
+                        failed = Some(e);
+                        exec_replies.push((reply, Err(String::new())));
+                    }
+                    None => exec_replies.push((reply, Err(String::new()))),
+                },
             }
         }
         let result = match (tx, failed) {
@@ -273,6 +288,9 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
         }
         for reply in settle_replies {
             let _ = reply.send(committed(&result, Ok(()), "a notification's result"));
+        }
+        for (reply, r) in exec_replies {
+            let _ = reply.send(committed(&result, r, "the change"));
         }
         for done in flushes {
             let _ = done.send(());
@@ -355,6 +373,7 @@ fn retain(
         params![cutoff],
     )?;
     super::outbox::retain(tx, limits::NOTIFY_KEEP)?;
+    tx.execute("DELETE FROM silences WHERE ends_ms < ?1", params![cutoff])?;
     if by_age + by_count > 0 {
         tracing::info!(by_age, by_count, "retention removed old runs");
     }

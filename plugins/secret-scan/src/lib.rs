@@ -64,10 +64,12 @@ impl Size {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BaselineKind {
-    /// Findings reported by this check's earlier runs (default).
-    #[default]
+    /// Findings reported by this check's earlier runs.
     Previous,
-    /// None: every finding is new.
+    /// None (default, as gitleaks): every finding is new until it is in
+    /// `baseline_file` or, under the agent, acknowledged
+    /// (`POST /v1/findings/ack`).
+    #[default]
     None,
 }
 
@@ -104,7 +106,8 @@ pub struct Config {
     /// the API: use only where that is acceptable.
     #[serde(default)]
     pub show_secrets: bool,
-    /// Which findings are known: `previous` (default) or `none`.
+    /// Which findings are known besides `baseline_file`: `none` (default)
+    /// or `previous` (those reported by earlier runs).
     #[serde(default)]
     pub baseline: BaselineKind,
     /// A previous report (gitleaks JSON or SARIF from Warden) whose

@@ -375,7 +375,7 @@ fn plugin_runs_report_new_then_known_and_count_skips() {
     std::fs::write(dir.path().join("a.py"), format!("token = \"{GHP}\"\n")).unwrap();
     std::fs::write(dir.path().join("b.py"), "print('clean')\n").unwrap();
     let state = Arc::new(MemoryState::new());
-    let cfg = config(serde_json::json!({}));
+    let cfg = config(serde_json::json!({"baseline": "previous"}));
 
     let r1 = run(&cfg, dir.path(), &state);
     assert_eq!(r1.status, Status::Critical, "{}", r1.summary);
@@ -409,8 +409,9 @@ fn plugin_runs_report_new_then_known_and_count_skips() {
     let news: Vec<&str> = r3.findings.iter().map(|f| attr(f, "baseline")).collect();
     assert_eq!(news, ["new", "known"], "new findings are listed first");
 
-    // baseline = none: everything is new.
-    let none = config(serde_json::json!({"baseline": "none"}));
+    // baseline = none, the default: everything is new, every run.
+    let none = config(serde_json::json!({}));
+    assert_eq!(run(&none, dir.path(), &state).status, Status::Critical);
     assert_eq!(run(&none, dir.path(), &state).status, Status::Critical);
 }
 

@@ -35,6 +35,8 @@ use crate::limits::{self, MAX_API_BODY_BYTES as MAX_BODY_BYTES};
 use crate::scheduler::ManualError;
 use crate::store::RunFilter;
 
+mod quiet;
+
 /// The stable error codes of the API.
 #[derive(Debug, Clone, Copy)]
 pub enum ErrorCode {
@@ -48,6 +50,14 @@ pub enum ErrorCode {
     CheckNotFound,
     /// No such plugin (404).
     PluginNotFound,
+    /// No such silence (404).
+    SilenceNotFound,
+    /// A finding to acknowledge is not open (404).
+    FindingNotFound,
+    /// The body is JSON but not what the route takes (400).
+    InvalidBody,
+    /// Over a limit of the agent's (429).
+    TooMany,
     /// Method not allowed on this route (405).
     MethodNotAllowed,
     /// The body is not valid JSON, or not an object (400).
@@ -77,6 +87,10 @@ impl ErrorCode {
             ErrorCode::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ErrorCode::CheckNotFound => (StatusCode::NOT_FOUND, "check_not_found"),
             ErrorCode::PluginNotFound => (StatusCode::NOT_FOUND, "plugin_not_found"),
+            ErrorCode::SilenceNotFound => (StatusCode::NOT_FOUND, "silence_not_found"),
+            ErrorCode::FindingNotFound => (StatusCode::NOT_FOUND, "finding_not_found"),
+            ErrorCode::InvalidBody => (StatusCode::BAD_REQUEST, "invalid_body"),
+            ErrorCode::TooMany => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
             ErrorCode::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ErrorCode::InvalidJson => (StatusCode::BAD_REQUEST, "invalid_json"),
             ErrorCode::InvalidQuery => (StatusCode::BAD_REQUEST, "invalid_query"),
@@ -94,7 +108,7 @@ impl ErrorCode {
 pub struct ApiError(ErrorCode, String);
 
 impl ApiError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError(code, message.into())
     }
 }
@@ -122,16 +136,16 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// The `{name}` of a route, or the JSON error for a path that does not
 /// decode.
-fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+pub(crate) fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     path.map(|Path(name)| name)
         .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))
 }
 
-fn ok(v: serde_json::Value) -> ApiResult {
+pub(crate) fn ok(v: serde_json::Value) -> ApiResult {
     Ok(axum::Json(v).into_response())
 }
 
@@ -152,6 +166,16 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/findings", get(findings))
         .route("/v1/outputs", get(outputs))
         .route("/v1/notifications", get(notifications))
+        .route(
+            "/v1/silences",
+            get(quiet::list_silences).post(quiet::add_silence),
+        )
+        .route(
+            "/v1/silences/{id}",
+            axum::routing::delete(quiet::expire_silence),
+        )
+        .route("/v1/findings/acks", get(quiet::list_acks))
+        .route("/v1/findings/ack", post(quiet::ack_findings))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(read_body))
@@ -172,7 +196,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         router = router.layer(
             CorsLayer::new()
                 .allow_origin(allow)
-                .allow_methods([Method::GET, Method::POST])
+                .allow_methods([Method::GET, Method::POST, Method::DELETE])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         );
     }
@@ -220,7 +244,7 @@ async fn read_body(req: Request, next: Next) -> Response {
         .await
 }
 
-fn too_large() -> ApiError {
+pub(crate) fn too_large() -> ApiError {
     ApiError::new(
         ErrorCode::BodyTooLarge,
         format!("request body is over {MAX_BODY_BYTES} bytes"),

@@ -1,0 +1,242 @@
+//! The API's silences and acknowledgements: `GET/POST /v1/silences`,
+//! `DELETE /v1/silences/{id}`, `POST /v1/findings/ack` and
+//! `GET /v1/findings/acks`. Mutating calls need the token like every
+//! other ([`super`]); a change is answered once it is committed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{ApiError, ApiResult, ErrorCode, ok, path_name, too_large};
+use crate::agent::Agent;
+use crate::limits;
+use crate::silences::{NewSilence, silence_matches};
+use crate::store::acks::Ack;
+use crate::store::now_ms;
+
+/// The body as `T`, or an error naming what is wrong.
+fn body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::new(ErrorCode::InvalidJson, e.body_text())
+        }
+    })?;
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("body is not valid JSON: {e}"),
+        )
+    })?;
+    serde_json::from_value(v).map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))
+}
+
+fn state(s: &crate::silences::Silence, now: i64) -> &'static str {
+    if s.ends_unix_ms <= now {
+        "expired"
+    } else if s.starts_unix_ms > now {
+        "pending"
+    } else {
+        "active"
+    }
+}
+
+pub(super) async fn list_silences(State(agent): State<Arc<Agent>>) -> ApiResult {
+    let now = now_ms();
+    let list: Vec<serde_json::Value> = agent
+        .store
+        .silences(0)?
+        .into_iter()
+        .map(|s| {
+            let matches: Vec<&str> = agent
+                .checks()
+                .values()
+                .filter(|c| silence_matches(&s, &c.config))
+                .map(|c| c.config.name.as_str())
+                .collect();
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            v["state"] = json!(state(&s, now));
+            v["checks"] = json!(matches);
+            v
+        })
+        .collect();
+    let windows: Vec<serde_json::Value> = agent
+        .config
+        .maintenance
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "active_until_unix_ms": m.active_until(now),
+                "checks": agent.checks().values().filter(|c| m.matches(&c.config.name, &c.config.labels)).map(|c| c.config.name.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    ok(json!({ "silences": list, "maintenance": windows }))
+}
+
+pub(super) async fn add_silence(
+    State(agent): State<Arc<Agent>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let new: NewSilence = body(raw)?;
+    let now = now_ms();
+    let mut silence = new
+        .validate(now)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e))?;
+    if agent.silences.current(now) >= limits::MAX_SILENCES {
+        return Err(ApiError::new(
+            ErrorCode::TooMany,
+            format!(
+                "{} silences are in force or pending, the most there may be; expire some first",
+                limits::MAX_SILENCES
+            ),
+        ));
+    }
+    silence.id = agent.store.add_silence(silence.clone()).await?;
+    agent.silences.add(silence.clone(), now);
+    let matches: Vec<&str> = agent
+        .checks()
+        .values()
+        .filter(|c| silence_matches(&silence, &c.config))
+        .map(|c| c.config.name.as_str())
+        .collect();
+    tracing::info!(id = silence.id, author = %warden_text::escape::escape(&silence.author), checks = matches.len(), "silence added");
+    let mut v = serde_json::to_value(&silence).unwrap_or_default();
+    v["state"] = json!(state(&silence, now));
+    v["checks"] = json!(matches);
+    Ok((StatusCode::CREATED, axum::Json(json!({ "silence": v }))).into_response())
+}
+
+pub(super) async fn expire_silence(
+    State(agent): State<Arc<Agent>>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let raw = path_name(path)?;
+    let id: i64 = raw.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidPath,
+            format!("{raw:?}: a silence id is a number"),
+        )
+    })?;
+    let now = now_ms();
+    if !agent.store.expire_silence(id, now).await? {
+        return Err(ApiError::new(
+            ErrorCode::SilenceNotFound,
+            format!("no silence {id} in force or pending"),
+        ));
+    }
+    agent.silences.expire(id, now);
+    tracing::info!(id, "silence expired");
+    ok(json!({ "expired": id }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckRequest {
+    fingerprints: Vec<String>,
+    check: Option<String>,
+    comment: String,
+    author: Option<String>,
+}
+
+pub(super) async fn ack_findings(
+    State(agent): State<Arc<Agent>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let req: AckRequest = body(raw)?;
+    let invalid = |m: String| ApiError::new(ErrorCode::InvalidBody, m);
+    if req.fingerprints.is_empty() || req.fingerprints.len() > limits::MAX_ACKS_PER_REQUEST {
+        return Err(invalid(format!(
+            "fingerprints: give 1 to {}",
+            limits::MAX_ACKS_PER_REQUEST
+        )));
+    }
+    if req.comment.trim().is_empty() || req.comment.len() > limits::MAX_SILENCE_TEXT {
+        return Err(invalid(format!(
+            "comment: required, at most {} bytes",
+            limits::MAX_SILENCE_TEXT
+        )));
+    }
+    let author = req.author.unwrap_or_else(|| "api".into());
+    if author.len() > limits::MAX_SILENCE_TEXT {
+        return Err(invalid(format!(
+            "author: at most {} bytes",
+            limits::MAX_SILENCE_TEXT
+        )));
+    }
+    if let Some(c) = &req.check
+        && !agent.checks().contains_key(c)
+    {
+        return Err(ApiError::new(
+            ErrorCode::CheckNotFound,
+            format!("no check named {c:?}"),
+        ));
+    }
+    // Only open findings: a typo must not be acknowledged silently.
+    let open = agent.store.findings(req.check.as_deref(), false)?;
+    let wanted: BTreeSet<&str> = req.fingerprints.iter().map(String::as_str).collect();
+    let found: BTreeSet<&str> = open
+        .iter()
+        .map(|f| f.fingerprint.as_str())
+        .filter(|f| wanted.contains(f))
+        .collect();
+    let missing: Vec<&&str> = wanted.difference(&found).collect();
+    if !missing.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::FindingNotFound,
+            format!(
+                "no open finding{} with fingerprint {}",
+                match &req.check {
+                    Some(c) => format!(" of check {c:?}"),
+                    None => String::new(),
+                },
+                missing
+                    .iter()
+                    .map(|f| format!("{f:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let now = now_ms();
+    let acks: Vec<Ack> = wanted
+        .iter()
+        .map(|fp| Ack {
+            check: req.check.clone(),
+            fingerprint: fp.to_string(),
+            comment: req.comment.clone(),
+            author: author.clone(),
+            acked_unix_ms: now,
+        })
+        .collect();
+    agent.store.add_acks(acks.clone()).await?;
+    agent.acks.add(&acks);
+    // The checks they belong to run again, so the acknowledgement shows
+    // now rather than at their next due time.
+    let checks: BTreeSet<&str> = open
+        .iter()
+        .filter(|f| wanted.contains(f.fingerprint.as_str()))
+        .map(|f| f.check.as_str())
+        .collect();
+    let rerun: Vec<&str> = checks
+        .iter()
+        .copied()
+        .filter(|c| agent.run_now_detached(c).is_ok())
+        .collect();
+    tracing::info!(count = acks.len(), author = %warden_text::escape::escape(&author), "findings acknowledged");
+    ok(json!({ "acknowledged": acks.len(), "checks": checks, "rerun": rerun }))
+}
+
+pub(super) async fn list_acks(State(agent): State<Arc<Agent>>) -> ApiResult {
+    ok(json!({ "acks": agent.store.acks()? }))
+}
