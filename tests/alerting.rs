@@ -6,76 +6,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::notify::{Alertmanager, Receiver};
 use common::{AgentProcess, debian_tool, free_port, http};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// `tests/fixtures/notify_receiver.py` on `port`, its files in `dir`.
-struct Receiver {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Receiver {
-    fn start(dir: &Path, port: u16) -> Receiver {
-        std::fs::create_dir_all(dir).unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/notify_receiver.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let r = Receiver {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("the receiver did not start on {port}");
-    }
-
-    /// Makes `GET /health` answer `code`.
-    fn health(&self, code: u16) {
-        std::fs::write(self.dir.join("health"), code.to_string()).unwrap();
-    }
-
-    /// Everything received so far.
-    fn received(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.join("received.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn at(&self, path: &str) -> Vec<serde_json::Value> {
-        self.received()
-            .into_iter()
-            .filter(|r| r["path"] == path)
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn wait(what: &str, agent: &AgentProcess, mut cond: impl FnMut() -> bool) {
     agent.wait_until(what, WAIT, |_| cond());
@@ -370,69 +308,14 @@ fn a_child_of_a_failing_parent_stays_quiet() {
         .map(|h| h["body"]["check"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(sent, ["db"]);
-}
-
-/// Debian's Alertmanager on 127.0.0.1, no cluster, a null receiver.
-struct Alertmanager {
-    child: Child,
-    port: u16,
-}
-
-impl Alertmanager {
-    fn start(dir: &Path) -> Alertmanager {
-        Self::start_with(
-            dir,
-            "route:\n  receiver: \"null\"\n  group_wait: 1s\nreceivers:\n  - name: \"null\"\n",
-        )
-    }
-
-    fn start_with(dir: &Path, config: &str) -> Alertmanager {
-        let bin = debian_tool("prometheus-alertmanager", "prometheus-alertmanager");
-        let port = free_port();
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(dir.join("am.yml"), config).unwrap();
-        let child = Command::new(bin)
-            .arg(format!("--config.file={}", dir.join("am.yml").display()))
-            .arg(format!("--storage.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("am.log")).unwrap())
-            .spawn()
-            .expect("starting alertmanager");
-        let am = Alertmanager { child, port };
-        for _ in 0..400 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http(port, "GET", "/-/ready", &[], b"").status == 200
-            {
-                return am;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("alertmanager did not become ready");
-    }
-
-    fn alerts(&self) -> Vec<serde_json::Value> {
-        let r = http(
-            self.port,
-            "GET",
-            "/api/v2/alerts?active=true&silenced=true&inhibited=true",
-            &[],
-            b"",
-        );
-        serde_json::from_str::<serde_json::Value>(&r.body)
-            .unwrap()
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    // The parent recovers with the child still failing: the child's
+    // problem is sent then.
+    service("db", 200);
+    wait("the child's alert once the parent is OK", &agent, || {
+        r.at("/hook")
+            .iter()
+            .any(|h| h["body"]["check"] == "api" && h["body"]["status"] == "firing")
+    });
 }
 
 #[test]

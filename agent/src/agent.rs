@@ -502,12 +502,21 @@ impl Agent {
                 check.config.success_threshold,
             );
             let flap = health.flap.observe(outcome.status, check.config.flapping);
+            // A check's first hard status is no transition, but a problem
+            // there from the start is one to tell (or to record as held).
+            let shown = transition.or_else(|| {
+                (before.since_ms == 0 && health.since_ms != 0 && health.status != Status::Ok)
+                    .then_some(crate::health::Transition {
+                        from: Status::Ok,
+                        to: health.status,
+                    })
+            });
             let (rows, told) = self.notices_after_run(
                 &mut live,
                 &check.config,
                 &outcome,
                 &health,
-                transition,
+                shown,
                 flap,
                 now,
             );

@@ -35,7 +35,7 @@ struct StateDirArg {
 }
 
 #[derive(clap::Args)]
-pub(crate) struct ConfigArg {
+struct ConfigArg {
     /// The config file. Default: $WARDEN_CONFIG, else ./warden.toml if it
     /// exists, else the embedded defaults.
     #[arg(short = 'c', long = "config")]
@@ -43,11 +43,8 @@ pub(crate) struct ConfigArg {
 }
 
 impl ConfigArg {
-    pub(crate) fn path(&self) -> Option<PathBuf> {
-        self.config
-            .clone()
-            .or_else(|| std::env::var_os("WARDEN_CONFIG").map(PathBuf::from))
-            .or_else(|| Some(PathBuf::from("warden.toml")).filter(|p| p.is_file()))
+    fn path(&self) -> Option<PathBuf> {
+        Config::find(self.config.as_deref())
     }
 }
 

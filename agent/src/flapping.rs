@@ -170,7 +170,7 @@ mod tests {
         // A few steady results: under 20% but over 5%: still flapping.
         feed(&mut flap, &[Ok; 10]);
         let p = flap.percent();
-        assert!(p < 20.0 && p >= 5.0, "{p}");
+        assert!((5.0..20.0).contains(&p), "{p}");
         assert!(flap.flapping);
     }
 

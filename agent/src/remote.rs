@@ -63,8 +63,10 @@ pub(crate) struct SilenceArgs {
     /// address).
     #[arg(long, global = true)]
     url: Option<String>,
-    #[command(flatten)]
-    config: crate::cli::ConfigArg,
+    /// The config to find the agent by (default: $WARDEN_CONFIG, else
+    /// ./warden.toml if it exists, else the embedded defaults).
+    #[arg(short = 'c', long = "config", global = true)]
+    config: Option<std::path::PathBuf>,
 }
 
 /// The agent's base URL and token.
@@ -77,7 +79,8 @@ fn target(args: &SilenceArgs) -> Result<(String, Option<String>)> {
     if let (Some(url), Some(_)) = (&url, &env_token) {
         return Ok((url.clone(), env_token));
     }
-    let config = Config::load(args.config.path().as_deref()).map_err(|e| anyhow!("{e}"))?;
+    let path = Config::find(args.config.as_deref());
+    let config = Config::load(path.as_deref()).map_err(|e| anyhow!("{e}"))?;
     let url = url.unwrap_or_else(|| format!("http://{}", config.agent.listen));
     Ok((url, env_token.or(config.api.token)))
 }

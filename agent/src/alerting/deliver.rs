@@ -4,8 +4,9 @@
 //! delivered, retried with exponential backoff (1 s doubling to
 //! [`limits::NOTIFY_MAX_BACKOFF`]), or given up after
 //! [`limits::NOTIFY_MAX_ATTEMPTS`] attempts or a rejection (4xx, a refused
-//! address). Rows still pending when the agent stops are sent after the
-//! next start.
+//! address). A check's notifications to one target go one at a time, in
+//! order (the outbox hands out only the oldest pending one of each). Rows
+//! still pending when the agent stops are sent after the next start.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -96,6 +96,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// The config file a command uses: `explicit` (`-c`), else
+    /// `$WARDEN_CONFIG`, else `./warden.toml` if it exists (`None`: the
+    /// embedded defaults).
+    pub fn find(explicit: Option<&Path>) -> Option<std::path::PathBuf> {
+        explicit
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("WARDEN_CONFIG").map(Into::into))
+            .or_else(|| Some(std::path::PathBuf::from("warden.toml")).filter(|p| p.is_file()))
+    }
+
     /// Loads `path`, or the embedded defaults when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
         match path {

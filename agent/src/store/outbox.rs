@@ -159,11 +159,17 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredNotification> {
 const COLUMNS: &str = "id, notifier, target, check_name, event, severity, dedup_key, body, created_ms, state, attempts, next_ms, delivered_ms, last_error";
 
 impl Store {
-    /// Pending notifications due by `now_ms`, oldest first.
+    /// Pending notifications due by `now_ms`, oldest first; each the
+    /// oldest pending one of its check for its notifier and target, so a
+    /// check's notifications arrive in order (a resolve never overtakes
+    /// its trigger, even while the trigger is retried).
     pub fn due_notifications(&self, now_ms: i64, limit: usize) -> Result<Vec<StoredNotification>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND next_ms <= ?1 ORDER BY id LIMIT ?2"
+            "SELECT {COLUMNS} FROM outbox o WHERE state = 'pending' AND next_ms <= ?1
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state = 'pending' AND p.check_name = o.check_name
+                             AND p.notifier = o.notifier AND p.target = o.target AND p.id < o.id)
+             ORDER BY id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![now_ms, limit as i64], row)?;
         rows.collect::<rusqlite::Result<_>>()

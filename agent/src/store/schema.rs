@@ -95,6 +95,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error   TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_ms);
+CREATE INDEX IF NOT EXISTS outbox_order ON outbox (check_name, notifier, target, id) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS silences (
     id         INTEGER PRIMARY KEY,
     matchers   TEXT NOT NULL,
