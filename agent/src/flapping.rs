@@ -69,7 +69,7 @@ fn letter(s: Status) -> char {
 
 /// The weighted percent state change of `recent` (oldest first; only the
 /// last [`HISTORY`] count).
-pub fn percent(recent: &[char]) -> f64 {
+pub fn percent(recent: &[u8]) -> f64 {
     let skip = recent.len().saturating_sub(HISTORY);
     let recent = &recent[skip..];
     // Right-aligned in the window: change `i` is between positions
@@ -88,7 +88,7 @@ pub fn percent(recent: &[char]) -> f64 {
 impl Flap {
     /// The percent state change now.
     pub fn percent(&self) -> f64 {
-        percent(&self.recent.chars().collect::<Vec<_>>())
+        percent(self.recent.as_bytes())
     }
 
     /// Adds one result; the change of flapping it makes, if any.
@@ -129,19 +129,19 @@ mod tests {
     #[test]
     fn the_weights_run_from_three_quarters_to_five_quarters() {
         // One change, at the newest position: 1.25 / 20.
-        let mut r = vec!['o'; 20];
-        r.push('c');
+        let mut r = vec![b'o'; 20];
+        r.push(b'c');
         assert!((percent(&r) - 6.25).abs() < 1e-9);
         // One change at the oldest position: 0.75 / 20.
-        let mut r = vec!['o'];
-        r.extend(std::iter::repeat_n('c', 20));
+        let mut r = vec![b'o'];
+        r.extend(std::iter::repeat_n(b'c', 20));
         assert!((percent(&r) - 3.75).abs() < 1e-9);
         // Every result a change: the mean weight is 1, so 100%.
-        let r: Vec<char> = (0..21)
-            .map(|i| if i % 2 == 0 { 'o' } else { 'c' })
+        let r: Vec<u8> = (0..21)
+            .map(|i| if i % 2 == 0 { b'o' } else { b'c' })
             .collect();
         assert!((percent(&r) - 100.0).abs() < 1e-9);
-        assert_eq!(percent(&['o'; 21]), 0.0);
+        assert_eq!(percent(&[b'o'; 21]), 0.0);
         assert_eq!(percent(&[]), 0.0);
     }
 

@@ -79,7 +79,7 @@ impl Agent {
         }
         let l = live.entry(check.name.clone()).or_default();
         let told = l.told;
-        if health.status != told {
+        if check.on_unknown.alert_status(health.status, told) != told {
             if quiet.is_some() || health.flap.flapping {
                 // Recorded for the history, not sent; `told` stays.
                 if let Some(t) = transition {
@@ -109,12 +109,10 @@ impl Agent {
         health: &Health,
         now_ms: i64,
     ) -> Vec<Outgoing> {
-        let t = Transition {
-            from: l.told,
-            to: health.status,
-        };
-        l.told = health.status;
-        l.notified_ms = (health.status != Status::Ok).then_some(now_ms);
+        let to = check.on_unknown.alert_status(health.status, l.told);
+        let t = Transition { from: l.told, to };
+        l.told = to;
+        l.notified_ms = (to != Status::Ok).then_some(now_ms);
         self.alerting
             .plan(check, outcome, health.since_ms, t, None, now_ms)
     }
@@ -130,9 +128,10 @@ impl Agent {
                 let pending = live.get(name).is_some_and(|l| {
                     !l.recording
                         && l.last.is_some()
-                        && l.health
-                            .as_ref()
-                            .is_some_and(|h| h.status != l.told && !h.flap.flapping)
+                        && l.health.as_ref().is_some_and(|h| {
+                            c.config.on_unknown.alert_status(h.status, l.told) != l.told
+                                && !h.flap.flapping
+                        })
                 });
                 if !pending || self.quiet(&live, &c.config, now_ms).is_some() {
                     continue;

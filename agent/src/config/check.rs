@@ -50,6 +50,38 @@ struct RawCheck {
     flap_detection: Option<bool>,
     flap_low: Option<f64>,
     flap_high: Option<f64>,
+    #[serde(default)]
+    on_unknown: OnUnknown,
+}
+
+/// What a hard `unknown` (the check could not decide) tells notifiers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnknown {
+    /// An alert of its own severity, `unknown` (default).
+    #[default]
+    Alert,
+    /// Nothing: receivers keep what they were told before.
+    Ignore,
+    /// A critical alert.
+    Critical,
+}
+
+impl OnUnknown {
+    /// The status notifiers are told for hard status `status`, when they
+    /// were last told `told`.
+    pub fn alert_status(
+        self,
+        status: warden_runtime::Status,
+        told: warden_runtime::Status,
+    ) -> warden_runtime::Status {
+        use warden_runtime::Status;
+        match (status, self) {
+            (Status::Unknown, OnUnknown::Ignore) => told,
+            (Status::Unknown, OnUnknown::Critical) => Status::Critical,
+            (s, _) => s,
+        }
+    }
 }
 
 /// One `[[check]]`.
@@ -101,6 +133,8 @@ pub struct CheckConfig {
     pub remind_every: Option<Duration>,
     /// Flap thresholds in percent state change (`None`: detection off).
     pub flapping: Option<crate::flapping::Thresholds>,
+    /// What a hard `unknown` tells notifiers.
+    pub on_unknown: OnUnknown,
     /// Line of the `[[check]]` header.
     pub line: usize,
 }
@@ -411,6 +445,7 @@ impl CheckConfig {
                 depends_on: c.depends_on,
                 remind_every,
                 flapping: c.flap_detection.unwrap_or(true).then_some(flap),
+                on_unknown: c.on_unknown,
                 line: header,
             },
             references,

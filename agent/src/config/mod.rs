@@ -307,6 +307,39 @@ mod tests {
     }
 
     #[test]
+    fn unknown_and_flap_settings() {
+        use check::OnUnknown;
+        use warden_runtime::Status::*;
+        let c = parse("[[check]]\nname = \"a\"\nplugin = \"hello\"\non_unknown = \"ignore\"\nflap_low = 10\nflap_high = 30\n").unwrap();
+        let a = &c.checks[0];
+        assert_eq!(a.on_unknown, OnUnknown::Ignore);
+        assert_eq!(
+            a.on_unknown.alert_status(Unknown, Critical),
+            Critical,
+            "kept"
+        );
+        assert_eq!(a.on_unknown.alert_status(Unknown, Ok), Ok);
+        assert_eq!(OnUnknown::Critical.alert_status(Unknown, Ok), Critical);
+        assert_eq!(OnUnknown::Alert.alert_status(Unknown, Ok), Unknown);
+        assert_eq!(a.flapping.map(|f| (f.low, f.high)), Some((10.0, 30.0)));
+        let e =
+            parse("[[check]]\nname = \"a\"\nplugin = \"hello\"\nflap_low = 30\nflap_high = 20\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("check \"a\": flap_low: 30 must be below flap_high (20)"),
+            "{e}"
+        );
+        let e = parse("[[check]]\nname = \"a\"\nplugin = \"hello\"\non_unknown = \"page\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("on_unknown") || e.contains("page"), "{e}");
+        let off =
+            parse("[[check]]\nname = \"a\"\nplugin = \"hello\"\nflap_detection = false\n").unwrap();
+        assert!(off.checks[0].flapping.is_none());
+    }
+
+    #[test]
     fn embedded_defaults_load() {
         let c = Config::load(None).unwrap();
         assert_eq!(c.agent.listen.to_string(), "127.0.0.1:7878");
