@@ -187,8 +187,9 @@ fn scheduled_scans_are_incremental_and_findings_leave_through_the_api() {
     );
     assert_eq!(metric(&first, "secret_scan_files_scanned"), 3.0);
 
+    // Still critical: a leak stays new until it is acknowledged or gone.
     let second = run(&agent);
-    assert_eq!(second["status"], "warning", "{second}");
+    assert_eq!(second["status"], "critical", "{second}");
     assert_eq!(metric(&second, "secret_scan_files_scanned"), 0.0);
     assert_eq!(metric(&second, "secret_scan_files_unchanged"), 3.0);
     assert!(
