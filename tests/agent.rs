@@ -792,33 +792,6 @@ config = { mode = "outputs", value = "using ${output:solana-rpc.TEST_VALUE} now"
 }
 
 #[test]
-fn sighup_is_acknowledged_and_ignored() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = r#"
-[agent]
-listen = "127.0.0.1:{PORT}"
-[[check]]
-name = "greeter"
-plugin = "hello"
-schedule = "@every 200ms"
-"#;
-    let mut agent = AgentProcess::start(dir.path(), config, &[]);
-    agent.wait_until("a run", WAIT, |a| {
-        a.check("greeter")["runs"]["ok"].as_u64().unwrap_or(0) >= 1
-    });
-    agent.signal("HUP");
-    agent.wait_until("the SIGHUP is logged", WAIT, |a| {
-        a.log().contains("SIGHUP received")
-    });
-    let runs = agent.check("greeter")["runs"]["ok"].as_u64().unwrap_or(0);
-    agent.wait_until("runs go on", WAIT, |a| {
-        a.check("greeter")["runs"]["ok"].as_u64().unwrap_or(0) > runs
-    });
-    assert!(agent.alive(), "SIGHUP must not stop the agent");
-    assert_eq!(agent.terminate(), 0);
-}
-
-#[test]
 fn metrics_pass_promtool_whatever_plugins_report() {
     let promtool = debian_tool("promtool", "prometheus");
     let dir = tempfile::tempdir().unwrap();

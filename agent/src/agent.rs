@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
@@ -46,6 +46,41 @@ pub struct Check {
     pub schedule_text: String,
 }
 
+impl Check {
+    /// `c` as it runs: its schedule (the config's, else its plugin's
+    /// default, else [`limits::DEFAULT_INTERVAL`]) and splay offset.
+    pub(crate) fn new(c: &CheckConfig, registry: &Registry) -> Check {
+        let schedule = c
+            .schedule
+            .clone()
+            .or_else(|| {
+                registry
+                    .get(&c.plugin)
+                    .and_then(|p| p.info.default_schedule.clone())
+                    .and_then(|s| Schedule::parse(&s).ok())
+            })
+            .unwrap_or(Schedule::Every(limits::DEFAULT_INTERVAL));
+        let max_splay = c.splay.unwrap_or_else(|| schedule.default_splay());
+        Check {
+            config: c.clone(),
+            schedule_text: schedule.to_string(),
+            offset: schedule::splay(&c.name, max_splay),
+            schedule,
+        }
+    }
+
+    /// What the scheduler needs of it.
+    pub(crate) fn slot(&self) -> SlotSpec {
+        SlotSpec {
+            name: self.config.name.clone(),
+            schedule: self.schedule.clone(),
+            offset: self.offset,
+            retries: self.config.retries,
+            enabled: self.config.enabled,
+        }
+    }
+}
+
 /// What the agent knows about a check between runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Live {
@@ -60,6 +95,18 @@ pub(crate) struct Live {
     /// A run's notifications are decided and it is being stored: `told`
     /// is ahead of `health` until then.
     pub(crate) recording: bool,
+}
+
+impl Live {
+    /// From the store: its health, run counts and what was last told.
+    pub(crate) fn from_record(record: crate::store::CheckRecord, told: Option<Status>) -> Live {
+        Live {
+            health: record.health,
+            runs_by_status: record.runs_by_status,
+            told: told.unwrap_or(Status::Ok),
+            ..Live::default()
+        }
+    }
 }
 
 impl Default for Live {
@@ -92,8 +139,8 @@ struct RunGate {
 
 /// The running agent.
 pub struct Agent {
-    /// The config it was started with.
-    pub config: Config,
+    /// The config in force (replaced by a reload).
+    config: RwLock<Arc<Config>>,
     /// The sandbox runtime.
     pub runtime: Arc<Runtime>,
     /// Plugins.
@@ -111,7 +158,9 @@ pub struct Agent {
     pub silences: crate::silences::Silences,
     /// Acknowledged findings.
     pub acks: crate::acks::Acks,
-    checks: BTreeMap<String, Check>,
+    checks: RwLock<Arc<BTreeMap<String, Check>>>,
+    /// How the latest reload went.
+    pub(crate) reloads: Mutex<crate::reload::ReloadStatus>,
     driver: Driver,
     gate: RunGate,
     live: Mutex<HashMap<String, Live>>,
@@ -148,48 +197,14 @@ impl Agent {
         let mut checks = BTreeMap::new();
         let mut live = HashMap::new();
         for c in &config.checks {
-            let schedule = c
-                .schedule
-                .clone()
-                .or_else(|| {
-                    registry
-                        .get(&c.plugin)
-                        .and_then(|p| p.info.default_schedule.clone())
-                        .and_then(|s| Schedule::parse(&s).ok())
-                })
-                .unwrap_or(Schedule::Every(limits::DEFAULT_INTERVAL));
-            let max_splay = c.splay.unwrap_or_else(|| schedule.default_splay());
-            let offset = schedule::splay(&c.name, max_splay);
+            let check = Check::new(c, &registry);
             let record = records.get(&c.name).cloned().unwrap_or_default();
-            core.add(
-                SlotSpec {
-                    name: c.name.clone(),
-                    schedule: schedule.clone(),
-                    offset,
-                    retries: c.retries,
-                    enabled: c.enabled,
-                },
-                record.last_due_ms,
-                now,
-            );
+            core.add(check.slot(), record.last_due_ms, now);
             live.insert(
                 c.name.clone(),
-                Live {
-                    health: record.health,
-                    runs_by_status: record.runs_by_status,
-                    told: told.get(&c.name).copied().unwrap_or(Status::Ok),
-                    ..Live::default()
-                },
+                Live::from_record(record, told.get(&c.name).copied()),
             );
-            checks.insert(
-                c.name.clone(),
-                Check {
-                    config: c.clone(),
-                    schedule_text: schedule.to_string(),
-                    schedule,
-                    offset,
-                },
-            );
+            checks.insert(c.name.clone(), check);
         }
         let gate = RunGate {
             limit: Arc::new(FairGate::new(config.agent.max_concurrent_runs)),
@@ -207,13 +222,14 @@ impl Agent {
             alerting: Arc::new(crate::alerting::Alerting::new(&config)),
             silences,
             acks,
-            config,
+            reloads: Mutex::new(crate::reload::ReloadStatus::new(&config, now)),
+            config: RwLock::new(Arc::new(config)),
             runtime,
             registry,
             executor,
             validated: Mutex::new(HashMap::new()),
             store,
-            checks,
+            checks: RwLock::new(Arc::new(checks)),
             driver: Driver {
                 core: Mutex::new(core),
                 wake: Notify::new(),
@@ -234,9 +250,42 @@ impl Agent {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The checks, by name.
-    pub fn checks(&self) -> &BTreeMap<String, Check> {
-        &self.checks
+    /// The checks in force, by name (a snapshot: a reload replaces it).
+    pub fn checks(&self) -> Arc<BTreeMap<String, Check>> {
+        self.checks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The config in force (a snapshot).
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts a reloaded config and its checks in force.
+    pub(crate) fn set_config(&self, config: Arc<Config>, checks: BTreeMap<String, Check>) {
+        *self.checks.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(checks);
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    /// Seeds the run gate's estimate of `check`'s cost.
+    pub(crate) fn record_cost(&self, check: &str, took: Duration) {
+        self.gate.limit.record(check, took);
+    }
+
+    /// Makes the scheduler's driver look again (a reload added checks).
+    pub(crate) fn wake_scheduler(&self) {
+        self.driver.wake.notify_one();
+    }
+
+    /// Forgets the plugin's verdict on `check`'s config (changed by a
+    /// reload: asked again before its next run).
+    pub(crate) fn forget_validation(&self, check: &str) {
+        self.validated().remove(check);
     }
 
     /// True while the scheduler loop runs.
@@ -380,7 +429,8 @@ impl Agent {
 
     /// The run's request, or the outcome of a run that cannot start.
     fn prepare(&self, d: &Dispatch) -> Result<RunRequest, Box<RunOutcome>> {
-        let Some(check) = self.checks.get(&d.check) else {
+        let checks = self.checks();
+        let Some(check) = checks.get(&d.check) else {
             return Err(Box::new(RunOutcome::unknown(
                 &d.check,
                 "",
@@ -423,14 +473,24 @@ impl Agent {
         admission: Result<RunRequest, Box<RunOutcome>>,
         permit: Permit,
     ) -> Arc<RunOutcome> {
-        let (check, request) = match (self.checks.get(&d.check), admission) {
+        let checks = self.checks();
+        let (check, request) = match (checks.get(&d.check), admission) {
             (Some(check), Ok(request)) => (check, request),
             (Some(check), Err(outcome)) => {
                 drop(permit);
                 return self.finish(check, d, *outcome).await;
             }
             (None, Err(outcome)) => return Arc::new(*outcome),
-            (None, Ok(..)) => unreachable!("admitted runs have a check"),
+            // Removed by a reload while it waited for its place.
+            (None, Ok(request)) => {
+                return Arc::new(RunOutcome::unknown(
+                    &d.check,
+                    "",
+                    "the check was removed by a configuration reload before it ran".into(),
+                    request.scheduled,
+                    d.attempt,
+                ));
+            }
         };
         let outcome = match self.registry.get(&check.config.plugin) {
             Some(plugin) => match self.refusal(check, &plugin).await {

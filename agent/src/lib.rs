@@ -44,6 +44,7 @@ mod notices;
 mod outputs;
 mod references;
 mod registry;
+mod reload;
 mod remote;
 mod schedule;
 mod scheduler;

@@ -131,3 +131,6 @@ pub const MAX_ACKS_PER_REQUEST: usize = 1000;
 /// How often the agent looks for notifications that quiet or flapping
 /// held back and that are now due (a window's end is notified within it).
 pub const NOTICE_TICK: Duration = Duration::from_secs(1);
+/// How long the config file must be quiet after a change before it is
+/// reloaded.
+pub const CONFIG_DEBOUNCE: Duration = Duration::from_millis(500);

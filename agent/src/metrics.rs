@@ -41,6 +41,24 @@ impl Agent {
             out,
             "# HELP warden_up 1 while the agent runs.\n# TYPE warden_up gauge\nwarden_up 1"
         );
+        {
+            let r = self.reloads();
+            let _ = writeln!(
+                out,
+                "# HELP warden_config_last_reload_successful 1 when the latest configuration reload (or the start) succeeded.\n# TYPE warden_config_last_reload_successful gauge\nwarden_config_last_reload_successful {}",
+                u8::from(r.last_ok)
+            );
+            let _ = writeln!(
+                out,
+                "# HELP warden_config_last_reload_success_timestamp_seconds When the configuration in force was loaded.\n# TYPE warden_config_last_reload_success_timestamp_seconds gauge\nwarden_config_last_reload_success_timestamp_seconds {}",
+                r.loaded_unix_ms as f64 / 1000.0
+            );
+            let _ = writeln!(
+                out,
+                "# HELP warden_config_reloads_total Configuration reloads since start, by result.\n# TYPE warden_config_reloads_total counter\nwarden_config_reloads_total{{result=\"success\"}} {}\nwarden_config_reloads_total{{result=\"failure\"}} {}",
+                r.reloads, r.failures
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP warden_check_status Hard status of a check: 0 ok, 1 warning, 2 critical, 3 unknown.\n# TYPE warden_check_status gauge"
@@ -220,7 +238,8 @@ impl Agent {
         let live = self.live();
         let mut families: BTreeMap<String, Family> = BTreeMap::new();
         let mut dropped: Vec<(&str, usize)> = Vec::new();
-        for (check, c) in self.checks() {
+        let checks = self.checks();
+        for (check, c) in checks.iter() {
             let Some(last) = live.get(check).and_then(|l| l.last.as_ref()) else {
                 continue;
             };

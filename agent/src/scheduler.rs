@@ -157,6 +157,37 @@ impl SchedulerCore {
         }
     }
 
+    /// Replaces the spec of a check already added (a reload): a run in
+    /// flight, a retry pending and the counters stay; the next due time
+    /// is recomputed only when the schedule or offset changed.
+    pub fn update(&mut self, spec: SlotSpec, now_ms: i64) {
+        let Some(&i) = self.by_name.get(&spec.name) else {
+            return self.add(spec, None, now_ms);
+        };
+        let slot = &mut self.slots[i];
+        let moved = slot.spec.schedule.to_string() != spec.schedule.to_string()
+            || slot.spec.offset != spec.offset;
+        slot.spec = spec;
+        if moved {
+            slot.next_due = next_after(&slot.spec, now_ms);
+            if let Some(t) = slot.next_due {
+                self.heap.push(Reverse((t, Kind::Due, i)));
+            }
+        }
+    }
+
+    /// Takes a check out (a reload): it is never dispatched again; a run
+    /// in flight finishes. Its place in `slots` stays (a dead slot), so
+    /// indices in the heap stay valid.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(i) = self.by_name.remove(name) {
+            let slot = &mut self.slots[i];
+            slot.next_due = None;
+            slot.retry = None;
+            slot.spec.enabled = false;
+        }
+    }
+
     /// The runs to start at `now_ms`.
     pub fn poll(&mut self, now_ms: i64) -> Vec<Dispatch> {
         let mut out = Vec::new();
@@ -300,6 +331,43 @@ mod tests {
             self.log.extend(got.clone());
             got
         }
+    }
+
+    #[test]
+    fn a_reload_updates_and_removes_checks_without_losing_a_run_in_flight() {
+        let mut core = SchedulerCore::new();
+        core.add(every("a", 10, 0), None, T0);
+        core.add(every("b", 10, 0), None, T0);
+        let mut c = Clock {
+            now: T0,
+            core,
+            log: vec![],
+        };
+        let got = c.advance_to(T0 + 10_000);
+        assert_eq!(got.len(), 2);
+        // `a` is running; its schedule changes to 5 s: still running (no
+        // overlap), due on the new schedule.
+        c.core.update(every("a", 5, 0), c.now);
+        assert!(c.core.info("a").unwrap().running);
+        assert_eq!(c.core.info("a").unwrap().next_due_ms, Some(T0 + 15_000));
+        // `b` is removed while running: never dispatched again, its run
+        // finishes quietly.
+        c.core.remove("b");
+        assert!(c.core.info("b").is_none());
+        assert!(!c.core.finished(&got[1], Status::Ok, c.now));
+        let _ = c.core.finished(&got[0], Status::Ok, c.now);
+        let later = c.advance_to(T0 + 30_000);
+        assert!(later.iter().all(|d| d.check == "a"), "{later:?}");
+        assert_eq!(
+            later.len(),
+            1,
+            "15 s due; 20 s, 25 s skipped while running: {later:?}"
+        );
+        // Unchanged schedule: the next due time stays.
+        let before = c.core.info("a").unwrap().next_due_ms;
+        c.core.update(every("a", 5, 2), c.now);
+        assert_eq!(c.core.info("a").unwrap().next_due_ms, before);
+        assert_eq!(c.core.manual("b", c.now), Err(ManualError::NotFound));
     }
 
     #[test]

@@ -28,36 +28,17 @@ async fn shutdown_signal() {
     }
 }
 
-/// SIGHUP would end the process by default; until configuration reload
-/// exists it is acknowledged in the log and otherwise ignored.
-fn ignore_sighup() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::hangup()) {
-        Ok(mut hup) => {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    tracing::warn!(
-                        "SIGHUP received: reloading the configuration is not supported yet; ignored (restart the agent to apply changes)"
-                    );
-                }
-            });
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot handle SIGHUP; it will stop the agent"),
-    }
-}
-
 impl Agent {
     /// Runs the agent for `config` until a shutdown signal; an error means
     /// it could not start.
     pub async fn serve(config: Config) -> Result<()> {
         let listen = config.agent.listen;
-        let grace = config.agent.shutdown_grace;
-        let (keep_runs, keep_days) = (config.agent.keep_runs, config.agent.keep_days);
-        ignore_sighup();
         crate::listener::raise_fd_limit();
         tracing::info!(config = %config.source, profile = ?config.agent.profile, "starting");
         let agent = Agent::start(config).await.context("cannot start")?;
         agent.validate_checks().await;
+        // SIGHUP, the file changing and `POST /v1/reload` reload it.
+        crate::reload::watch(&agent);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -70,11 +51,15 @@ impl Agent {
                 None
             }
         };
-        let store = agent.store.clone();
+        let retainer = agent.clone();
         let mut retention_stop = stopped.clone();
         tokio::spawn(async move {
             loop {
-                store.retain(keep_runs, keep_days);
+                // As configured now (a reload may change it).
+                let config = retainer.config();
+                retainer
+                    .store
+                    .retain(config.agent.keep_runs, config.agent.keep_days);
                 tokio::select! {
                     _ = tokio::time::sleep(limits::RETENTION_INTERVAL) => {}
                     _ = retention_stop.changed() => break,
@@ -130,7 +115,7 @@ impl Agent {
         let _ = stop.send(true);
         // One deadline from the signal, whatever clients do: a client that
         // never finishes its request does not hold the agent up.
-        let deadline = tokio::time::Instant::now() + grace;
+        let deadline = tokio::time::Instant::now() + agent.config().agent.shutdown_grace;
         if !server_ended && tokio::time::timeout_at(deadline, server).await.is_err() {
             tracing::warn!("API clients still connected after the shutdown grace period; closing");
         }

@@ -7,7 +7,7 @@
 //! is sent ([`crate::notices`]).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Deserialize;
 use warden_runtime::Status;
@@ -188,7 +188,7 @@ impl NewSilence {
 
 /// The maintenance windows and the silences in force or to come.
 pub struct Silences {
-    windows: Vec<Maintenance>,
+    windows: RwLock<Arc<Vec<Maintenance>>>,
     list: Mutex<Vec<Silence>>,
 }
 
@@ -196,9 +196,22 @@ impl Silences {
     /// From the config's windows and the stored silences.
     pub fn new(windows: Vec<Maintenance>, stored: Vec<Silence>) -> Silences {
         Silences {
-            windows,
+            windows: RwLock::new(Arc::new(windows)),
             list: Mutex::new(stored),
         }
+    }
+
+    /// The maintenance windows in force.
+    pub fn windows(&self) -> Arc<Vec<Maintenance>> {
+        self.windows
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts a reloaded config's windows in force.
+    pub fn set_windows(&self, windows: Vec<Maintenance>) {
+        *self.windows.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(windows);
     }
 
     fn list(&self) -> std::sync::MutexGuard<'_, Vec<Silence>> {
@@ -207,13 +220,13 @@ impl Silences {
 
     /// Whether there is anything that could hold (cheap test first).
     pub fn any(&self) -> bool {
-        !self.windows.is_empty() || !self.list().is_empty()
+        !self.windows().is_empty() || !self.list().is_empty()
     }
 
     /// The window or silence holding `check`'s notifications at `now_ms`
     /// (a window first), if one does.
     pub fn holding(&self, check: &CheckConfig, now_ms: i64) -> Option<Quiet> {
-        for w in &self.windows {
+        for w in self.windows().iter() {
             if w.matches(&check.name, &check.labels)
                 && let Some(until_ms) = w.active_until(now_ms)
             {

@@ -107,7 +107,8 @@ fn shared<S: serde::Serializer>(run: &Option<Arc<RunOutcome>>, s: S) -> Result<S
 impl Agent {
     /// The full view of one check.
     pub fn check_view(&self, name: &str) -> Option<CheckView> {
-        let check = self.checks().get(name)?;
+        let checks = self.checks();
+        let check = checks.get(name)?;
         let info = self.core().info(name).unwrap_or_default();
         let (live, quiet) = {
             let all = self.live();

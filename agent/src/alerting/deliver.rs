@@ -98,7 +98,8 @@ pub async fn deliver(alerting: Arc<Alerting>, store: Store, mut shutdown: watch:
 pub fn refresh(alerting: &Arc<Alerting>, firing: Vec<(Vec<String>, super::Alert)>) {
     for (routes, alert) in firing {
         for name in routes {
-            let Some(n) = alerting.notifiers.get(&name) else {
+            let routing = alerting.routing();
+            let Some(n) = routing.notifiers.get(&name) else {
                 continue;
             };
             let NotifierKind::Alertmanager { urls } = &n.kind else {
@@ -132,7 +133,8 @@ pub fn backoff(attempts: u32) -> Duration {
 
 /// One attempt at `n`.
 async fn attempt(alerting: &Alerting, n: &StoredNotification) -> Settlement {
-    let Some(notifier) = alerting.notifiers.get(&n.notifier) else {
+    let routing = alerting.routing();
+    let Some(notifier) = routing.notifiers.get(&n.notifier) else {
         alerting.count(&n.notifier, "failed");
         return Settlement::Failed(format!(
             "no notifier named {:?} in the config any more",

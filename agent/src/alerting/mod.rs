@@ -16,7 +16,7 @@ pub mod payload;
 pub mod send;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
 use warden_runtime::{RunOutcome, Status};
@@ -42,8 +42,9 @@ pub fn reminder_due(
 }
 pub use payload::{Alert, Event};
 
-/// The notifiers, the routes and the delivery counters.
-pub struct Alerting {
+/// The notifiers and routes of one configuration (swapped whole by a
+/// reload).
+pub struct Routing {
     /// By name.
     pub notifiers: BTreeMap<String, NotifierConfig>,
     /// Notifiers of checks that name none, when no route matches.
@@ -54,16 +55,12 @@ pub struct Alerting {
     pub instance: String,
     /// Where links point (`http://127.0.0.1:7878`).
     pub api_url: String,
-    /// Woken when notifications are queued.
-    pub wake: Notify,
-    /// Attempts by (notifier, result).
-    counts: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
-impl Alerting {
+impl Routing {
     /// From the config's `[alerting]` and `[[notifier]]`s.
-    pub fn new(config: &Config) -> Alerting {
-        Alerting {
+    pub fn new(config: &Config) -> Routing {
+        Routing {
             notifiers: config
                 .notifiers
                 .iter()
@@ -77,9 +74,41 @@ impl Alerting {
                 .api_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.agent.listen)),
+        }
+    }
+}
+
+/// The routing in force and the delivery counters.
+pub struct Alerting {
+    routing: RwLock<Arc<Routing>>,
+    /// Woken when notifications are queued.
+    pub wake: Notify,
+    /// Attempts by (notifier, result).
+    counts: Mutex<BTreeMap<(String, &'static str), u64>>,
+}
+
+impl Alerting {
+    /// From the config's `[alerting]` and `[[notifier]]`s.
+    pub fn new(config: &Config) -> Alerting {
+        Alerting {
+            routing: RwLock::new(Arc::new(Routing::new(config))),
             wake: Notify::new(),
             counts: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The notifiers and routes in force.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts `config`'s notifiers and routes in force (a reload); queued
+    /// notifications go to the notifier of their name in it.
+    pub fn set(&self, config: &Config) {
+        *self.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Routing::new(config));
     }
 
     /// The notifiers an alert of `severity` from `check` goes to: the
@@ -89,8 +118,9 @@ impl Alerting {
         if let Some(own) = &check.notify {
             return own.clone();
         }
+        let routing = self.routing();
         let mut out: Vec<String> = Vec::new();
-        for r in self
+        for r in routing
             .routes
             .iter()
             .filter(|r| r.matches(severity, &check.labels))
@@ -102,7 +132,7 @@ impl Alerting {
             }
         }
         if out.is_empty() {
-            self.default_notify.clone()
+            routing.default_notify.clone()
         } else {
             out
         }
@@ -188,8 +218,9 @@ impl Alerting {
         alertmanager: bool,
     ) -> Vec<Outgoing> {
         let mut out = Vec::new();
+        let routing = self.routing();
         for name in &self.routes(check, severity) {
-            let Some(n) = self.notifiers.get(name) else {
+            let Some(n) = routing.notifiers.get(name) else {
                 continue;
             };
             let (body, targets) = match &n.kind {
@@ -238,8 +269,9 @@ impl Alerting {
         since_ms: i64,
         now_ms: i64,
     ) -> Alert {
+        let routing = self.routing();
         Alert {
-            instance: self.instance.clone(),
+            instance: routing.instance.clone(),
             check: check.name.clone(),
             plugin: check.plugin.clone(),
             event,
@@ -253,7 +285,7 @@ impl Alerting {
                 .collect(),
             run_id: outcome.run_id.clone(),
             findings: outcome.findings.len(),
-            link: format!("{}/v1/checks/{}", self.api_url, check.name),
+            link: format!("{}/v1/checks/{}", routing.api_url, check.name),
             now_ms,
             reminder: false,
             flapping: false,

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     InvalidBody,
     /// Over a limit of the agent's (429).
     TooMany,
+    /// A reload found errors in the config file (422).
+    ConfigInvalid,
     /// Method not allowed on this route (405).
     MethodNotAllowed,
     /// The body is not valid JSON, or not an object (400).
@@ -91,6 +93,7 @@ impl ErrorCode {
             ErrorCode::FindingNotFound => (StatusCode::NOT_FOUND, "finding_not_found"),
             ErrorCode::InvalidBody => (StatusCode::BAD_REQUEST, "invalid_body"),
             ErrorCode::TooMany => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
+            ErrorCode::ConfigInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "config_invalid"),
             ErrorCode::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ErrorCode::InvalidJson => (StatusCode::BAD_REQUEST, "invalid_json"),
             ErrorCode::InvalidQuery => (StatusCode::BAD_REQUEST, "invalid_query"),
@@ -151,7 +154,7 @@ pub(crate) fn ok(v: serde_json::Value) -> ApiResult {
 
 /// The router for `agent`.
 pub fn router(agent: Arc<Agent>) -> Router {
-    let cors_origins = agent.config.api.cors_origins.clone();
+    let cors_origins = agent.config().api.cors_origins.clone();
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/readyz", get(readyz))
@@ -176,6 +179,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         )
         .route("/v1/findings/acks", get(quiet::list_acks))
         .route("/v1/findings/ack", post(quiet::ack_findings))
+        .route("/v1/reload", post(reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(read_body))
@@ -270,11 +274,12 @@ async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Resp
     let path = req.uri().path();
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let open = matches!(path, "/health" | "/readyz");
-    let api = &agent.config.api;
+    let config = agent.config();
+    let api = &config.api;
     let needs_token = !open && (mutating || api.require_token_for_reads);
     if needs_token {
         match &api.token {
-            None if mutating && !agent.config.agent.listen.ip().is_loopback() => {
+            None if mutating && !config.agent.listen.ip().is_loopback() => {
                 return ApiError::new(
                     ErrorCode::Forbidden,
                     "no API token is configured; mutating calls are refused on a non-loopback address",
@@ -320,7 +325,7 @@ async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Resp
 fn browser_refusal(req: &Request, agent: &Agent) -> Option<String> {
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some(origin) = header(header::ORIGIN)
-        && !agent.config.api.cors_origins.iter().any(|o| o == origin)
+        && !agent.config().api.cors_origins.iter().any(|o| o == origin)
     {
         return Some(format!(
             "a request from the web origin {origin:?} is refused: without an API token, mutating calls are accepted only from this machine's own tools (configure a token, or list the origin in [api] cors_origins)"
@@ -412,14 +417,30 @@ async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
         .into_response()
 }
 
+async fn reload(State(agent): State<Arc<Agent>>) -> ApiResult {
+    match agent.reload("POST /v1/reload").await {
+        Ok(applied) => ok(json!({ "reloaded": !applied.unchanged, "applied": applied })),
+        Err(errors) => Err(ApiError::new(
+            ErrorCode::ConfigInvalid,
+            format!(
+                "the configuration has {} error{}; the one in force stays: {}",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" },
+                errors.join("; ")
+            ),
+        )),
+    }
+}
+
 async fn status(State(agent): State<Arc<Agent>>) -> ApiResult {
     let views = agent.check_summaries();
     let count = |s: Status| views.iter().filter(|v| v.status == Some(s)).count();
     let now = crate::store::now_ms();
     ok(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "profile": agent.config.agent.profile,
-        "config": agent.config.source,
+        "profile": agent.config().agent.profile,
+        "config": agent.config().source,
+        "reload": *agent.reloads(),
         "started_unix_ms": agent.started_unix_ms,
         "uptime_seconds": (now - agent.started_unix_ms) as f64 / 1000.0,
         "allocation": format!("{:?}", agent.runtime.engine().allocation()).to_lowercase(),

@@ -57,8 +57,8 @@ pub(super) async fn list_silences(State(agent): State<Arc<Agent>>) -> ApiResult 
         .silences(0)?
         .into_iter()
         .map(|s| {
-            let matches: Vec<&str> = agent
-                .checks()
+            let checks = agent.checks();
+            let matches: Vec<&str> = checks
                 .values()
                 .filter(|c| silence_matches(&s, &c.config))
                 .map(|c| c.config.name.as_str())
@@ -70,8 +70,8 @@ pub(super) async fn list_silences(State(agent): State<Arc<Agent>>) -> ApiResult 
         })
         .collect();
     let windows: Vec<serde_json::Value> = agent
-        .config
-        .maintenance
+        .silences
+        .windows()
         .iter()
         .map(|m| {
             json!({
@@ -104,8 +104,8 @@ pub(super) async fn add_silence(
     }
     silence.id = agent.store.add_silence(silence.clone()).await?;
     agent.silences.add(silence.clone(), now);
-    let matches: Vec<&str> = agent
-        .checks()
+    let checks = agent.checks();
+    let matches: Vec<&str> = checks
         .values()
         .filter(|c| silence_matches(&silence, &c.config))
         .map(|c| c.config.name.as_str())

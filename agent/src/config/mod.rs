@@ -77,8 +77,12 @@ fn unspan(t: Spanned<toml::Table>) -> (toml::Table, Range<usize>) {
 /// A whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// File it came from.
+    /// File it came from (for messages).
     pub source: String,
+    /// The file, when it came from one (what a reload reads again).
+    pub path: Option<std::path::PathBuf>,
+    /// sha256 of its text, hex.
+    pub sha256: String,
     /// `[agent]`.
     pub agent: AgentSection,
     /// `[api]`.
@@ -120,7 +124,10 @@ impl Config {
                     }])
                 })?;
                 let base = p.parent().unwrap_or(Path::new("."));
-                Self::parse(&text, &p.display().to_string(), base)
+                Self::parse(&text, &p.display().to_string(), base).map(|mut c| {
+                    c.path = Some(p.to_path_buf());
+                    c
+                })
             }
             None => Self::parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME, Path::new(".")),
         }
@@ -223,6 +230,8 @@ impl Config {
         }
         let config = Config {
             source: file.to_string(),
+            path: None,
+            sha256: crate::reload::text_sha256(text),
             agent,
             api,
             pins,
