@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::agent::{Agent, Check, Live};
 use crate::config::{CheckConfig, Config};
@@ -124,15 +123,6 @@ fn restart_needed(old: &Config, new: &mut Config) -> Vec<String> {
     out
 }
 
-/// sha256 of config text, hex.
-pub fn text_sha256(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Agent {
     /// Reads the config file again and applies the difference (`why`:
     /// what asked, for the log). `Err`: every problem, nothing changed.
@@ -147,7 +137,7 @@ impl Agent {
         let parsed = std::fs::read_to_string(&path)
             .map_err(|e| vec![format!("{}: cannot read: {e}", path.display())])
             .and_then(|text| {
-                if text_sha256(&text) == old.sha256 && self.reloads().last_ok {
+                if crate::config::text_sha256(&text) == old.sha256 && self.reloads().last_ok {
                     return Ok(None);
                 }
                 let base = path.parent().unwrap_or(Path::new("."));

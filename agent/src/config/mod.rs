@@ -45,6 +45,15 @@ pub use notifier::NotifierConfig;
 pub use profile::Profile;
 use source::Source;
 
+/// sha256 of config text, hex (what tells a reload the file changed).
+pub fn text_sha256(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The configuration used when `warden run` finds no config file.
 pub const DEFAULT_CONFIG: &str = include_str!("../default.toml");
 /// Name shown for the embedded defaults in messages.
@@ -231,7 +240,7 @@ impl Config {
         let config = Config {
             source: file.to_string(),
             path: None,
-            sha256: crate::reload::text_sha256(text),
+            sha256: text_sha256(text),
             agent,
             api,
             pins,
