@@ -160,7 +160,7 @@ pub struct Agent {
     pub acks: crate::acks::Acks,
     checks: RwLock<Arc<BTreeMap<String, Check>>>,
     /// How the latest reload went.
-    pub(crate) reloads: Mutex<crate::reload::ReloadStatus>,
+    pub(crate) reloads: Mutex<crate::config::ReloadStatus>,
     driver: Driver,
     gate: RunGate,
     live: Mutex<HashMap<String, Live>>,
@@ -222,7 +222,7 @@ impl Agent {
             alerting: Arc::new(crate::alerting::Alerting::new(&config)),
             silences,
             acks,
-            reloads: Mutex::new(crate::reload::ReloadStatus::new(&config, now)),
+            reloads: Mutex::new(crate::config::ReloadStatus::new(&config, now)),
             config: RwLock::new(Arc::new(config)),
             runtime,
             registry,

@@ -27,6 +27,7 @@ mod pins;
 pub mod profile;
 pub mod secret;
 mod source;
+mod status;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -44,6 +45,7 @@ pub use maintenance::Maintenance;
 pub use notifier::NotifierConfig;
 pub use profile::Profile;
 use source::Source;
+pub use status::ReloadStatus;
 
 /// sha256 of config text, hex (what tells a reload the file changed).
 pub fn text_sha256(text: &str) -> String {
