@@ -153,3 +153,80 @@ fn the_configuration_reloads_live_and_a_broken_edit_keeps_the_old_one() {
     assert_eq!(same.json()["reloaded"], false);
     assert_eq!(agent.terminate(), 0);
 }
+
+#[test]
+fn checks_and_plugins_meet_by_name_forgivingly_and_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    // As cargo writes the crate `http-health`.
+    let built = std::fs::read(common::wasm("http-health")).unwrap();
+    std::fs::write(
+        plugins.join("http_health.wasm"),
+        common::variant(&built, "local build"),
+    )
+    .unwrap();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[check]]\nname = \"late\"\nplugin = \"late\"\nschedule = \"@every 300ms\"\nconfig = {{ mode = \"ok\" }}\n\
+             [[check]]\nname = \"underscored\"\nplugin = \"http_health\"\nschedule = \"@every 300ms\"\n\
+             allow.hosts = [\"http://127.0.0.1:{port}\"]\nconfig = {{ url = \"http://127.0.0.1:{port}/health\" }}\n"
+        ),
+    )
+    .unwrap();
+    // `validate` warns about the plugin that is not there yet, as `run`
+    // reports it: no error.
+    let v = common::warden(
+        &dir.path().join(".warden"),
+        &["validate", "-c", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    assert!(
+        v.stderr.contains("warning:") && v.stderr.contains("check \"late\": plugin \"late\""),
+        "{}",
+        v.stderr
+    );
+
+    let agent = AgentProcess::start_with(dir.path(), &config, port, &[]);
+    agent.wait_until("the late check reports its plugin missing", WAIT, |a| {
+        a.check("late")["last_summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("plugin \"late\" is missing"))
+    });
+    // The file named with `_` serves a check naming it so, and overrides
+    // the standard plugin of its component's name (`http-health`).
+    agent.wait_until("the underscored check ran", WAIT, |a| {
+        a.check("underscored")["status"] == "ok"
+    });
+    let plugin = agent.get("/v1/plugins/http-health").json();
+    assert!(
+        plugin["origin"].to_string().contains("http_health.wasm"),
+        "{plugin}"
+    );
+    assert!(
+        agent.log().contains("differ only by -/_"),
+        "{}",
+        agent.log()
+    );
+
+    // The plugin arrives (under another component name): the check starts
+    // without a restart, and the mismatch is logged with both names.
+    let tmp = dir.path().join("late.wasm.part");
+    std::fs::copy(common::wasm("hostile"), &tmp).unwrap();
+    std::fs::rename(&tmp, plugins.join("late.wasm")).unwrap();
+    agent.wait_until("the late check ran", WAIT, |a| {
+        a.check("late")["status"] == "ok"
+    });
+    let log = agent.log();
+    assert!(
+        log.contains("file_name=\"late\"") || log.contains("file_name=late"),
+        "{log}"
+    );
+    assert!(log.contains("hostile"), "{log}");
+    assert_eq!(agent.terminate(), 0);
+}

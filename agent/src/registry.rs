@@ -103,6 +103,14 @@ fn plugin_name(path: &Path) -> Option<String> {
     (!stem.is_empty()).then(|| stem.to_string())
 }
 
+/// Whether two plugin names are the same up to `-`/`_`.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || matches!((x, y), (b'-', b'_') | (b'_', b'-')))
+}
+
 impl Registry {
     /// Loads the standard plugins and every `.wasm` in `dir`.
     /// Loading (compiling and `describe`) runs on `executor`.
@@ -140,9 +148,33 @@ impl Registry {
         registry
     }
 
-    /// The version of `name` that runs use now.
+    /// The version of `name` that runs use now: the plugin of exactly
+    /// that name, else one whose name differs only by `-`/`_` (cargo
+    /// writes the crate `env-policy` as `env_policy.wasm`).
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
-        self.read().get(name).and_then(|e| e.current.clone())
+        let entries = self.read();
+        entries
+            .get(name)
+            .or_else(|| {
+                entries
+                    .iter()
+                    .find(|(n, _)| same_name(n, name))
+                    .map(|(_, e)| e)
+            })
+            .and_then(|e| e.current.clone())
+    }
+
+    /// The key `name` is registered under (exactly, else up to `-`/`_`).
+    fn key(&self, name: &str) -> String {
+        let entries = self.read();
+        if entries.contains_key(name) {
+            return name.to_string();
+        }
+        entries
+            .keys()
+            .find(|n| same_name(n, name))
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
     }
 
     /// The plugin directory.
@@ -221,7 +253,9 @@ impl Registry {
         }
     }
 
-    async fn unload(&self, name: &str, path: &Path) {
+    async fn unload(&self, stem: &str, path: &Path) {
+        let key = self.key(stem);
+        let name = key.as_str();
         let was_file = matches!(
             self.read()
                 .get(name)
@@ -260,7 +294,10 @@ impl Registry {
 
     async fn install(&self, name: &str, bytes: &[u8], origin: Origin) {
         let sha = warden_runtime::sha256_hex(bytes);
-        let current = self.read().get(name).and_then(|e| e.current.clone());
+        let current = self
+            .read()
+            .get(&self.key(name))
+            .and_then(|e| e.current.clone());
         if let Some(cur) = &current {
             if cur.sha256 == sha {
                 if let Some(e) = self.write().get_mut(name) {
@@ -274,7 +311,7 @@ impl Registry {
                 return;
             }
         }
-        if let Some(pin) = self.pins.get(name)
+        if let Some(pin) = self.pin(name)
             && *pin != sha
         {
             self.fail(
@@ -294,6 +331,22 @@ impl Registry {
             .unwrap_or_else(|e| Err(anyhow::anyhow!(e)));
         match loaded {
             Ok(plugin) => {
+                // A file found under its component's name too, when the
+                // two differ only by `-`/`_`; a real mismatch is logged.
+                let described = plugin.info.name.clone();
+                let name = match &origin {
+                    Origin::File(path) if described != name => {
+                        if same_name(&described, name) {
+                            tracing::info!(plugin = %described, file = %path.display(), "file name and component name differ only by -/_; checks may use either");
+                            described.as_str()
+                        } else {
+                            tracing::warn!(file = %path.display(), file_name = name, component_name = %warden_text::escape::escape(&described), "the file's name is not the component's own; checks must name the file's");
+                            name
+                        }
+                    }
+                    _ => name,
+                };
+                let current = self.read().get(name).and_then(|e| e.current.clone());
                 match (&origin, current.as_ref().map(|c| &c.origin)) {
                     (Origin::File(path), Some(Origin::Embedded(_))) => tracing::warn!(
                         plugin = name, file = %path.display(), "file overrides the standard plugin of the same name"
@@ -319,6 +372,16 @@ impl Registry {
             }
             Err(e) => self.fail(name, format!("{e:#}"), Some(sha)),
         }
+    }
+
+    /// The pin of `name` (exactly, else up to `-`/`_`).
+    fn pin(&self, name: &str) -> Option<&String> {
+        self.pins.get(name).or_else(|| {
+            self.pins
+                .iter()
+                .find(|(n, _)| same_name(n, name))
+                .map(|(_, p)| p)
+        })
     }
 
     /// Watches the plugin directory until the agent stops.
