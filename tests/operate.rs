@@ -230,3 +230,45 @@ fn checks_and_plugins_meet_by_name_forgivingly_and_loudly() {
     assert!(log.contains("hostile"), "{log}");
     assert_eq!(agent.terminate(), 0);
 }
+
+#[test]
+fn the_embedded_defaults_show_results_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", 7878)).is_err(),
+        "something already listens on 127.0.0.1:7878, the embedded defaults' address"
+    );
+    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    let child = std::process::Command::new(common::warden_bin())
+        .arg("run")
+        .current_dir(dir.path())
+        .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_PROFILE")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let agent = AgentProcess {
+        child,
+        port: 7878,
+        dir: dir.path().to_path_buf(),
+        config: Default::default(),
+    };
+    // Every default check has run once at start, without waiting for its
+    // schedule: the agent watching itself, and hello.
+    agent.wait_until("every default check has a result", WAIT, |a| {
+        std::net::TcpStream::connect(("127.0.0.1", 7878)).is_ok()
+            && a.get("/v1/checks").json()["checks"]
+                .as_array()
+                .is_some_and(|l| l.len() == 3 && l.iter().all(|c| c["status"] == "ok"))
+    });
+    let metrics = agent.get("/metrics").body;
+    for series in [
+        "probe_success{check=\"warden-health\"} 1",
+        "http_health_rule_firing{check=\"warden-metrics\",rule=\"store writes are failing\"} 0",
+        "warden_check_status{check=\"hello\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+    assert_eq!(agent.terminate(), 0);
+}

@@ -77,6 +77,7 @@ impl Check {
             offset: self.offset,
             retries: self.config.retries,
             enabled: self.config.enabled,
+            run_on_start: self.config.run_on_start,
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct SlotSpec {
     pub retries: u32,
     /// Disabled checks are never dispatched by the schedule.
     pub enabled: bool,
+    /// Due at once when added (the agent's start, a reload), then on the
+    /// schedule.
+    pub run_on_start: bool,
 }
 
 /// A run to start now.
@@ -129,6 +132,7 @@ impl SchedulerCore {
     pub fn add(&mut self, spec: SlotSpec, last_due_ms: Option<i64>, now_ms: i64) {
         let first = match last_due_ms.and_then(|d| next_after(&spec, d)) {
             Some(missed) if missed <= now_ms => Some(missed),
+            _ if spec.run_on_start => Some(now_ms),
             _ => next_after(&spec, now_ms),
         };
         let slot = Slot {
@@ -309,6 +313,7 @@ mod tests {
             offset: Duration::ZERO,
             retries,
             enabled: true,
+            run_on_start: false,
         }
     }
 
@@ -529,6 +534,29 @@ mod tests {
             let n = c.log.iter().filter(|d| d.check == format!("c{i}")).count();
             assert!((9..=10).contains(&n), "c{i}: {n}");
         }
+    }
+
+    #[test]
+    fn run_on_start_is_due_at_once_then_on_the_schedule() {
+        let mut core = SchedulerCore::new();
+        core.add(
+            SlotSpec {
+                run_on_start: true,
+                ..every("a", 60, 0)
+            },
+            None,
+            T0 + 5,
+        );
+        let mut c = Clock {
+            now: T0 + 5,
+            core,
+            log: vec![],
+        };
+        let got = c.advance_to(T0 + 5);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].due_ms, T0 + 5);
+        let _ = c.core.finished(&got[0], Status::Ok, T0 + 6);
+        assert_eq!(c.core.info("a").unwrap().next_due_ms, Some(T0 + 60_000));
     }
 
     #[test]

@@ -52,6 +52,8 @@ struct RawCheck {
     flap_high: Option<f64>,
     #[serde(default)]
     on_unknown: OnUnknown,
+    #[serde(default)]
+    run_on_start: bool,
 }
 
 /// What a hard `unknown` (the check could not decide) tells notifiers.
@@ -135,6 +137,9 @@ pub struct CheckConfig {
     pub flapping: Option<crate::flapping::Thresholds>,
     /// What a hard `unknown` tells notifiers.
     pub on_unknown: OnUnknown,
+    /// Runs once at the agent's start (and when a reload adds it), then
+    /// on its schedule.
+    pub run_on_start: bool,
     /// Line of the `[[check]]` header.
     pub line: usize,
 }
@@ -446,6 +451,7 @@ impl CheckConfig {
                 remind_every,
                 flapping: c.flap_detection.unwrap_or(true).then_some(flap),
                 on_unknown: c.on_unknown,
+                run_on_start: c.run_on_start,
                 line: header,
             },
             references,
