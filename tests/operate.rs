@@ -272,3 +272,72 @@ fn the_embedded_defaults_show_results_within_seconds() {
     }
     assert_eq!(agent.terminate(), 0);
 }
+
+#[test]
+fn warden_check_runs_a_configured_check_as_the_agent_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::fixture_server();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nlisten = \"127.0.0.1:{}\"\n\
+             [[check]]\nname = \"greeter\"\nplugin = \"hello\"\nconfig = {{ greeting = \"hi\" }}\n\
+             [[check]]\nname = \"api\"\nplugin = \"http-health\"\ntimeout = \"5s\"\n\
+             allow.hosts = [\"http://127.0.0.1:{port}\"]\nconfig = {{ url = \"http://127.0.0.1:{port}/ok\" }}\n\
+             [[check]]\nname = \"ungranted\"\nplugin = \"http-health\"\nconfig = {{ url = \"http://127.0.0.1:{port}/ok\" }}\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("elsewhere");
+    let check = |args: &[&str]| {
+        let mut all = vec!["check", "-c", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        common::warden(&state, &all, &[])
+    };
+    // The agent's state (the config's state_dir, not --state-dir's): kept
+    // across runs, or only read with --dry-state.
+    let summary = |r: &common::Run| r.stdout.lines().next().unwrap_or("").to_string();
+    let first = check(&["--check", "greeter"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert!(summary(&first).ends_with("(run 1)"), "{}", first.stdout);
+    assert!(summary(&check(&["--check", "greeter"])).ends_with("(run 2)"));
+    assert!(summary(&check(&["--check", "greeter", "--dry-state"])).ends_with("(run 3)"));
+    assert!(summary(&check(&["--check", "greeter", "--dry-state"])).ends_with("(run 3)"));
+    assert!(dir.path().join(".warden").is_dir());
+
+    // Nagios output: the status line, then perfdata after `|`.
+    let nagios = check(&["--check", "api", "--format", "nagios"]);
+    assert_eq!(nagios.code, 0, "{}\n{}", nagios.stdout, nagios.stderr);
+    let line = nagios.stdout.trim_end();
+    let (status, perf) = line.split_once(" | ").expect("perfdata after |");
+    assert!(status.starts_with("OK: "), "{line}");
+    assert!(perf.contains("probe_success=1"), "{line}");
+    assert!(
+        perf.split(' ')
+            .any(|p| p.starts_with("probe_duration_seconds=") && p.ends_with('s')),
+        "{line}"
+    );
+
+    // Exactly its grants: nothing granted, the request is refused.
+    let denied = check(&["--check", "ungranted"]);
+    assert_ne!(denied.code, 0, "{}", denied.stdout);
+    assert!(
+        denied.stdout.contains("not granted")
+            || denied.stdout.contains("denied")
+            || denied.stdout.contains("refused"),
+        "{}",
+        denied.stdout
+    );
+
+    let missing = check(&["--check", "nope"]);
+    assert_eq!(missing.code, 3, "{}", missing.stdout);
+    assert!(
+        missing
+            .stdout
+            .contains("no check named \"nope\" (checks: greeter, api, ungranted)"),
+        "{}",
+        missing.stdout
+    );
+}

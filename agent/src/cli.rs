@@ -4,20 +4,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
 
-use warden_runtime::{Allow, Grants, Origin, Plugin, RunOutcome, RunRequest, Runtime, Status};
-use warden_text::escape::escape;
+use warden_runtime::Runtime;
 use warden_text::units;
 
 use crate::agent::Agent;
 use crate::config::{Config, Profile};
 use crate::layout::StateDir;
+use crate::oneshot::{CheckArgs, Format, StateDirArg, check, load, runtime};
 use crate::registry::Registry;
-use crate::{limits, stdplugins};
 
 /// Warden: an ops agent that runs sandboxed WebAssembly plugins.
 #[derive(Parser)]
@@ -25,13 +23,6 @@ use crate::{limits, stdplugins};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(clap::Args)]
-struct StateDirArg {
-    /// Directory for the store and the compiled-code cache.
-    #[arg(long, env = "WARDEN_STATE_DIR", default_value = limits::DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -66,56 +57,6 @@ enum Command {
     /// Silence checks' notifications on a running agent (add, list,
     /// expire).
     Silence(crate::remote::SilenceArgs),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    /// Human-readable.
-    Text,
-    /// The whole outcome as JSON.
-    Json,
-    /// The findings as SARIF 2.1.0 (`warden check` only).
-    Sarif,
-    /// The findings as gitleaks' JSON report (`warden check` only).
-    Gitleaks,
-}
-
-#[derive(clap::Args)]
-struct CheckArgs {
-    /// A `.wasm` file, or the name of a standard plugin.
-    plugin: String,
-    #[command(flatten)]
-    state: StateDirArg,
-    /// The check's config: inline JSON, or `@file.json`.
-    #[arg(long, default_value = "{}")]
-    config: String,
-    /// Grant HTTP to `scheme://host[:port]` (`*.example.com` and `*` allowed).
-    #[arg(long = "allow-host", value_name = "PATTERN")]
-    allow_hosts: Vec<String>,
-    /// Grant read-only access to a directory.
-    #[arg(long = "read-dir", value_name = "PATH")]
-    read_dirs: Vec<String>,
-    /// Pass an environment variable through by name.
-    #[arg(long = "env", value_name = "NAME")]
-    env: Vec<String>,
-    /// Wall-clock budget of the run (`500ms`, `10s`, `2m`; default: the
-    /// checks' default timeout).
-    #[arg(long)]
-    timeout: Option<String>,
-    /// Memory limit of the plugin (`64MiB`, `1GiB`; default: the checks'
-    /// default memory limit).
-    #[arg(long)]
-    memory: Option<String>,
-    /// Name of the check (scopes its persistent state); defaults to the
-    /// plugin's name.
-    #[arg(long)]
-    check: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
-    /// Extra trust roots (PEM) for the plugin's TLS connections.
-    #[arg(long = "ca-file", value_name = "PEM")]
-    ca_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -197,227 +138,13 @@ fn init_tracing(default_level: &str) {
         .try_init();
 }
 
-/// A runtime over `state_dir` (cache and plugin state), with the extra
-/// trust roots of `ca_file`.
-fn runtime(state_dir: &Path, ca_file: Option<&Path>) -> Result<Runtime> {
-    let dir = StateDir::create(state_dir)?;
-    let store = dir.open_store()?;
-    Runtime::new(dir.runtime_options(Some(store), ca_file)?)
-}
-
-/// Reads a plugin given as a path or a standard plugin name.
-fn plugin_bytes(spec: &str) -> Result<(Vec<u8>, Origin)> {
-    let path = Path::new(spec);
-    if path.exists() || spec.ends_with(".wasm") || spec.contains('/') {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        return Ok((bytes, Origin::File(path.to_path_buf())));
-    }
-    match stdplugins::get(spec) {
-        Some(bytes) => Ok((bytes.to_vec(), Origin::Embedded(spec.to_string()))),
-        None => bail!(
-            "no file {spec:?} and no standard plugin of that name (standard plugins: {})",
-            stdplugins::names().collect::<Vec<_>>().join(", ")
-        ),
-    }
-}
-
-async fn load(runtime: &Runtime, spec: &str) -> Result<Plugin> {
-    let (bytes, origin) = plugin_bytes(spec)?;
-    runtime.load(&bytes, origin).await
-}
-
-fn read_config(arg: &str) -> Result<String> {
-    let text = match arg.strip_prefix('@') {
-        Some(file) => std::fs::read_to_string(file)
-            .with_context(|| format!("--config: cannot read {file}"))?,
-        None => arg.to_string(),
-    };
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| anyhow!("--config: not valid JSON: {e}"))?;
-    if !value.is_object() {
-        bail!("--config: must be a JSON object, got {}", kind_of(&value));
-    }
-    Ok(text)
-}
-
-fn kind_of(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
-fn unknown(reason: impl std::fmt::Display) -> ExitCode {
-    let reason = crate::redact::words(&reason.to_string().replace('\n', " "));
-    println!("UNKNOWN: {}", escape(&reason));
-    ExitCode::from(Status::Unknown.exit_code())
-}
-
-async fn check(args: CheckArgs) -> ExitCode {
-    let state_dir = args.state.state_dir.as_path();
-    let prepared = async {
-        let timeout = match &args.timeout {
-            None => limits::DEFAULT_TIMEOUT,
-            Some(t) => {
-                let d = units::parse_duration(t).map_err(|e| anyhow!("--timeout {e}"))?;
-                if d.is_zero() {
-                    bail!("--timeout {t:?}: must be positive");
-                }
-                if d > limits::MAX_TIMEOUT {
-                    bail!(
-                        "--timeout {t}: over the maximum of {:?}",
-                        limits::MAX_TIMEOUT
-                    );
-                }
-                d
-            }
-        };
-        let memory = match &args.memory {
-            None => limits::DEFAULT_MEMORY,
-            Some(m) => {
-                let n = units::parse_size(m).map_err(|e| anyhow!("--memory {e}"))?;
-                if n == 0 {
-                    bail!("--memory {m:?}: must be positive");
-                }
-                if n > limits::MAX_MEMORY {
-                    bail!(
-                        "--memory {m}: over the maximum of {} bytes",
-                        limits::MAX_MEMORY
-                    );
-                }
-                n
-            }
-        };
-        let config = read_config(&args.config)?;
-        let allow = Allow::default()
-            .with("hosts", &args.allow_hosts)
-            .with("read_dirs", &args.read_dirs)
-            .with("env", &args.env);
-        let grants = Grants::parse(&allow).map_err(|errors| {
-            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            anyhow!("{}", errors.join("; "))
-        })?;
-        let runtime = runtime(state_dir, args.ca_file.as_deref())?;
-        let plugin = load(&runtime, &args.plugin).await?;
-        runtime
-            .validate(&plugin, &config)
-            .await
-            .map_err(|e| anyhow!("invalid config for {}: {e}", plugin.info.name))?;
-        let request = RunRequest {
-            check: args
-                .check
-                .clone()
-                .unwrap_or_else(|| plugin.info.name.clone()),
-            config,
-            scheduled: SystemTime::now(),
-            attempt: 1,
-            timeout,
-            memory,
-            grants,
-            state_quota: Default::default(),
-        };
-        Ok::<_, anyhow::Error>((runtime, plugin, request))
-    };
-    let (runtime, plugin, request) = match prepared.await {
-        Ok(p) => p,
-        Err(e) => return unknown(format!("{e:#}")),
-    };
-    let outcome = runtime.run(&plugin, &request).await;
-    let exported = || -> Vec<crate::export::Exported<'_>> {
-        outcome
-            .findings
-            .iter()
-            .map(|f| crate::export::Exported::from_finding(&outcome.check, f))
-            .collect()
-    };
-    let printed = match args.format {
-        Format::Json => serde_json::to_string_pretty(&outcome),
-        Format::Sarif => serde_json::to_string_pretty(&crate::export::sarif("warden", &exported())),
-        Format::Gitleaks => serde_json::to_string_pretty(&crate::export::gitleaks(&exported())),
-        Format::Text => Ok(format_outcome(&outcome)),
-    };
-    match printed {
-        Ok(text) => emit(&text),
-        Err(e) => return unknown(e),
-    }
-    ExitCode::from(outcome.status.exit_code())
-}
-
-/// Writes `text` and a newline to stdout; a closed pipe (`| head`) is not
-/// an error worth a panic.
-fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out
-        .write_all(text.as_bytes())
-        .and_then(|_| out.write_all(b"\n"));
-}
-
-/// The outcome for a terminal. Everything the plugin wrote is escaped
-/// (control characters, bidi overrides): a report cannot move the cursor,
-/// rewrite the screen or print a second, forged status line.
-fn format_outcome(o: &RunOutcome) -> String {
-    use std::fmt::Write;
-    let e = |s: &str| escape(s).into_owned();
-    let mut s = String::new();
-    let _ = write!(s, "{}: {}", o.status.label(), e(&o.summary));
-    for m in &o.metrics {
-        let labels: Vec<String> = m
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{}=\"{}\"", e(k), e(v).replace('"', "\\\"")))
-            .collect();
-        let labels = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{}}}", labels.join(","))
-        };
-        let _ = write!(
-            s,
-            "\n  metric   {}{labels} = {} {}",
-            e(&m.name),
-            m.value,
-            e(&m.unit)
-        );
-    }
-    for f in &o.findings {
-        let at = f
-            .location
-            .as_deref()
-            .map(|l| format!(" at {}", e(l)))
-            .unwrap_or_default();
-        let _ = write!(
-            s,
-            "\n  finding  [{:?}] {}{at}: {}",
-            f.severity,
-            e(&f.rule),
-            e(&f.message)
-        );
-    }
-    for out in &o.outputs {
-        let _ = write!(
-            s,
-            "\n  output   {}={}",
-            out.key,
-            e(&crate::redact::url(&out.value))
-        );
-    }
-    for r in &o.refusals {
-        let _ = write!(s, "\n  refused  {}", e(r));
-    }
-    s
-}
-
 async fn inspect(args: InspectArgs) -> Result<()> {
     let runtime = runtime(&args.state.state_dir, None)?;
     let plugin = load(&runtime, &args.plugin).await?;
     match args.format {
-        Format::Sarif | Format::Gitleaks => bail!("--format sarif/gitleaks is for `warden check`"),
+        Format::Sarif | Format::Gitleaks | Format::Nagios => {
+            bail!("--format sarif/gitleaks/nagios is for `warden check`")
+        }
         Format::Json => {
             let json = serde_json::json!({
                 "origin": plugin.origin,
