@@ -482,7 +482,7 @@ fn production_profile_refuses_unsafe_settings() {
     let config = dir.path().join("prod.toml");
     std::fs::write(
         &config,
-        "[agent]\nprofile = \"production\"\nlisten = \"0.0.0.0:7999\"\n[api]\ncors_origins = [\"*\"]\n[[check]]\nname = \"a\"\nplugin = \"hello\"\n",
+        "[agent]\nprofile = \"production\"\nlisten = \"0.0.0.0:7999\"\n[api]\ncors_origins = [\"*\"]\n[[check]]\nname = \"a\"\nplugin = \"custom\"\n",
     )
     .unwrap();
     let run = warden(dir.path(), &["run", "-c", config.to_str().unwrap()], &[]);
@@ -491,7 +491,7 @@ fn production_profile_refuses_unsafe_settings() {
         "no API token",
         "beyond loopback",
         "cors_origins contains \"*\"",
-        "plugin \"hello\" is not pinned",
+        "plugin \"custom\" is not pinned",
     ] {
         assert!(
             run.stderr.contains(reason),
@@ -500,7 +500,7 @@ fn production_profile_refuses_unsafe_settings() {
         );
     }
     // WARDEN_PROFILE turns the same refusals on for a local config.
-    std::fs::write(&config, "[[check]]\nname = \"a\"\nplugin = \"hello\"\n").unwrap();
+    std::fs::write(&config, "[[check]]\nname = \"a\"\nplugin = \"custom\"\n").unwrap();
     let run = warden(
         dir.path(),
         &["validate", "-c", config.to_str().unwrap()],

@@ -341,3 +341,97 @@ fn warden_check_runs_a_configured_check_as_the_agent_would() {
         missing.stdout
     );
 }
+
+#[test]
+fn production_pins_files_not_standard_plugins_and_refuses_wide_grants() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = free_port();
+    let head = format!(
+        "[agent]\nprofile = \"production\"\nlisten = \"127.0.0.1:{port}\"\n[api]\ntoken_file = \"token\"\n"
+    );
+    let config = dir.path().join("warden.toml");
+    // A standard plugin needs no pin: the binary pins it.
+    std::fs::write(&config, format!("{head}{}", hello("greeter", "300ms"))).unwrap();
+    let validate = |c: &Path| {
+        common::warden(
+            &dir.path().join(".warden"),
+            &["validate", "-c", c.to_str().unwrap()],
+            &[],
+        )
+    };
+    let ok = validate(&config);
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+
+    // A plugin file without a pin is not loaded in production.
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    std::fs::copy(
+        common::wasm("hostile"),
+        dir.path().join("plugins/hostile.wasm"),
+    )
+    .unwrap();
+    let agent = AgentProcess::start_with(dir.path(), &config, port, &[]);
+    agent.wait_until("the greeter ran", WAIT, |a| runs(a, "greeter") >= 1);
+    let hostile = agent.get("/v1/plugins/hostile").json();
+    assert_eq!(hostile["state"], "failed", "{hostile}");
+    assert!(
+        hostile["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only when it is pinned"),
+        "{hostile}"
+    );
+    assert_eq!(agent.terminate(), 0);
+    let inspect = common::warden(&dir.path().join(".warden"), &["inspect", "hello"], &[]);
+    assert!(
+        inspect.stdout.contains("pinned by     the binary"),
+        "{}",
+        inspect.stdout
+    );
+    let file = dir.path().join("plugins/hostile.wasm");
+    let inspect = common::warden(
+        &dir.path().join(".warden"),
+        &["inspect", file.to_str().unwrap()],
+        &[],
+    );
+    assert!(
+        inspect.stdout.contains(
+            "pinned by     a file: production loads it only with [[plugin]] name = \"hostile\""
+        ),
+        "{}",
+        inspect.stdout
+    );
+
+    // Refused, each reason listed: egress to anywhere, a read grant of /
+    // and of the state directory, an outputs file outside the state
+    // directory, a token file every user may read.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let wide = dir.path().join("wide.toml");
+    std::fs::write(
+        &wide,
+        format!(
+            "{head}[[check]]\nname = \"wide\"\nplugin = \"hello\"\nallow.hosts = [\"https://*\"]\n\
+             allow.read_dirs = [\"/\", \".warden\"]\noutputs_file = \"/etc/passwd\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join(".warden")).unwrap();
+    let refused = validate(&wide);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    for reason in [
+        "allow.hosts \"https://*\" grants the whole internet",
+        "allow.read_dirs grants \"/\"",
+        ".warden\" holds the state directory",
+        "outputs_file /etc/passwd is outside the state directory",
+        "is readable by every user",
+    ] {
+        assert!(
+            refused.stderr.contains(reason),
+            "{reason}:\n{}",
+            refused.stderr
+        );
+    }
+}

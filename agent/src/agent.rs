@@ -184,6 +184,7 @@ impl Agent {
             executor.clone(),
             config.agent.plugin_dir.clone(),
             config.pins.clone(),
+            config.agent.profile == crate::config::Profile::Production,
         )
         .await;
         let records = store.check_records().context("reading the store")?;

@@ -141,6 +141,30 @@ fn init_tracing(default_level: &str) {
 async fn inspect(args: InspectArgs) -> Result<()> {
     let runtime = runtime(&args.state.state_dir, None)?;
     let plugin = load(&runtime, &args.plugin).await?;
+    // Standard plugins are pinned by this binary; a file needs a pin of
+    // its own in production (an override of a standard one too).
+    let (pinned_by, pin_note) = match &plugin.origin {
+        warden_runtime::Origin::Embedded(_) => (
+            "binary",
+            "the binary (a standard plugin: no [[plugin]] pin needed)".to_string(),
+        ),
+        _ => {
+            let stem = std::path::Path::new(&args.plugin)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| plugin.info.name.clone());
+            let overrides = crate::stdplugins::standard(&stem)
+                .map(|s| format!("; it overrides the standard plugin {s:?}"))
+                .unwrap_or_default();
+            (
+                "config",
+                format!(
+                    "a file: production loads it only with [[plugin]] name = {stem:?}, sha256 = {:?}{overrides}",
+                    plugin.sha256
+                ),
+            )
+        }
+    };
     match args.format {
         Format::Sarif | Format::Gitleaks | Format::Nagios => {
             bail!("--format sarif/gitleaks/nagios is for `warden check`")
@@ -153,6 +177,7 @@ async fn inspect(args: InspectArgs) -> Result<()> {
                 "from_cache": plugin.from_cache,
                 "describe": plugin.info,
                 "imports": plugin.imports,
+                "pinned_by": pinned_by,
             });
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
@@ -161,6 +186,7 @@ async fn inspect(args: InspectArgs) -> Result<()> {
             println!("plugin        {} {}", i.name, i.version);
             println!("origin        {}", plugin.origin);
             println!("sha256        {}", plugin.sha256);
+            println!("pinned by     {pin_note}");
             println!(
                 "size          {} ({} bytes)",
                 units::format_size(plugin.size),
@@ -242,6 +268,7 @@ async fn validate(args: ConfigArg) -> ExitCode {
         executor,
         config.agent.plugin_dir.clone(),
         config.pins.clone(),
+        config.agent.profile == Profile::Production,
     )
     .await;
     let views = registry.views();

@@ -377,6 +377,7 @@ async fn configured(args: CheckArgs) -> ExitCode {
             executor,
             config.agent.plugin_dir.clone(),
             config.pins.clone(),
+            config.agent.profile == crate::config::Profile::Production,
         )
         .await;
         let Some(plugin) = registry.get(&check.plugin) else {

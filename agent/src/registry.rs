@@ -24,7 +24,7 @@ use warden_runtime::{Origin, Plugin, Runtime};
 
 use crate::executor::Executor;
 use crate::limits::PLUGIN_DEBOUNCE as DEBOUNCE;
-use crate::stdplugins;
+use crate::stdplugins::{self, same_name};
 use crate::store::now_ms;
 
 /// Why the latest attempt to load a plugin failed.
@@ -91,6 +91,8 @@ pub struct Registry {
     executor: Arc<Executor>,
     dir: PathBuf,
     pins: BTreeMap<String, String>,
+    /// Production: a file loads only when pinned.
+    require_pins: bool,
     entries: RwLock<BTreeMap<String, Entry>>,
 }
 
@@ -103,14 +105,6 @@ fn plugin_name(path: &Path) -> Option<String> {
     (!stem.is_empty()).then(|| stem.to_string())
 }
 
-/// Whether two plugin names are the same up to `-`/`_`.
-pub fn same_name(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .all(|(x, y)| x == y || matches!((x, y), (b'-', b'_') | (b'_', b'-')))
-}
-
 impl Registry {
     /// Loads the standard plugins and every `.wasm` in `dir`.
     /// Loading (compiling and `describe`) runs on `executor`.
@@ -119,12 +113,14 @@ impl Registry {
         executor: Arc<Executor>,
         dir: PathBuf,
         pins: BTreeMap<String, String>,
+        require_pins: bool,
     ) -> Arc<Registry> {
         let registry = Arc::new(Registry {
             runtime,
             executor,
             dir,
             pins,
+            require_pins,
             entries: RwLock::new(BTreeMap::new()),
         });
         for name in stdplugins::names() {
@@ -310,6 +306,16 @@ impl Registry {
             if matches!(origin, Origin::Embedded(_)) && matches!(cur.origin, Origin::File(_)) {
                 return;
             }
+        }
+        if self.require_pins && matches!(origin, Origin::File(_)) && self.pin(name).is_none() {
+            self.fail(
+                name,
+                format!(
+                    "{origin}: the production profile loads a plugin file only when it is pinned: add [[plugin]] name = {name:?}, sha256 = {sha:?} (standard plugins are pinned by the binary; a file overriding one needs its own pin)"
+                ),
+                Some(sha),
+            );
+            return;
         }
         if let Some(pin) = self.pin(name)
             && *pin != sha

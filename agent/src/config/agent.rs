@@ -26,6 +26,7 @@ struct RawAgent {
     keep_days: Option<u64>,
     shutdown_grace: Option<String>,
     ca_file: Option<PathBuf>,
+    outputs_dir: Option<PathBuf>,
 }
 
 /// `[agent]`.
@@ -49,6 +50,9 @@ pub struct AgentSection {
     pub shutdown_grace: Duration,
     /// Extra trust roots (PEM) for plugins' TLS connections.
     pub ca_file: Option<PathBuf>,
+    /// Where checks' `outputs_file`s may be written in production
+    /// (besides the state directory).
+    pub outputs_dir: Option<PathBuf>,
 }
 
 impl AgentSection {
@@ -64,6 +68,7 @@ impl AgentSection {
             keep_days: limits::DEFAULT_KEEP_DAYS,
             shutdown_grace: limits::DEFAULT_SHUTDOWN_GRACE,
             ca_file: None,
+            outputs_dir: None,
         }
     }
 
@@ -153,6 +158,9 @@ impl AgentSection {
             } else {
                 self.keep_days = d.max(1);
             }
+        }
+        if let Some(d) = a.outputs_dir {
+            self.outputs_dir = Some(src.resolve(d));
         }
         if let Some(f) = a.ca_file {
             let f = src.resolve(f);

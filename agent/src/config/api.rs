@@ -27,6 +27,8 @@ pub struct ApiSection {
     pub token: Option<String>,
     /// Where the token came from (for messages; never the token).
     pub token_source: Option<String>,
+    /// The token's file is readable by every user.
+    pub token_world_readable: bool,
     /// Origins allowed by CORS.
     pub cors_origins: Vec<String>,
     /// Whether GETs need the token too.
@@ -61,6 +63,7 @@ impl ApiSection {
         match super::secret::read(src, "token", a.token_env.as_deref(), a.token_file.as_ref()) {
             Ok(Some(token)) => {
                 api.token_source = Some(token.source.clone());
+                api.token_world_readable = token.world_readable;
                 api.token = Some(token.expose().to_string());
             }
             Ok(None) => {}

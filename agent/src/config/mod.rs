@@ -517,15 +517,37 @@ listen = "0.0.0.0:7878"
 cors_origins = ["*"]
 [[check]]
 name = "a"
+plugin = "custom"
+[[check]]
+name = "b"
 plugin = "hello"
+allow.hosts = ["https://*"]
+allow.read_dirs = ["/"]
+outputs_file = "/etc/passwd"
 "#;
         let errs = parse(text).unwrap_err();
         let all = errs.to_string();
         assert!(all.contains("no API token"), "{all}");
         assert!(all.contains("beyond loopback"), "{all}");
         assert!(all.contains("cors_origins contains \"*\""), "{all}");
-        assert!(all.contains("plugin \"hello\" is not pinned"), "{all}");
-        assert_eq!(errs.0.len(), 4);
+        assert!(all.contains("plugin \"custom\" is not pinned"), "{all}");
+        assert!(
+            !all.contains("plugin \"hello\""),
+            "pinned by the binary: {all}"
+        );
+        assert!(
+            all.contains("check \"b\": allow.hosts \"https://*\" grants the whole internet"),
+            "{all}"
+        );
+        assert!(
+            all.contains("check \"b\": allow.read_dirs grants \"/\""),
+            "{all}"
+        );
+        assert!(
+            all.contains("check \"b\": outputs_file /etc/passwd is outside the state directory"),
+            "{all}"
+        );
+        assert_eq!(errs.0.len(), 7, "{all}");
     }
 
     proptest::proptest! {

@@ -80,6 +80,17 @@ pub enum NotifierKind {
     },
 }
 
+impl NotifierKind {
+    /// The secrets it holds (URLs, keys).
+    pub fn secrets(&self) -> Vec<&Secret> {
+        match self {
+            NotifierKind::Webhook { url, .. } | NotifierKind::Slack { url } => vec![url],
+            NotifierKind::PagerDuty { routing_key, .. } => vec![routing_key],
+            NotifierKind::Alertmanager { .. } => Vec::new(),
+        }
+    }
+}
+
 /// One `[[notifier]]`.
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {

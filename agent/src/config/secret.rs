@@ -14,6 +14,8 @@ pub struct Secret {
     value: String,
     /// `env NAME` or `file PATH`, for messages.
     pub source: String,
+    /// Read from a file every user may read (production refuses it).
+    pub world_readable: bool,
 }
 
 impl Secret {
@@ -28,6 +30,7 @@ impl Secret {
         Secret {
             value: value.into(),
             source: "inline".into(),
+            world_readable: false,
         }
     }
 }
@@ -56,6 +59,7 @@ pub fn read(
             Ok(v) if !v.trim().is_empty() => Ok(Some(Secret {
                 value: v.trim().to_string(),
                 source: format!("env {var}"),
+                world_readable: false,
             })),
             _ => Err((
                 format!("{field}_env"),
@@ -68,6 +72,9 @@ pub fn read(
                 Ok(v) if !v.trim().is_empty() => Ok(Some(Secret {
                     value: v.trim().to_string(),
                     source: format!("file {}", file.display()),
+                    world_readable: std::fs::metadata(&file).is_ok_and(|m| {
+                        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o004 != 0
+                    }),
                 })),
                 Ok(_) => Err((
                     format!("{field}_file"),
