@@ -550,7 +550,8 @@ plugin = "nowhere"
     );
     assert!(
         run.stderr
-            .contains("check \"no-plugin\": plugin \"nowhere\" not found"),
+            .contains("warning: ")
+            && run.stderr.contains("check \"no-plugin\": plugin \"nowhere\" is not in"),
         "{}",
         run.stderr
     );
