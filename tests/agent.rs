@@ -549,9 +549,10 @@ plugin = "nowhere"
         run.stderr
     );
     assert!(
-        run.stderr
-            .contains("warning: ")
-            && run.stderr.contains("check \"no-plugin\": plugin \"nowhere\" is not in"),
+        run.stderr.contains("warning: ")
+            && run
+                .stderr
+                .contains("check \"no-plugin\": plugin \"nowhere\" is not in"),
         "{}",
         run.stderr
     );
