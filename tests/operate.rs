@@ -435,3 +435,177 @@ fn production_pins_files_not_standard_plugins_and_refuses_wide_grants() {
         );
     }
 }
+
+#[test]
+fn the_agent_answers_while_plugins_compile_and_checks_wait_for_theirs() {
+    // A fresh state directory: every plugin compiles (seconds in a
+    // debug build), in the background.
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+         [[check]]\nname = \"self\"\nplugin = \"http-health\"\nschedule = \"@every 1h\"\nrun_on_start = true\n\
+         allow.hosts = [\"http://127.0.0.1:{{PORT}}\"]\nconfig = {{ url = \"http://127.0.0.1:{{PORT}}/health\" }}\n"
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    let first = agent.get("/readyz");
+    assert_eq!(
+        agent.get("/health").status,
+        200,
+        "/health answers meanwhile"
+    );
+    if first.status == 503 {
+        assert!(
+            first.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("plugins still compiling"),
+            "{}",
+            first.body
+        );
+    }
+    agent.wait_until("ready", WAIT, |a| a.get("/readyz").status == 200);
+    // The check due at start waited for its plugin: it ran, not "missing".
+    agent.wait_until("the check ran", WAIT, |a| a.check("self")["status"] == "ok");
+    assert_eq!(agent.check("self")["runs"]["unknown"], 0);
+    assert!(agent.log().contains("plugins loaded"), "{}", agent.log());
+    assert_eq!(agent.terminate(), 0);
+
+    // `warden compile` fills a cache ahead of a deploy; then nothing
+    // compiles at start.
+    let state = dir.path().join("deploy-state");
+    let compile = |args: &[&str]| {
+        let mut all = vec!["compile", "--state-dir", state.to_str().unwrap()];
+        all.extend_from_slice(args);
+        common::warden(dir.path(), &all, &[])
+    };
+    let hostile = common::wasm("hostile");
+    let first = compile(&[hostile.to_str().unwrap()]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert!(
+        first.stdout.starts_with("compiled hostile "),
+        "{}",
+        first.stdout
+    );
+    let again = compile(&[hostile.to_str().unwrap()]);
+    assert!(
+        again.stdout.starts_with("cached   hostile "),
+        "{}",
+        again.stdout
+    );
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").unwrap();
+    let bad = compile(&[junk.to_str().unwrap(), hostile.to_str().unwrap()]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("junk.wasm"), "{}", bad.stderr);
+    assert!(
+        bad.stdout.contains("cached   hostile"),
+        "the others still: {}",
+        bad.stdout
+    );
+}
+
+#[test]
+fn systemd_hears_ready_once_plugins_are_loaded_and_the_unit_verifies() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("notify.sock");
+    let listener = UnixDatagram::bind(&socket).unwrap();
+    listener.set_read_timeout(Some(WAIT)).unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        &format!(
+            "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n{}",
+            hello("greeter", "1h")
+        ),
+        &[("NOTIFY_SOCKET", socket.to_str().unwrap())],
+    );
+    let mut buf = [0u8; 256];
+    let n = listener.recv(&mut buf).expect("READY=1 from the agent");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready for systemd is ready for /readyz.
+    assert_eq!(agent.get("/readyz").status, 200);
+    agent.signal("TERM");
+    let n = listener.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+
+    // docs/warden.service passes systemd's own check (with ExecStart
+    // pointing at this build).
+    let analyze = Path::new("/usr/bin/systemd-analyze");
+    if !analyze.exists() {
+        eprintln!("systemd-analyze is not installed; the unit is not verified here");
+        return;
+    }
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/warden.service"),
+    )
+    .unwrap()
+    .replace("/usr/local/bin/warden", common::warden_bin());
+    let path = dir.path().join("warden.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new(analyze)
+        .args(["verify", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("warden.service:"),
+        "systemd-analyze complains about the unit: {stderr}"
+    );
+}
+
+#[test]
+fn a_backup_taken_while_the_agent_runs_restores_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        &format!(
+            "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n{}",
+            hello("greeter", "100ms")
+        ),
+        &[],
+    );
+    agent.wait_until("some runs", WAIT, |a| runs(a, "greeter") >= 5);
+    let copy = dir.path().join("backup.db");
+    let b = common::warden(
+        dir.path(),
+        &[
+            "backup",
+            copy.to_str().unwrap(),
+            "-c",
+            agent.config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(b.code, 0, "{}\n{}", b.stdout, b.stderr);
+    assert!(b.stdout.contains("checked"), "{}", b.stdout);
+    let again = common::warden(
+        dir.path(),
+        &[
+            "backup",
+            copy.to_str().unwrap(),
+            "-c",
+            agent.config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(again.code, 1, "an existing file is not overwritten");
+    assert_eq!(agent.terminate(), 0);
+
+    // Restore: the copy as the store of a new state directory.
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(restored.path().join("state")).unwrap();
+    std::fs::copy(&copy, restored.path().join("state/warden.db")).unwrap();
+    let agent = AgentProcess::start(
+        restored.path(),
+        &format!(
+            "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\nstate_dir = \"state\"\n{}",
+            hello("greeter", "1h")
+        ),
+        &[],
+    );
+    let runs_page = agent.get("/v1/runs?check=greeter&limit=1000").json();
+    let n = runs_page["runs"].as_array().unwrap().len();
+    assert!(n >= 5, "the history came back: {n} runs");
+    assert!(runs(&agent, "greeter") >= 5);
+}

@@ -179,14 +179,13 @@ impl Agent {
             state_dir.runtime_options(Some(store.clone()), config.agent.ca_file.as_deref())?,
         )?);
         let executor = Arc::new(Executor::new().context("starting the plugin threads")?);
-        let registry = Registry::start(
+        let registry = Registry::open(
             runtime.clone(),
             executor.clone(),
             config.agent.plugin_dir.clone(),
             config.pins.clone(),
             config.agent.profile == crate::config::Profile::Production,
-        )
-        .await;
+        );
         let records = store.check_records().context("reading the store")?;
         let told = store.told().context("reading the outbox")?;
         let now = now_ms();
@@ -380,6 +379,9 @@ impl Agent {
     /// scheduler's bookkeeping go to the plugin executor, in one hop. The
     /// handle gives the outcome (scheduled runs do not wait for it).
     async fn execute(self: Arc<Self>, d: Dispatch) -> tokio::task::JoinHandle<Arc<RunOutcome>> {
+        if let Some(plugin) = self.compiling_plugin(&d.check) {
+            self.registry.wait_for(&plugin).await;
+        }
         self.gate.in_flight.fetch_add(1, Ordering::SeqCst);
         let permit = self.gate.limit.clone().acquire(&d.check).await;
         self.conclude_on_executor(d, permit)
@@ -390,6 +392,16 @@ impl Agent {
     /// run that frees a place (no hop back here: 9,1xx against 7,2xx
     /// stored runs/s under saturation when the waiter was a task here).
     fn dispatch(self: &Arc<Self>, d: Dispatch) {
+        // Its plugin still compiling at start: the run waits for it (the
+        // due time is kept), without a place at the gate.
+        if let Some(plugin) = self.compiling_plugin(&d.check) {
+            let agent = self.clone();
+            tokio::spawn(async move {
+                agent.registry.wait_for(&plugin).await;
+                agent.dispatch(d);
+            });
+            return;
+        }
         self.gate.in_flight.fetch_add(1, Ordering::SeqCst);
         // Weak: work queued at the gate must not keep a stopped agent.
         let agent = Arc::downgrade(self);
@@ -399,6 +411,42 @@ impl Agent {
                 agent.conclude_on_executor(d, permit);
             }
         });
+    }
+
+    /// The plugin of `check` if it is still compiling.
+    fn compiling_plugin(&self, check: &str) -> Option<String> {
+        let checks = self.checks();
+        let plugin = &checks.get(check)?.config.plugin;
+        self.registry.is_compiling(plugin).then(|| plugin.clone())
+    }
+
+    /// Re-reads the schedules that come from plugins' defaults (checks
+    /// that name none), once their plugins have loaded.
+    pub(crate) fn refresh_default_schedules(&self) {
+        let checks = self.checks();
+        let mut changed = Vec::new();
+        for c in checks.values().filter(|c| c.config.schedule.is_none()) {
+            let fresh = Check::new(&c.config, &self.registry);
+            if fresh.schedule_text != c.schedule_text || fresh.offset != c.offset {
+                changed.push(fresh);
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let mut map = (*checks).clone();
+        let now = now_ms();
+        {
+            let mut core = self.core();
+            for c in &changed {
+                core.update(c.slot(), now);
+            }
+        }
+        for c in changed {
+            map.insert(c.config.name.clone(), c);
+        }
+        self.set_config(self.config(), map);
+        self.driver.wake.notify_one();
     }
 
     /// With its place taken: resolves the run's request, and runs, records

@@ -54,6 +54,7 @@ mod serve;
 mod silences;
 pub mod stdplugins;
 pub mod store;
+mod systemd;
 mod telemetry;
 pub mod views;
 

@@ -134,3 +134,10 @@ pub const NOTICE_TICK: Duration = Duration::from_secs(1);
 /// How long the config file must be quiet after a change before it is
 /// reloaded.
 pub const CONFIG_DEBOUNCE: Duration = Duration::from_millis(500);
+/// Plugins compiled at once in the background at start: all cores but
+/// one (kept for the API and the scheduler), at least one, at most four.
+pub fn plugin_load_parallelism() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .clamp(1, 4)
+}

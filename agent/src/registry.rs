@@ -13,9 +13,9 @@
 //! an `Arc` of the version they started with, so a swap never disturbs
 //! them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
@@ -56,7 +56,8 @@ pub struct Entry {
 pub struct PluginView {
     /// Name checks refer to.
     pub name: String,
-    /// `loaded`, `failed` (never loaded) or `missing`.
+    /// `loaded`, `compiling` (its first load at start), `failed` (never
+    /// loaded) or `missing`.
     pub state: &'static str,
     /// Where the running version came from.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,6 +95,10 @@ pub struct Registry {
     /// Production: a file loads only when pinned.
     require_pins: bool,
     entries: RwLock<BTreeMap<String, Entry>>,
+    /// Names of the first loads still compiling (standard plugins and the
+    /// directory's files at start), and a tick per finished one.
+    compiling: Mutex<BTreeSet<String>>,
+    loaded: tokio::sync::watch::Sender<u64>,
 }
 
 fn plugin_name(path: &Path) -> Option<String> {
@@ -106,8 +111,8 @@ fn plugin_name(path: &Path) -> Option<String> {
 }
 
 impl Registry {
-    /// Loads the standard plugins and every `.wasm` in `dir`.
-    /// Loading (compiling and `describe`) runs on `executor`.
+    /// Loads the standard plugins and every `.wasm` in `dir`, and waits
+    /// until all are loaded (the commands that need them all).
     pub async fn start(
         runtime: Arc<Runtime>,
         executor: Arc<Executor>,
@@ -115,6 +120,41 @@ impl Registry {
         pins: BTreeMap<String, String>,
         require_pins: bool,
     ) -> Arc<Registry> {
+        let registry = Self::open(runtime, executor, dir, pins, require_pins);
+        registry.wait_all().await;
+        registry
+    }
+
+    /// Starts loading the standard plugins and every `.wasm` in `dir` in
+    /// the background, at most [`crate::limits::PLUGIN_LOAD_PARALLELISM`]
+    /// at once (compiling and `describe` run on `executor`), and returns
+    /// at once: the agent answers while plugins compile. Must be called
+    /// within a tokio runtime.
+    pub fn open(
+        runtime: Arc<Runtime>,
+        executor: Arc<Executor>,
+        dir: PathBuf,
+        pins: BTreeMap<String, String>,
+        require_pins: bool,
+    ) -> Arc<Registry> {
+        let mut files = Vec::new();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                files = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| plugin_name(p).is_some())
+                    .collect();
+                files.sort();
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot read the plugin directory")
+            }
+        }
+        let compiling: BTreeSet<String> = stdplugins::names()
+            .map(String::from)
+            .chain(files.iter().filter_map(|p| plugin_name(p)))
+            .collect();
         let registry = Arc::new(Registry {
             runtime,
             executor,
@@ -122,26 +162,108 @@ impl Registry {
             pins,
             require_pins,
             entries: RwLock::new(BTreeMap::new()),
+            compiling: Mutex::new(compiling),
+            loaded: tokio::sync::watch::Sender::new(0),
         });
-        for name in stdplugins::names() {
-            registry.load_embedded(name).await;
-        }
-        match std::fs::read_dir(&registry.dir) {
-            Ok(entries) => {
-                let mut paths: Vec<PathBuf> =
-                    entries.filter_map(Result::ok).map(|e| e.path()).collect();
-                paths.sort();
-                for path in paths {
-                    if plugin_name(&path).is_some() {
-                        registry.load_file(&path).await;
+        let r = registry.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let gate = Arc::new(tokio::sync::Semaphore::new(
+                crate::limits::plugin_load_parallelism(),
+            ));
+            let mut loads = tokio::task::JoinSet::new();
+            // Standard plugins first, so a file of the same name
+            // overrides one (a file is never replaced by the embedded).
+            let work: Vec<(String, Option<PathBuf>)> = stdplugins::names()
+                .map(|n| (n.to_string(), None))
+                .chain(
+                    files
+                        .into_iter()
+                        .filter_map(|p| Some((plugin_name(&p)?, Some(p)))),
+                )
+                .collect();
+            for (name, path) in work {
+                let (r, gate) = (r.clone(), gate.clone());
+                loads.spawn(async move {
+                    let _place = gate.acquire_owned().await;
+                    match &path {
+                        None => r.load_embedded(&name).await,
+                        Some(p) => r.load_file(p).await,
                     }
-                }
+                    r.compiled(&name);
+                });
             }
-            Err(e) => {
-                tracing::warn!(dir = %registry.dir.display(), error = %e, "cannot read the plugin directory")
+            while loads.join_next().await.is_some() {}
+            // Compiling leaves freed memory with the allocator; give it
+            // back, so a first start settles where a warm one does.
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim only returns free memory to the system.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+            tracing::info!(
+                took_ms = started.elapsed().as_millis() as u64,
+                plugins = r.read().len(),
+                "plugins loaded"
+            );
+        });
+        registry
+    }
+
+    /// One of the first loads finished.
+    fn compiled(&self, name: &str) {
+        self.compiling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.loaded.send_modify(|n| *n += 1);
+    }
+
+    /// The plugins of the first loads still compiling.
+    pub fn compiling(&self) -> Vec<String> {
+        self.compiling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `name` (up to `-`/`_`) is among the first loads still
+    /// compiling.
+    pub fn is_compiling(&self, name: &str) -> bool {
+        self.compiling
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|n| same_name(n, name))
+    }
+
+    /// Waits until `name` is no longer compiling (loaded, failed, or
+    /// never among the first loads).
+    pub async fn wait_for(&self, name: &str) {
+        let mut rx = self.loaded.subscribe();
+        while self.is_compiling(name) {
+            if rx.changed().await.is_err() {
+                return;
             }
         }
-        registry
+    }
+
+    /// Waits until the first loads have all finished.
+    pub async fn wait_all(&self) {
+        let mut rx = self.loaded.subscribe();
+        while !self.compiling().is_empty() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Ticks once per finished first load (the agent re-reads plugins'
+    /// default schedules).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.loaded.subscribe()
     }
 
     /// The version of `name` that runs use now: the plugin of exactly
@@ -186,10 +308,29 @@ impl Registry {
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Every plugin, for the API.
+    /// Every plugin, for the API (those still compiling as `compiling`).
     pub fn views(&self) -> Vec<PluginView> {
-        self.read()
+        let compiling = self.compiling();
+        let entries = self.read();
+        let waiting = compiling
             .iter()
+            .filter(|n| entries.get(*n).is_none_or(|e| e.current.is_none()))
+            .map(|name| PluginView {
+                name: name.clone(),
+                state: "compiling",
+                origin: None,
+                sha256: None,
+                version: None,
+                description: None,
+                capabilities: Vec::new(),
+                loaded_unix_ms: None,
+                pinned_sha256: self.pins.get(name).cloned(),
+                error: None,
+                load_errors: 0,
+            });
+        let mut views: Vec<PluginView> = entries
+            .iter()
+            .filter(|(n, e)| e.current.is_some() || !compiling.contains(*n))
             .map(|(name, e)| {
                 let p = e.current.as_ref();
                 PluginView {
@@ -210,7 +351,10 @@ impl Registry {
                     load_errors: e.load_errors,
                 }
             })
-            .collect()
+            .collect();
+        views.extend(waiting);
+        views.sort_by(|a, b| a.name.cmp(&b.name));
+        views
     }
 
     /// Load failures per plugin, for `/metrics`.
@@ -221,9 +365,10 @@ impl Registry {
             .collect()
     }
 
-    /// True when every plugin has a loaded version (for `/readyz`).
+    /// True when every plugin has a loaded version and none is still
+    /// compiling (for `/readyz`).
     pub fn all_loaded(&self) -> bool {
-        self.read().values().all(|e| e.current.is_some())
+        self.compiling().is_empty() && self.read().values().all(|e| e.current.is_some())
     }
 
     async fn load_embedded(&self, name: &str) {

@@ -85,6 +85,14 @@ impl Agent {
     /// Reads the config file again and applies the difference (`why`:
     /// what asked, for the log). `Err`: every problem, nothing changed.
     pub async fn reload(self: &Arc<Self>, why: &str) -> Result<Applied, Vec<String>> {
+        let result = self.reload_inner(why).await;
+        if matches!(&result, Ok(a) if !a.unchanged) {
+            crate::systemd::notify("READY=1");
+        }
+        result
+    }
+
+    async fn reload_inner(self: &Arc<Self>, why: &str) -> Result<Applied, Vec<String>> {
         let old = self.config();
         let now = now_ms();
         let Some(path) = old.path.clone() else {

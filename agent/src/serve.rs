@@ -36,7 +36,30 @@ impl Agent {
         crate::listener::raise_fd_limit();
         tracing::info!(config = %config.source, profile = ?config.agent.profile, "starting");
         let agent = Agent::start(config).await.context("cannot start")?;
-        agent.validate_checks().await;
+        // Plugins compile in the background: the API answers meanwhile;
+        // each check waits for its own plugin. Once all are in, every
+        // check's config is validated with its plugin, and schedules taken
+        // from plugins' defaults follow each as it loads.
+        let loaded = agent.clone();
+        tokio::spawn(async move {
+            let mut ticks = loaded.registry.subscribe();
+            loop {
+                loaded.refresh_default_schedules();
+                if loaded.registry.compiling().is_empty() {
+                    break;
+                }
+                if ticks.changed().await.is_err() {
+                    break;
+                }
+            }
+            loaded.validate_checks().await;
+            // Ready for systemd once every plugin is in and the scheduler
+            // runs (as /readyz says).
+            while !loaded.scheduling() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            crate::systemd::notify("READY=1");
+        });
         // SIGHUP, the file changing and `POST /v1/reload` reload it.
         crate::reload::watch(&agent);
         let listener = tokio::net::TcpListener::bind(listen)
@@ -112,6 +135,7 @@ impl Agent {
             }
         };
         tracing::info!("stopping: no new runs; waiting for runs in flight");
+        crate::systemd::notify("STOPPING=1");
         let _ = stop.send(true);
         // One deadline from the signal, whatever clients do: a client that
         // never finishes its request does not hold the agent up.

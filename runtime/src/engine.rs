@@ -148,13 +148,91 @@ impl WardenEngine {
                 }
             }
         }
-        let component = Component::new(&self.engine, bytes).map_err(anyhow::Error::from)?;
-        if let Some(path) = cached
-            && let Err(e) = write_cache(&path, &component)
+        if let Some(path) = &cached
+            && let Some(mapped) = self.compile_aside(bytes, path)
         {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write compiled-code cache");
+            return Ok((mapped, false));
+        }
+        let component = Component::new(&self.engine, bytes).map_err(anyhow::Error::from)?;
+        if let Some(path) = cached {
+            match write_cache(&path, &component.serialize().map_err(anyhow::Error::from)?) {
+                // Run from the cache file, as a warm start does: the code
+                // is then file-backed and the compiler's heap copy goes
+                // (a first start settles at the memory of a warm one).
+                // SAFETY: as above; just written by this engine.
+                Ok(()) => match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                    Ok(mapped) => return Ok((mapped, false)),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot map the cache entry just written; running the compiled copy")
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot write compiled-code cache")
+                }
+            }
         }
         Ok((component, false))
+    }
+
+    /// Compiles `bytes` with an engine of its own (the same settings, no
+    /// instance pool) into the cache at `path` and maps the entry into
+    /// this engine: the compiler's caches go with the other engine, so a
+    /// first start settles at the memory of a warm one. `None` (and a
+    /// compile in this engine) when anything in that fails.
+    fn compile_aside(&self, bytes: &[u8], path: &Path) -> Option<Component> {
+        // On the calling thread: no compiler pool keeps memory afterwards
+        // (the agent compiles a bounded number of plugins at once itself).
+        let mut config = Self::config(Allocation::OnDemand);
+        config.parallel_compilation(false);
+        let aside = Engine::new(&config).ok()?;
+        let same = {
+            use std::hash::{Hash as _, Hasher as _};
+            let (mut a, mut b) = (
+                std::collections::hash_map::DefaultHasher::new(),
+                std::collections::hash_map::DefaultHasher::new(),
+            );
+            aside.precompile_compatibility_hash().hash(&mut a);
+            self.engine.precompile_compatibility_hash().hash(&mut b);
+            a.finish() == b.finish()
+        };
+        if !same {
+            return None;
+        }
+        // On a thread of its own, whose stack goes when it ends.
+        let compiled = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("warden-compile".into())
+                .stack_size(COMPILE_STACK)
+                .spawn_scoped(scope, || {
+                    let compiled = aside.precompile_component(bytes);
+                    // This thread's allocator arena goes back too.
+                    #[cfg(target_env = "gnu")]
+                    // SAFETY: malloc_trim only returns free memory.
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                    compiled
+                })
+                .ok()?
+                .join()
+                .ok()?
+                .ok()
+        })?;
+        drop(aside);
+        if let Err(e) = write_cache(path, &compiled) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write compiled-code cache");
+            return None;
+        }
+        drop(compiled);
+        // SAFETY: just written by an engine of this configuration (the
+        // compatibility hashes are equal) into the agent's own directory.
+        match unsafe { Component::deserialize_file(&self.engine, path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot map the cache entry just written");
+                None
+            }
+        }
     }
 
     fn cache_path(&self, dir: &Path, sha256: &str) -> PathBuf {
@@ -168,15 +246,17 @@ impl Drop for WardenEngine {
     }
 }
 
+/// The stack of a compiling thread.
+const COMPILE_STACK: usize = 16 << 20;
+
 /// Writes a cache entry atomically (a temporary file, synced, renamed into
 /// place; removed again if anything fails, so a full disk leaves no
 /// debris), then keeps the directory within [`limits::MAX_CACHE_BYTES`]
 /// by removing the entries used least recently.
-fn write_cache(path: &Path, component: &Component) -> Result<()> {
+fn write_cache(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write as _;
     let dir = path.parent().context("cache path has no parent")?;
     create_private_dir(dir)?;
-    let bytes = component.serialize().map_err(anyhow::Error::from)?;
     if bytes.len() as u64 > limits::MAX_CACHE_BYTES {
         anyhow::bail!(
             "{} bytes of compiled code is more than the cache holds ({} bytes)",
@@ -190,7 +270,7 @@ fn write_cache(path: &Path, component: &Component) -> Result<()> {
         std::process::id()
     ));
     let written = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync_all()))
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
         .and_then(|_| std::fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);

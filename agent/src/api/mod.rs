@@ -377,6 +377,7 @@ async fn readyz(State(agent): State<Arc<Agent>>) -> ApiResult {
     let body = json!({
         "ready": ready,
         "plugins_loaded": plugins_loaded,
+        "plugins_compiling": agent.registry.compiling(),
         "scheduler_running": scheduler_running,
         "store_writable": store_writable,
         "file_descriptors_available": fds_ok,
@@ -386,7 +387,12 @@ async fn readyz(State(agent): State<Arc<Agent>>) -> ApiResult {
     } else {
         let mut why = Vec::new();
         let fds;
-        if !plugins_loaded {
+        let compiling = agent.registry.compiling();
+        let still;
+        if !compiling.is_empty() {
+            still = format!("plugins still compiling: {}", compiling.join(", "));
+            why.push(still.as_str());
+        } else if !plugins_loaded {
             why.push("a plugin failed to load");
         }
         if !scheduler_running {

@@ -10,6 +10,7 @@
 //! [`crate::health`] before a run is recorded.
 
 pub mod acks;
+pub mod backup;
 pub mod outbox;
 mod schema;
 pub mod silences;
