@@ -441,12 +441,10 @@ fn the_agent_answers_while_plugins_compile_and_checks_wait_for_theirs() {
     // A fresh state directory: every plugin compiles (seconds in a
     // debug build), in the background.
     let dir = tempfile::tempdir().unwrap();
-    let config = format!(
-        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+    let config = "[agent]\nlisten = \"127.0.0.1:{PORT}\"\n\
          [[check]]\nname = \"self\"\nplugin = \"http-health\"\nschedule = \"@every 1h\"\nrun_on_start = true\n\
-         allow.hosts = [\"http://127.0.0.1:{{PORT}}\"]\nconfig = {{ url = \"http://127.0.0.1:{{PORT}}/health\" }}\n"
-    );
-    let agent = AgentProcess::start(dir.path(), &config, &[]);
+         allow.hosts = [\"http://127.0.0.1:{PORT}\"]\nconfig = { url = \"http://127.0.0.1:{PORT}/health\" }\n";
+    let agent = AgentProcess::start(dir.path(), config, &[]);
     let first = agent.get("/readyz");
     assert_eq!(
         agent.get("/health").status,
