@@ -85,10 +85,9 @@ impl Agent {
     /// Reads the config file again and applies the difference (`why`:
     /// what asked, for the log). `Err`: every problem, nothing changed.
     pub async fn reload(self: &Arc<Self>, why: &str) -> Result<Applied, Vec<String>> {
+        crate::systemd::reloading();
         let result = self.reload_inner(why).await;
-        if matches!(&result, Ok(a) if !a.unchanged) {
-            crate::systemd::notify("READY=1");
-        }
+        crate::systemd::notify("READY=1");
         result
     }
 

@@ -26,3 +26,17 @@ pub fn notify(state: &str) {
         tracing::warn!(error = %e, state, "cannot notify systemd ($NOTIFY_SOCKET)");
     }
 }
+
+/// `RELOADING=1` with the monotonic time systemd 253+ asks for.
+pub fn reloading() {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    let usec = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000;
+    notify(&format!("RELOADING=1\nMONOTONIC_USEC={usec}"));
+}
