@@ -18,13 +18,12 @@ fn main() {
         .to_path_buf();
     // Every file and directory, not just the top directories: cargo does
     // not notice a file moved in with an old mtime otherwise.
-    for watched in ["plugins", "plugin-sdk", "wit", "tests/plugins"] {
+    for watched in ["plugins", "plugin-sdk", "wit", "text", "tests/plugins"] {
         watch(&root.join(watched));
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("Cargo.lock").display()
-    );
+    for file in ["Cargo.lock", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", root.join(file).display());
+    }
 
     let standard = plugin_crates(&root.join("plugins"));
     let test_plugins = plugin_crates(&root.join("tests/plugins"));
@@ -96,6 +95,71 @@ fn main() {
     std::fs::write(out_dir.join("standard_plugins.rs"), generated)
         .expect("writing standard_plugins.rs");
     println!("cargo:rustc-env=WARDEN_WASM_DIR={}", wasm_dir.display());
+    embed_sdk(&root, &out_dir);
+}
+
+/// The plugin SDK as `warden new` writes it out for a crate made without
+/// a checkout: `plugin-sdk/`, `text/` and `wit/` as they are, under a
+/// workspace manifest of their own (the root's package settings and the
+/// registry dependencies they inherit).
+fn embed_sdk(root: &Path, out_dir: &Path) {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("reading Cargo.toml");
+    let section = |name: &str| -> String {
+        let start = manifest
+            .find(&format!("\n[{name}]\n"))
+            .unwrap_or_else(|| panic!("no [{name}] in Cargo.toml"));
+        let body = &manifest[start + 1..];
+        let end = body[1..].find("\n[").map_or(body.len(), |e| e + 2);
+        body[..end].to_string()
+    };
+    let deps: String = section("workspace.dependencies")
+        .lines()
+        .filter(|l| !l.contains("path =") || l.starts_with("warden-text "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let workspace = format!(
+        "# The Warden plugin SDK, as `warden new` writes it (do not edit; a\n\
+         # newer warden writes a newer copy beside this one).\n\
+         [workspace]\nresolver = \"3\"\nmembers = [\"plugin-sdk\", \"text\"]\n\n{}\n{deps}",
+        section("workspace.package")
+    );
+    let workspace_file = out_dir.join("sdk-workspace.toml");
+    std::fs::write(&workspace_file, workspace).expect("writing sdk-workspace.toml");
+    let mut files = vec![("Cargo.toml".to_string(), workspace_file)];
+    for dir in ["plugin-sdk", "text", "wit"] {
+        collect(&root.join(dir), dir, &mut files);
+    }
+    let mut generated = String::from(
+        "/// The plugin SDK's files (path in the SDK directory, contents).\n\
+         pub const SDK_FILES: &[(&str, &[u8])] = &[\n",
+    );
+    for (rel, path) in &files {
+        generated.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    generated.push_str("];\n");
+    std::fs::write(out_dir.join("sdk_files.rs"), generated).expect("writing sdk_files.rs");
+}
+
+/// Every file under `dir` (but `target/`), as (path under `rel`, file).
+fn collect(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map(|e| e.filter_map(Result::ok).collect())
+        .unwrap_or_default();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        if path.is_dir() {
+            if name != "target" {
+                collect(&path, &format!("{rel}/{name}"), out);
+            }
+        } else {
+            out.push((format!("{rel}/{name}"), path));
+        }
+    }
 }
 
 /// Emits `rerun-if-changed` for `path` and everything beneath it.

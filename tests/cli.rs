@@ -182,16 +182,25 @@ fn inspect_shows_hash_describe_and_imports_and_warms_the_cache() {
 fn new_creates_a_plugin_crate_that_builds_and_tests() {
     let state = tempfile::tempdir().unwrap();
     let dir = state.path().join("my-check");
+    // The SDK the binary embeds, written to the user's data directory (as
+    // an installed binary with no checkout does).
+    let data = state.path().join("data");
     let run = warden(
         state.path(),
         &["new", "my-check", "--dir", dir.to_str().unwrap()],
-        &[],
+        &[("XDG_DATA_HOME", data.to_str().unwrap())],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    let sdk: Vec<_> = std::fs::read_dir(data.join("warden")).unwrap().collect();
+    assert_eq!(sdk.len(), 1, "one SDK copy");
     let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
     assert!(lib.contains("PluginInfo::new(\"my-check\""), "{lib}");
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     assert!(manifest.contains("name = \"my-check\""), "{manifest}");
+    assert!(
+        manifest.contains(&format!("{}/warden/sdk-", data.display())),
+        "{manifest}"
+    );
 
     // Again into the same place, or with a bad name: refused.
     let again = warden(

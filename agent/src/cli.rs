@@ -2,7 +2,7 @@
 //! The work itself lives in [`warden_runtime`] (running a plugin), the
 //! agent ([`crate::serve`]) and the config ([`crate::config`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
@@ -97,7 +97,8 @@ struct NewArgs {
     /// Where to create it (default: ./<name>).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Path of the plugin SDK (default: the SDK of this Warden checkout).
+    /// Path of a `plugin-sdk` crate (default: $WARDEN_SDK, else the SDK
+    /// this binary embeds, written once to ~/.local/share/warden).
     #[arg(long)]
     sdk: Option<PathBuf>,
 }
@@ -494,9 +495,11 @@ fn new_plugin(args: &NewArgs) -> Result<PathBuf> {
     {
         bail!("{} already exists and is not empty", dir.display());
     }
-    let sdk = match &args.sdk {
-        Some(p) => p.clone(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk"),
+    let sdk = match (&args.sdk, std::env::var_os("WARDEN_SDK")) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => PathBuf::from(p),
+        // The SDK this binary embeds: no checkout needed.
+        (None, None) => crate::sdk::install()?,
     };
     let sdk = sdk.canonicalize().with_context(|| {
         format!(

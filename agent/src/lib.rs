@@ -50,6 +50,7 @@ mod reload;
 mod remote;
 mod schedule;
 mod scheduler;
+mod sdk;
 mod serve;
 mod silences;
 pub mod stdplugins;
