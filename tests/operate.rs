@@ -444,23 +444,32 @@ fn the_agent_answers_while_plugins_compile_and_checks_wait_for_theirs() {
     let config = "[agent]\nlisten = \"127.0.0.1:{PORT}\"\n\
          [[check]]\nname = \"self\"\nplugin = \"http-health\"\nschedule = \"@every 1h\"\nrun_on_start = true\n\
          allow.hosts = [\"http://127.0.0.1:{PORT}\"]\nconfig = { url = \"http://127.0.0.1:{PORT}/health\" }\n";
-    let agent = AgentProcess::start(dir.path(), config, &[]);
+    let agent = AgentProcess::start_compiling(dir.path(), config, &[]);
+    // Answering at once, saying what is still compiling.
     let first = agent.get("/readyz");
+    assert_eq!(first.status, 503, "{}", first.body);
+    assert!(
+        first.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("plugins still compiling"),
+        "{}",
+        first.body
+    );
     assert_eq!(
         agent.get("/health").status,
         200,
         "/health answers meanwhile"
     );
-    if first.status == 503 {
-        assert!(
-            first.json()["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("plugins still compiling"),
-            "{}",
-            first.body
-        );
-    }
+    let plugins = agent.get("/v1/plugins").json();
+    assert!(
+        plugins["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["state"] == "compiling"),
+        "{plugins}"
+    );
     agent.wait_until("ready", WAIT, |a| a.get("/readyz").status == 200);
     // The check due at start waited for its plugin: it ran, not "missing".
     agent.wait_until("the check ran", WAIT, |a| a.check("self")["status"] == "ok");

@@ -364,6 +364,41 @@ impl AgentProcess {
         agent.wait_until("the API answers", Duration::from_secs(60), |a| {
             TcpStream::connect(("127.0.0.1", a.port)).is_ok()
         });
+        // Plugins compile in the background; tests start once they are in
+        // (`start_compiling` does not wait).
+        agent.wait_until("the plugins are loaded", Duration::from_secs(120), |a| {
+            let r = a.get("/readyz");
+            r.status == 200 || !r.body.contains("plugins still compiling")
+        });
+        agent
+    }
+
+    /// Like [`AgentProcess::start`], returning as soon as the API answers,
+    /// while plugins may still compile.
+    pub fn start_compiling(dir: &Path, config: &str, env: &[(&str, &str)]) -> AgentProcess {
+        let port = free_port();
+        std::fs::create_dir_all(dir.join("plugins")).unwrap();
+        let path = dir.join("warden.toml");
+        std::fs::write(&path, config.replace("{PORT}", &port.to_string())).unwrap();
+        let log = std::fs::File::create(dir.join("agent.log")).unwrap();
+        let child = Command::new(warden_bin())
+            .args(["run", "-c", path.to_str().unwrap()])
+            .env("WARDEN_LOG", "info,warden=debug")
+            .env_remove("WARDEN_PROFILE")
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting warden run");
+        let agent = AgentProcess {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+            config: path,
+        };
+        agent.wait_until("the API answers", Duration::from_secs(60), |a| {
+            TcpStream::connect(("127.0.0.1", a.port)).is_ok()
+        });
         agent
     }
 
