@@ -182,6 +182,11 @@ fn main() {
         std::fs::write(dir.path().join("data/up"), "up").unwrap();
         let (hook, count) = receiver();
         let port = 19_000 + (std::process::id() % 1000) as u16;
+        // On a warm compiled-code cache, as a running agent is.
+        {
+            let first = Agent::start(config(dir.path(), port, hook)).await.unwrap();
+            first.registry.wait_all().await;
+        }
         let agent = Agent::start(config(dir.path(), port, hook)).await.unwrap();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(agent.clone().run_scheduler(stopped.clone()));

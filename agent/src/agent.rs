@@ -185,6 +185,11 @@ impl Agent {
             config.agent.plugin_dir.clone(),
             config.pins.clone(),
             config.agent.profile == crate::config::Profile::Production,
+            &config
+                .checks
+                .iter()
+                .map(|c| c.plugin.clone())
+                .collect::<Vec<_>>(),
         );
         let records = store.check_records().context("reading the store")?;
         let told = store.told().context("reading the outbox")?;

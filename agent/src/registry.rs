@@ -120,14 +120,15 @@ impl Registry {
         pins: BTreeMap<String, String>,
         require_pins: bool,
     ) -> Arc<Registry> {
-        let registry = Self::open(runtime, executor, dir, pins, require_pins);
+        let registry = Self::open(runtime, executor, dir, pins, require_pins, &[]);
         registry.wait_all().await;
         registry
     }
 
     /// Starts loading the standard plugins and every `.wasm` in `dir` in
-    /// the background, at most [`crate::limits::PLUGIN_LOAD_PARALLELISM`]
-    /// at once (compiling and `describe` run on `executor`), and returns
+    /// the background, at most [`crate::limits::plugin_load_parallelism`]
+    /// at once (compiling and `describe` run on `executor`), those named
+    /// in `first` (the plugins checks use) before the others, and returns
     /// at once: the agent answers while plugins compile. Must be called
     /// within a tokio runtime.
     pub fn open(
@@ -136,6 +137,7 @@ impl Registry {
         dir: PathBuf,
         pins: BTreeMap<String, String>,
         require_pins: bool,
+        first: &[String],
     ) -> Arc<Registry> {
         let mut files = Vec::new();
         match std::fs::read_dir(&dir) {
@@ -166,6 +168,7 @@ impl Registry {
             loaded: tokio::sync::watch::Sender::new(0),
         });
         let r = registry.clone();
+        let first = first.to_vec();
         tokio::spawn(async move {
             let started = Instant::now();
             let gate = Arc::new(tokio::sync::Semaphore::new(
@@ -174,7 +177,7 @@ impl Registry {
             let mut loads = tokio::task::JoinSet::new();
             // Standard plugins first, so a file of the same name
             // overrides one (a file is never replaced by the embedded).
-            let work: Vec<(String, Option<PathBuf>)> = stdplugins::names()
+            let mut work: Vec<(String, Option<PathBuf>)> = stdplugins::names()
                 .map(|n| (n.to_string(), None))
                 .chain(
                     files
@@ -182,6 +185,9 @@ impl Registry {
                         .filter_map(|p| Some((plugin_name(&p)?, Some(p)))),
                 )
                 .collect();
+            // What checks wait for goes first (a stable sort keeps the
+            // standard plugin before a file of its name).
+            work.sort_by_key(|(n, _)| !first.iter().any(|f| same_name(f, n)));
             for (name, path) in work {
                 let (r, gate) = (r.clone(), gate.clone());
                 loads.spawn(async move {
