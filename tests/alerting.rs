@@ -389,14 +389,7 @@ fn reminders_go_out_every_remind_every_while_firing() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let agent = warden::Agent::start(config).await.unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(agent.clone().run_scheduler(stopped.clone()));
-        tokio::spawn(warden::alerting::deliver(
-            agent.alerting.clone(),
-            agent.store.clone(),
-            stopped,
-        ));
+        let (agent, stop) = common::notify::in_process(config).await;
         let first = hooks(&r, 1).await;
         assert_eq!(first[0]["body"]["reminder"], false);
         let t0 = warden::store::now_ms();

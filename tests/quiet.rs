@@ -167,14 +167,7 @@ fn a_maintenance_window_holds_notifications_until_it_ends() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let agent = warden::Agent::start(config).await.unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(agent.clone().run_scheduler(stopped.clone()));
-        tokio::spawn(warden::alerting::deliver(
-            agent.alerting.clone(),
-            agent.store.clone(),
-            stopped,
-        ));
+        let (agent, stop) = common::notify::in_process(config).await;
         let mut shown = None;
         for _ in 0..600 {
             let view = agent.check_view("api").unwrap();

@@ -420,6 +420,9 @@ impl Agent {
 
     /// The plugin of `check` if it is still compiling.
     fn compiling_plugin(&self, check: &str) -> Option<String> {
+        if self.registry.compiling().is_empty() {
+            return None;
+        }
         let checks = self.checks();
         let plugin = &checks.get(check)?.config.plugin;
         self.registry.is_compiling(plugin).then(|| plugin.clone())

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
 
@@ -98,6 +99,8 @@ pub struct Registry {
     /// Names of the first loads still compiling (standard plugins and the
     /// directory's files at start), and a tick per finished one.
     compiling: Mutex<BTreeSet<String>>,
+    /// Set once `compiling` is empty: every run asks, without the lock.
+    all_compiled: AtomicBool,
     loaded: tokio::sync::watch::Sender<u64>,
 }
 
@@ -164,6 +167,7 @@ impl Registry {
             pins,
             require_pins,
             entries: RwLock::new(BTreeMap::new()),
+            all_compiled: AtomicBool::new(compiling.is_empty()),
             compiling: Mutex::new(compiling),
             loaded: tokio::sync::watch::Sender::new(0),
         });
@@ -218,15 +222,20 @@ impl Registry {
 
     /// One of the first loads finished.
     fn compiled(&self, name: &str) {
-        self.compiling
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        let mut compiling = self.compiling.lock().unwrap_or_else(|p| p.into_inner());
+        compiling.remove(name);
+        if compiling.is_empty() {
+            self.all_compiled.store(true, Ordering::Release);
+        }
+        drop(compiling);
         self.loaded.send_modify(|n| *n += 1);
     }
 
     /// The plugins of the first loads still compiling.
     pub fn compiling(&self) -> Vec<String> {
+        if self.all_compiled.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         self.compiling
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -238,6 +247,9 @@ impl Registry {
     /// Whether `name` (up to `-`/`_`) is among the first loads still
     /// compiling.
     pub fn is_compiling(&self, name: &str) -> bool {
+        if self.all_compiled.load(Ordering::Acquire) {
+            return false;
+        }
         self.compiling
             .lock()
             .unwrap_or_else(|p| p.into_inner())

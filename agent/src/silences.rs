@@ -120,13 +120,7 @@ impl NewSilence {
             ));
         }
         for (k, v) in &self.matchers {
-            let name_ok = k
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && k.len() <= 128;
-            if !name_ok {
+            if !crate::config::check::is_label_name(k) {
                 return Err(format!(
                     "matchers.{k}: a matcher name is check, plugin or a label name ([A-Za-z_][A-Za-z0-9_]*)"
                 ));

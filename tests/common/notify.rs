@@ -134,3 +134,23 @@ impl Drop for Alertmanager {
         let _ = self.child.wait();
     }
 }
+
+/// The agent in this process, scheduling and delivering, for tests that
+/// move its clock by hand (`notice_tick`, `queue_reminders`); sending
+/// `true` on the returned channel stops both loops.
+pub async fn in_process(
+    config: warden::Config,
+) -> (
+    std::sync::Arc<warden::Agent>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let agent = warden::Agent::start(config).await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(agent.clone().run_scheduler(stopped.clone()));
+    tokio::spawn(warden::alerting::deliver(
+        agent.alerting.clone(),
+        agent.store.clone(),
+        stopped,
+    ));
+    (agent, stop)
+}

@@ -176,16 +176,21 @@ fn limit<T: PartialOrd + Copy + Default>(
 /// Labels every alert carries itself; a check's labels may not take them.
 pub const RESERVED_LABELS: [&str; 5] = ["alertname", "check", "plugin", "severity", "instance"];
 
-/// Why `name = value` cannot be a check label (Prometheus' label names;
-/// not reserved, not `__`-prefixed; a value of at most 1 KiB), if it cannot.
-fn label_problem(name: &str, value: &str) -> Option<String> {
+/// Whether `name` is a Prometheus label name, `[A-Za-z_][A-Za-z0-9_]*`,
+/// of at most 128 bytes (check labels, silence matchers).
+pub fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let valid = chars
+    chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name.len() <= 128;
-    if !valid {
+        && name.len() <= 128
+}
+
+/// Why `name = value` cannot be a check label (Prometheus' label names;
+/// not reserved, not `__`-prefixed; a value of at most 1 KiB), if it cannot.
+fn label_problem(name: &str, value: &str) -> Option<String> {
+    if !is_label_name(name) {
         return Some("a label name is [A-Za-z_][A-Za-z0-9_]*, at most 128 bytes".into());
     }
     if name.starts_with("__") || RESERVED_LABELS.contains(&name) {
@@ -221,19 +226,9 @@ impl CheckConfig {
         errors: &mut Vec<ConfigError>,
     ) -> Option<Parsed> {
         let header = src.line_at(span.start);
-        let label = table
-            .get("name")
-            .and_then(|v| v.as_str())
-            .map(|n| format!("check {n:?}"))
-            .unwrap_or_else(|| format!("check #{}", index + 1));
+        let (c, label): (RawCheck, String) =
+            src.table("check", index, table, span, Scope::Check, errors)?;
         let scope = || Scope::Check(label.clone());
-        let c = match RawCheck::deserialize(toml::Value::Table(table)) {
-            Ok(c) => c,
-            Err(e) => {
-                errors.push(src.error(header, scope(), None, e.message()));
-                return None;
-            }
-        };
         let before = errors.len();
         let mut err = |field: &str, msg: String| {
             errors.push(src.error(src.field_line(span, field), scope(), Some(field), msg));

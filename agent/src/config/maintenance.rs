@@ -134,20 +134,15 @@ impl Maintenance {
         names: &mut HashSet<String>,
         errors: &mut Vec<ConfigError>,
     ) -> Option<Maintenance> {
-        let header = src.line_at(span.start);
-        let label = table
-            .get("name")
-            .and_then(|v| v.as_str())
-            .map(|n| format!("maintenance {n:?}"))
-            .unwrap_or_else(|| format!("maintenance #{}", index + 1));
+        let (m, label): (RawMaintenance, String) = src.table(
+            "maintenance",
+            index,
+            table,
+            span,
+            Scope::Maintenance,
+            errors,
+        )?;
         let scope = || Scope::Maintenance(label.clone());
-        let m = match RawMaintenance::deserialize(toml::Value::Table(table)) {
-            Ok(m) => m,
-            Err(e) => {
-                errors.push(src.error(header, scope(), None, e.message()));
-                return None;
-            }
-        };
         let before = errors.len();
         let mut err = |field: &str, msg: String| {
             errors.push(src.error(src.field_line(span, field), scope(), Some(field), msg));

@@ -49,11 +49,7 @@ pub use status::ReloadStatus;
 
 /// sha256 of config text, hex (what tells a reload the file changed).
 pub fn text_sha256(text: &str) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    warden_runtime::sha256_hex(text.as_bytes())
 }
 
 /// The configuration used when `warden run` finds no config file.

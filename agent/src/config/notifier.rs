@@ -175,20 +175,9 @@ impl NotifierConfig {
         names: &mut HashSet<String>,
         errors: &mut Vec<ConfigError>,
     ) -> Option<NotifierConfig> {
-        let header = src.line_at(span.start);
-        let label = table
-            .get("name")
-            .and_then(|v| v.as_str())
-            .map(|n| format!("notifier {n:?}"))
-            .unwrap_or_else(|| format!("notifier #{}", index + 1));
+        let (n, label): (RawNotifier, String) =
+            src.table("notifier", index, table, span, Scope::Notifier, errors)?;
         let scope = || Scope::Notifier(label.clone());
-        let n = match RawNotifier::deserialize(toml::Value::Table(table)) {
-            Ok(n) => n,
-            Err(e) => {
-                errors.push(src.error(header, scope(), None, e.message()));
-                return None;
-            }
-        };
         let before = errors.len();
         let mut err = |field: &str, msg: String| {
             errors.push(src.error(src.field_line(span, field), scope(), Some(field), msg));
@@ -394,7 +383,7 @@ impl NotifierConfig {
             name: n.name,
             kind: kind?,
             timeout,
-            line: header,
+            line: src.line_at(span.start),
         })
     }
 }

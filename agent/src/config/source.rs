@@ -73,6 +73,32 @@ impl<'a> Source<'a> {
         self.line_at(start)
     }
 
+    /// A `[[kind]]` table (the `index`th) as `T`, and the label its errors
+    /// go by: `kind "name"`, or `kind #N` when it has no name. A table that
+    /// does not deserialize is an error at its header line, and `None`.
+    pub fn table<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        index: usize,
+        table: toml::Table,
+        span: &Range<usize>,
+        scope: impl Fn(String) -> Scope,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<(T, String)> {
+        let label = table
+            .get("name")
+            .and_then(|v| v.as_str())
+            .map(|n| format!("{kind} {n:?}"))
+            .unwrap_or_else(|| format!("{kind} #{}", index + 1));
+        match T::deserialize(toml::Value::Table(table)) {
+            Ok(t) => Some((t, label)),
+            Err(e) => {
+                errors.push(self.error(self.line_at(span.start), scope(label), None, e.message()));
+                None
+            }
+        }
+    }
+
     /// An error at `line`.
     pub fn error(
         &self,
