@@ -93,6 +93,30 @@ pub(crate) struct CheckArgs {
     /// Extra trust roots (PEM) for the plugin's TLS connections.
     #[arg(long = "ca-file", value_name = "PEM")]
     ca_file: Option<PathBuf>,
+    /// The run's time as the plugin sees it (RFC 3339 or unix seconds;
+    /// default: now): replays recorded data through windowed rules, one
+    /// run per recorded time, with the check's state carried between them.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
+/// The time of `--at`, or now.
+fn scheduled(at: Option<&str>) -> Result<SystemTime> {
+    let Some(at) = at else {
+        return Ok(SystemTime::now());
+    };
+    if let Ok(secs) = at.trim().parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(at.trim()).map_err(|e| {
+        anyhow!("--at {at:?}: not RFC 3339 (2026-12-01T10:00:00Z) or unix seconds: {e}")
+    })?;
+    let ms =
+        u64::try_from(t.timestamp_millis()).map_err(|_| anyhow!("--at {at:?}: before 1970"))?;
+    Ok(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 /// A runtime over `state_dir` (cache and plugin state), with the extra
@@ -216,7 +240,7 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
                 .clone()
                 .unwrap_or_else(|| plugin.info.name.clone()),
             config,
-            scheduled: SystemTime::now(),
+            scheduled: scheduled(args.at.as_deref())?,
             attempt: 1,
             timeout,
             memory,
@@ -404,7 +428,7 @@ async fn configured(args: CheckArgs) -> ExitCode {
         let request = RunRequest {
             check: check.name.clone(),
             config: resolved,
-            scheduled: SystemTime::now(),
+            scheduled: scheduled(args.at.as_deref())?,
             attempt: 1,
             timeout: check.timeout,
             memory: check.memory,

@@ -95,6 +95,34 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// A duration for people, to the two largest units: `9d23h`, `2h5m`,
+/// `4m30s`, `45s`, `850ms`; negative seconds read `-3h`.
+pub fn format_duration_human(secs: f64) -> String {
+    if secs < 0.0 {
+        return format!("-{}", format_duration_human(-secs));
+    }
+    if !secs.is_finite() {
+        return "forever".into();
+    }
+    if secs < 1.0 {
+        return format!("{}ms", (secs * 1000.0).round() as u64);
+    }
+    let s = secs.round() as u64;
+    let units = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
+    let Some(first) = units.iter().position(|(n, _)| s >= *n) else {
+        return "0s".into();
+    };
+    let (n0, u0) = units[first];
+    let mut out = format!("{}{u0}", s / n0);
+    if let Some((n1, u1)) = units.get(first + 1) {
+        let rest = (s % n0) / n1;
+        if rest > 0 {
+            out.push_str(&format!("{rest}{u1}"));
+        }
+    }
+    out
+}
+
 /// A size for people: `64 MiB`, `1.5 MiB`, `512 KiB`, `100 B`.
 pub fn format_size(n: u64) -> String {
     if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
@@ -111,6 +139,17 @@ pub fn format_size(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(format_duration_human(863_962.0), "9d23h");
+        assert_eq!(format_duration_human(7500.0), "2h5m");
+        assert_eq!(format_duration_human(270.0), "4m30s");
+        assert_eq!(format_duration_human(3600.0), "1h");
+        assert_eq!(format_duration_human(45.0), "45s");
+        assert_eq!(format_duration_human(0.85), "850ms");
+        assert_eq!(format_duration_human(-10800.0), "-3h");
+    }
 
     #[test]
     fn durations() {

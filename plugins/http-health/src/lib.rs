@@ -12,18 +12,20 @@
 //!   credentials;
 //! - **flow** (`flow`): a sequence of steps where later steps use values
 //!   captured from earlier responses (`{{name}}`), with expected error codes;
-//! - **metrics** (`metrics`): numbers read from a JSON or Prometheus
-//!   endpoint, rules over them ([`expr`]) held for a window (`for = "5m"`)
-//!   using the check's state.
+//! - **metrics** (`metrics`): a JSON or Prometheus endpoint, rules over it
+//!   in a PromQL subset ([`promql`]: `rate`, `increase`,
+//!   `histogram_quantile`, `*_over_time`, `offset`, `sum by`) over the
+//!   scrapes kept in the check's state ([`history`]), held `for` a window.
 //!
 //! Secrets come from granted environment variables as `${env:NAME}` in URLs,
 //! headers and bodies; reports and logs only ever show the template.
 
 pub mod conditions;
-pub mod expr;
+pub mod history;
 pub mod jsonpath;
 mod modes;
 pub mod prometheus;
+pub mod promql;
 
 use std::collections::BTreeMap;
 

@@ -87,42 +87,41 @@ impl Selector {
     /// matches.
     pub fn value(&self, text: &str) -> Option<f64> {
         let mut sum = None;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
+        for (name, labels, v) in samples(text) {
+            let matches = name == self.name
+                && self
+                    .labels
+                    .iter()
+                    .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v));
+            if matches {
+                *sum.get_or_insert(0.0) += v;
             }
-            let (series, labels_text, rest) = match line.find(['{', ' ']) {
-                Some(i) if line.as_bytes()[i] == b'{' => {
-                    // A `}` before the `{` is no label set: skip the line.
-                    let Some(close) = line.rfind('}').filter(|c| *c > i) else {
-                        continue;
-                    };
-                    (&line[..i], &line[i + 1..close], &line[close + 1..])
-                }
-                Some(i) => (&line[..i], "", &line[i..]),
-                None => continue,
-            };
-            if series != self.name {
-                continue;
-            }
-            let Ok(labels) = parse_labels(labels_text) else {
-                continue;
-            };
-            let matches = self
-                .labels
-                .iter()
-                .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v));
-            if !matches {
-                continue;
-            }
-            let Some(v) = rest.split_whitespace().next().and_then(parse_value) else {
-                continue;
-            };
-            *sum.get_or_insert(0.0) += v;
         }
         sum
     }
+}
+
+/// Every sample of an exposition: (metric name, labels, value); lines that
+/// are not samples, and samples that do not parse, are skipped.
+pub fn samples(text: &str) -> impl Iterator<Item = (&str, Vec<(String, String)>, f64)> {
+    text.lines().filter_map(|line| {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return None;
+        }
+        let (series, labels_text, rest) = match line.find(['{', ' ']) {
+            Some(i) if line.as_bytes()[i] == b'{' => {
+                // A `}` before the `{` is no label set: skip the line.
+                let close = line.rfind('}').filter(|c| *c > i)?;
+                (&line[..i], &line[i + 1..close], &line[close + 1..])
+            }
+            Some(i) => (&line[..i], "", &line[i..]),
+            None => return None,
+        };
+        let labels = parse_labels(labels_text).ok()?;
+        let v = rest.split_whitespace().next().and_then(parse_value)?;
+        Some((series, labels, v))
+    })
 }
 
 fn parse_value(s: &str) -> Option<f64> {

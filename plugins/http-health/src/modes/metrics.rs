@@ -1,15 +1,27 @@
-//! Metrics mode (`metrics`): numbers read from a JSON or Prometheus
-//! endpoint, rules over them ([`crate::expr`]) held for a window
-//! (`for = "5m"`) using the check's state.
+//! Metrics mode (`metrics`): a JSON or Prometheus endpoint scraped each
+//! run, rules over it in the PromQL subset of [`crate::promql`]
+//! (`rate(publish_errors[5m]) / rate(publish_total[5m]) > 0.01 for 5m`),
+//! the samples the rules reach kept in the check's state
+//! ([`crate::history`]), and `for` meaning "held that long", per series,
+//! as in a Prometheus alerting rule.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 use warden_plugin_sdk::prelude::*;
+use warden_plugin_sdk::units::format_duration_human;
 
 use super::{denial, level_status, parse_timeout, plural, redact_error, send};
-use crate::{Config, Level, RequestSpec, expr, jsonpath, prometheus};
+use crate::history::History;
+use crate::promql::{self, AggOp, Expr, Labels, Rule};
+use crate::{Config, Level, RequestSpec, jsonpath, prometheus};
+
+/// The series a scrape read, and the named values among them.
+type Scrape = (Vec<(Labels, f64)>, BTreeMap<String, f64>);
+
+/// The most series of one rule shown as metrics.
+const SHOWN_SERIES: usize = 20;
 
 /// The `metrics` mode.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -23,13 +35,17 @@ pub struct MetricsSpec {
     /// Headers to send.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Named numbers: a JSON path (`[BODY].errors`) or a Prometheus selector
-    /// (`http_requests_total{code="500"}`, summed over matching series).
-    pub values: BTreeMap<String, String>,
-    /// Rules over the values.
-    pub rules: Vec<RuleSpec>,
-    /// Window over which `avg(name)` is computed (default 1h).
+    /// Named numbers, each a series of that name in the rules: a JSON path
+    /// (`[BODY].errors`) or a Prometheus selector (`http_requests_total{code="500"}`,
+    /// summed over matching series). With a Prometheus endpoint, rules may
+    /// also read its metrics directly.
     #[serde(default)]
+    pub values: BTreeMap<String, String>,
+    /// Rules.
+    pub rules: Vec<RuleSpec>,
+    /// Removed: `avg(name)` over a window became `avg_over_time(name[1h])`.
+    #[serde(default)]
+    #[schemars(skip)]
     pub average_window: Option<String>,
     /// Timeout.
     #[serde(default)]
@@ -42,14 +58,41 @@ pub struct MetricsSpec {
 pub struct RuleSpec {
     /// Name shown in the report.
     pub name: String,
-    /// `errors / total > 0.01`.
+    /// `rate(errors[5m]) / rate(total[5m]) > 0.01`, optionally ending in
+    /// `for 5m`.
     pub expr: String,
-    /// Fire only once it has held this long (`5m`); default at once.
+    /// Fire only once it has held this long (`5m`); default at once. The
+    /// same as ending `expr` in `for 5m`.
     #[serde(default, rename = "for")]
     pub hold: Option<String>,
     /// `critical` (default) or `warning`.
     #[serde(default)]
     pub level: Level,
+}
+
+/// Whether the endpoint is read as JSON: said so, or every value is a
+/// `[BODY]` path.
+fn is_json(m: &MetricsSpec) -> bool {
+    match m.format.as_deref() {
+        Some(f) => f == "json",
+        None => !m.values.is_empty() && m.values.values().all(|v| v.starts_with("[BODY]")),
+    }
+}
+
+/// A rule parsed, with its hold.
+fn parse_rule(i: usize, r: &RuleSpec) -> Result<(Rule, Duration), String> {
+    let field = format!("config.metrics.rules[{i}]");
+    let rule = Rule::parse(&r.expr).map_err(|e| format!("{field}: {e}"))?;
+    let hold = match (&r.hold, rule.hold) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "{field}: `for` is both in expr and a field; keep one"
+            ));
+        }
+        (Some(h), None) => parse_timeout(h).map_err(|e| format!("{field}.for: {e}"))?,
+        (None, h) => h.unwrap_or(Duration::ZERO),
+    };
+    Ok((rule, hold))
 }
 
 /// Metrics mode's part of `validate`.
@@ -62,6 +105,13 @@ pub(super) fn validate(m: &MetricsSpec) -> Result<(), String> {
             "config.metrics.format: {f:?} is not json or prometheus"
         ));
     }
+    if m.average_window.is_some() {
+        return Err(
+            "config.metrics.average_window: removed; average over a window in the \
+                    rule instead, as avg_over_time(name[1h] offset 10m)"
+                .into(),
+        );
+    }
     for (name, source) in &m.values {
         if let Some(path) = source.strip_prefix("[BODY]") {
             jsonpath::parse(path).map_err(|e| format!("config.metrics.values.{name}: {e}"))?;
@@ -70,32 +120,157 @@ pub(super) fn validate(m: &MetricsSpec) -> Result<(), String> {
                 .map_err(|e| format!("config.metrics.values.{name}: {e}"))?;
         }
     }
+    if m.rules.is_empty() {
+        return Err("config.metrics.rules: needs at least one rule".into());
+    }
+    let json = is_json(m);
+    let mut names = BTreeSet::new();
     for (i, r) in m.rules.iter().enumerate() {
-        let rule =
-            expr::Rule::parse(&r.expr).map_err(|e| format!("config.metrics.rules[{i}]: {e}"))?;
-        for n in rule.names() {
-            if !m.values.contains_key(&n) {
+        if !names.insert(&r.name) {
+            return Err(format!(
+                "config.metrics.rules[{i}]: a second rule named {:?}",
+                r.name
+            ));
+        }
+        let (rule, _) = parse_rule(i, r)?;
+        for (sel, _) in rule.expr.selectors() {
+            if json && !m.values.contains_key(&sel.name) {
                 return Err(format!(
-                    "config.metrics.rules[{i}]: {n:?} is not one of the values"
+                    "config.metrics.rules[{i}]: {:?} is not one of the values",
+                    sel.name
                 ));
             }
         }
-        if let Some(h) = &r.hold {
-            parse_timeout(h).map_err(|e| format!("config.metrics.rules[{i}].for: {e}"))?;
+        let mut old_avg = None;
+        walk(&rule.expr, &mut |e| {
+            if let Expr::Agg(AggOp::Avg, _, _, inner) = e
+                && let Expr::Instant(sel, off) = &**inner
+                && off.is_zero()
+                && m.values.contains_key(&sel.name)
+            {
+                old_avg = Some(sel.name.clone());
+            }
+        });
+        if let Some(n) = old_avg {
+            return Err(format!(
+                "config.metrics.rules[{i}]: avg({n}) is an average across series (of one \
+                 value: the value itself); for the average over time write \
+                 avg_over_time({n}[1h] offset 10m), the offset keeping a spike out of its own \
+                 baseline"
+            ));
         }
     }
     Ok(())
 }
 
+fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match e {
+        Expr::Call(_, args) => args.iter().for_each(|a| walk(a, f)),
+        Expr::Agg(_, _, _, x) | Expr::Neg(x) => walk(x, f),
+        Expr::Bin { lhs, rhs, .. } => {
+            walk(lhs, f);
+            walk(rhs, f);
+        }
+        _ => {}
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct MetricsState {
-    /// (time ms, values) of earlier runs, within the average window.
-    history: Vec<(u64, BTreeMap<String, f64>)>,
-    /// Rule name -> since when (ms) it has held.
+    /// The scrapes the rules reach.
+    #[serde(default)]
+    history: History,
+    /// Rule name and series labels -> since when (ms) it has held.
+    #[serde(default)]
     holding: BTreeMap<String, u64>,
 }
 
+/// A number for a report: integers plainly, others to four decimals or
+/// in scientific notation when tiny.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else if v.abs() >= 0.001 || v == 0.0 || !v.is_finite() {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// Reads the response into the series the rules select: named values as
+/// series of their name; with a Prometheus endpoint, every sample of a
+/// metric the rules name.
+fn scrape(
+    m: &MetricsSpec,
+    rules: &[(Rule, Duration)],
+    body: &str,
+    json: bool,
+) -> Result<Scrape, Error> {
+    let doc: Option<Value> = if json {
+        serde_json::from_str(body).ok()
+    } else {
+        None
+    };
+    let mut values = BTreeMap::new();
+    for (name, source) in &m.values {
+        let v = if let Some(path) = source.strip_prefix("[BODY]") {
+            let doc = doc
+                .as_ref()
+                .ok_or_else(|| Error::msg(format!("{} did not return JSON", m.url)))?;
+            let steps = jsonpath::parse(path).map_err(Error::msg)?;
+            jsonpath::get(doc, &steps).and_then(|v| {
+                v.as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+        } else {
+            prometheus::Selector::parse(source)
+                .map_err(Error::msg)?
+                .value(body)
+        };
+        let v =
+            v.ok_or_else(|| Error::msg(format!("value {name} ({source}) not found at {}", m.url)))?;
+        values.insert(name.clone(), v);
+    }
+    let mut series: Vec<(Labels, f64)> = values
+        .iter()
+        .map(|(n, v)| ([("__name__".to_string(), n.clone())].into(), *v))
+        .collect();
+    let metrics: BTreeSet<&str> = rules
+        .iter()
+        .flat_map(|(r, _)| r.expr.selectors())
+        .map(|(s, _)| s.name.as_str())
+        .filter(|n| !values.contains_key(*n))
+        .collect();
+    if !metrics.is_empty() {
+        if json {
+            let list: Vec<&str> = metrics.into_iter().collect();
+            return Err(Error::msg(format!(
+                "{} returned JSON, which has no metric {}; name it in values",
+                m.url,
+                list.join(", ")
+            )));
+        }
+        for (name, labels, v) in prometheus::samples(body) {
+            if metrics.contains(name) {
+                let mut l: Labels = labels.into_iter().collect();
+                l.insert("__name__".into(), name.to_string());
+                series.push((l, v));
+            }
+        }
+    }
+    Ok((series, values))
+}
+
 pub(super) fn run(ctx: &mut Context<Config>, m: &MetricsSpec) -> Result<Report, Error> {
+    let rules = m
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| parse_rule(i, r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::msg)?;
     let spec = RequestSpec {
         url: m.url.clone(),
         headers: m.headers.clone(),
@@ -120,59 +295,24 @@ pub(super) fn run(ctx: &mut Context<Config>, m: &MetricsSpec) -> Result<Report, 
             .header("content-type")
             .is_some_and(|c| c.contains("json")),
     };
-    let doc: Option<Value> = if json {
-        serde_json::from_str(&body).ok()
-    } else {
-        None
-    };
-    let mut values = BTreeMap::new();
-    for (name, source) in &m.values {
-        let v = if let Some(path) = source.strip_prefix("[BODY]") {
-            let doc = doc
-                .as_ref()
-                .ok_or_else(|| Error::msg(format!("{} did not return JSON", m.url)))?;
-            let steps = jsonpath::parse(path).map_err(Error::msg)?;
-            jsonpath::get(doc, &steps).and_then(|v| {
-                v.as_f64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-            })
-        } else {
-            prometheus::Selector::parse(source)
-                .map_err(Error::msg)?
-                .value(&body)
-        };
-        let v =
-            v.ok_or_else(|| Error::msg(format!("value {name} ({source}) not found at {}", m.url)))?;
-        values.insert(name.clone(), v);
-    }
+    let (series, values) = scrape(m, &rules, &body, json)?;
 
     let now = ctx
         .scheduled
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let window = m
-        .average_window
-        .as_deref()
-        .map(parse_timeout)
-        .transpose()
-        .map_err(Error::msg)?
-        .unwrap_or(Duration::from_secs(3600));
+    let keep = rules
+        .iter()
+        .flat_map(|(r, _)| r.expr.selectors())
+        .map(|(_, reach)| reach.as_millis() as i64)
+        .max()
+        .unwrap_or(0);
     let mut state: MetricsState = ctx.state().get("metrics")?.unwrap_or_default();
     state
         .history
-        .retain(|(t, _)| now.saturating_sub(*t) <= window.as_millis() as u64 && *t < now);
-    let mut averages = BTreeMap::new();
-    for name in values.keys() {
-        let past: Vec<f64> = state
-            .history
-            .iter()
-            .filter_map(|(_, v)| v.get(name).copied())
-            .collect();
-        if !past.is_empty() {
-            averages.insert(name.clone(), past.iter().sum::<f64>() / past.len() as f64);
-        }
-    }
+        .record(now, keep, series)
+        .map_err(Error::msg)?;
 
     let mut report = Report::ok("")
         .metric(Metric::new(
@@ -185,51 +325,85 @@ pub(super) fn run(ctx: &mut Context<Config>, m: &MetricsSpec) -> Result<Report, 
     }
     let mut firing = Vec::new();
     let mut pending = Vec::new();
-    for rule in &m.rules {
-        let parsed = expr::Rule::parse(&rule.expr).map_err(Error::msg)?;
-        let hold = rule
-            .hold
-            .as_deref()
-            .map(parse_timeout)
-            .transpose()
-            .map_err(Error::msg)?
-            .unwrap_or(Duration::ZERO);
-        let result = parsed.eval(&values, &averages);
-        let holds = result.is_some_and(|(h, _)| h);
-        if let Some((_, lhs)) = result {
-            report = report.metric(
-                Metric::new("http_health_rule_value", lhs).label("rule", rule.name.clone()),
-            );
-        }
-        let fires = if holds {
-            let since = *state.holding.entry(rule.name.clone()).or_insert(now);
-            let held = Duration::from_millis(now.saturating_sub(since));
-            if held >= hold {
-                true
-            } else {
-                pending.push(format!(
-                    "{} (holding for {}s of {}s)",
-                    rule.name,
-                    held.as_secs(),
-                    hold.as_secs()
-                ));
-                false
-            }
-        } else {
-            state.holding.remove(&rule.name);
-            false
+    let mut holding = BTreeMap::new();
+    for (spec, (rule, hold)) in m.rules.iter().zip(&rules) {
+        let failed = |e: String| Error::msg(format!("rule {}: {e}", spec.name));
+        let shown = match rule.shown().eval(now, &state.history).map_err(failed)? {
+            promql::Value::Vector(v) => v,
+            promql::Value::Scalar(x) => vec![promql::Elem {
+                labels: Labels::new(),
+                value: x,
+            }],
         };
+        for e in shown.iter().take(SHOWN_SERIES) {
+            let mut metric =
+                Metric::new("http_health_rule_value", e.value).label("rule", spec.name.clone());
+            for (k, v) in e
+                .labels
+                .iter()
+                .filter(|(k, _)| *k != "__name__" && *k != "rule")
+            {
+                metric = metric.label(k.clone(), v.clone());
+            }
+            report = report.metric(metric);
+        }
+        let promql::Value::Vector(held) = rule.expr.eval(now, &state.history).map_err(failed)?
+        else {
+            return Err(failed("does not return series".into()));
+        };
+        let mut fired = Vec::new();
+        let mut longest = Duration::ZERO;
+        for e in &held {
+            let key = format!("{}{}", spec.name, promql::label_text(&e.labels));
+            let since = state.holding.get(&key).copied().unwrap_or(now as u64);
+            holding.insert(key, since);
+            let held_for = Duration::from_millis((now as u64).saturating_sub(since));
+            longest = longest.max(held_for);
+            if held_for >= *hold {
+                fired.push(e);
+            }
+        }
+        let fires = !fired.is_empty();
         report = report.metric(
             Metric::new("http_health_rule_firing", if fires { 1.0 } else { 0.0 })
-                .label("rule", rule.name.clone()),
+                .label("rule", spec.name.clone()),
         );
         if fires {
-            report.status = report.status.worst(level_status(rule.level));
-            let shown = result.map(|(_, l)| format!("{l:.4}")).unwrap_or_default();
-            firing.push(format!("{}: {} (left side {shown})", rule.name, rule.expr));
+            report.status = report.status.worst(level_status(spec.level));
+            let shown: Vec<String> = fired
+                .iter()
+                .take(5)
+                .map(|e| {
+                    let labels = promql::label_text(&e.labels);
+                    let value = shown
+                        .iter()
+                        .find(|s| promql::label_text(&s.labels) == labels)
+                        .map(|s| s.value)
+                        .unwrap_or(e.value);
+                    format!("{}{labels}", number(value))
+                })
+                .collect();
+            let more = if fired.len() > 5 {
+                format!(" and {} more", fired.len() - 5)
+            } else {
+                String::new()
+            };
+            firing.push(format!(
+                "{}: {} (value {}{more})",
+                spec.name,
+                rule.text,
+                shown.join(", ")
+            ));
+        } else if !held.is_empty() {
+            pending.push(format!(
+                "{} (holding for {} of {})",
+                spec.name,
+                format_duration_human(longest.as_secs_f64()),
+                format_duration_human(hold.as_secs_f64())
+            ));
         }
     }
-    state.history.push((now, values.clone()));
+    state.holding = holding;
     ctx.state().set("metrics", &state)?;
     report = report.metric(Metric::new(
         "probe_success",
@@ -244,11 +418,8 @@ pub(super) fn run(ctx: &mut Context<Config>, m: &MetricsSpec) -> Result<Report, 
     } else if !pending.is_empty() {
         format!("all rules quiet; pending: {}", pending.join("; "))
     } else {
-        format!(
-            "{} quiet over {}",
-            plural(m.rules.len(), "rule"),
-            plural(values.len(), "value")
-        )
+        let n = state.history.series.len();
+        format!("{} quiet over {n} series", plural(m.rules.len(), "rule"),)
     };
     Ok(report)
 }
@@ -301,7 +472,7 @@ mod tests {
         let c = config(serde_json::json!({"metrics": {
             "url": "http://app/stats", "format": "json",
             "values": {"auth_failures": "[BODY].auth.failures"},
-            "rules": [{"name": "auth-spike", "expr": "auth_failures > 3 * avg(auth_failures)", "level": "warning"}]
+            "rules": [{"name": "auth-spike", "expr": "auth_failures > 3 * avg_over_time(auth_failures[1h] offset 10m) + 10", "level": "warning"}]
         }}));
         let state = Arc::new(MemoryState::new());
         let t0 = SystemTime::now();
@@ -317,9 +488,14 @@ mod tests {
                 .build();
             run(&mut ctx).unwrap().status
         };
-        for i in 0..5 {
+        for i in 0..20 {
             assert_eq!(at(i * 60, 10), Status::Ok);
         }
-        assert_eq!(at(300, 45), Status::Warning);
+        // The spike stays firing while it lasts: the baseline ends 10m
+        // before now, so it excludes the spike's first ten minutes.
+        for i in 20..28 {
+            assert_eq!(at(i * 60, 45), Status::Warning, "minute {i}");
+        }
+        assert_eq!(at(28 * 60, 10), Status::Ok, "over: quiet");
     }
 }
