@@ -386,3 +386,123 @@ fn relay_rules_agree_with_prometheus_and_fire_on_time() {
         story(2)
     );
 }
+
+/// The service's admin JSON at minute `m` after `base`: a key abusing the
+/// API in minutes 10–14 (then only busy until 16), an escrow pending from
+/// minute 20 until it settles at 60, a `payout_error` audit event at 5.
+fn admin(base: i64, m: i64) -> [(&'static str, serde_json::Value); 3] {
+    let rfc3339 = |t: i64| {
+        let out = Command::new("date")
+            .args(["-u", "-d", &format!("@{t}"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let k2 = match m {
+        10..14 => 900,
+        14..16 => 400,
+        _ => 250,
+    };
+    let mut escrows =
+        vec![serde_json::json!({"id": "e1", "state": "settled", "pending_since": null})];
+    if (20..60).contains(&m) {
+        escrows.push(serde_json::json!({"id": "e9", "state": "pending", "pending_since": rfc3339(base + 20 * 60)}));
+    }
+    let mut events = vec![serde_json::json!({"type": "login", "at": (base + 60) * 1000})];
+    if m >= 5 {
+        events.push(serde_json::json!({"type": "payout_error", "at": rfc3339(base + 5 * 60)}));
+    }
+    [
+        (
+            "keys.json",
+            serde_json::json!({"keys": [{"key": "k1", "requests_last_minute": 20}, {"key": "k2", "requests_last_minute": k2}]}),
+        ),
+        ("escrows.json", serde_json::json!({"escrows": escrows})),
+        ("audit.json", serde_json::json!({"events": events})),
+    ]
+}
+
+#[test]
+fn runbook_conditions_fire_and_resolve_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(www.join("admin")).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let base = (now - 3 * 3600) / 60 * 60;
+    let (mut server, port) = python_server(&www);
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/runbook-conditions.toml"
+    ))
+    .unwrap();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nstate_dir = {:?}\n{}",
+            dir.path().join("state"),
+            example.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        ),
+    )
+    .unwrap();
+    let checks = ["abusive-keys", "stuck-escrows", "audit-errors"];
+    let mut seen: Vec<Vec<(i64, String)>> = vec![Vec::new(); checks.len()];
+    let mut last_summary = vec![String::new(); checks.len()];
+    for m in 0..=70 {
+        for (file, body) in admin(base, m) {
+            std::fs::write(www.join("admin").join(file), body.to_string()).unwrap();
+        }
+        for (i, check) in checks.iter().enumerate() {
+            let t = base + m * 60;
+            let outcome = warden(
+                dir.path(),
+                &[
+                    "check",
+                    "-c",
+                    config.to_str().unwrap(),
+                    "--check",
+                    check,
+                    "--at",
+                    &t.to_string(),
+                    "--format",
+                    "json",
+                ],
+                &[],
+            )
+            .json();
+            let status = outcome["status"].as_str().unwrap().to_string();
+            if seen[i].last().map(|s| &s.1) != Some(&status) {
+                seen[i].push((m, status));
+                last_summary[i] = outcome["summary"].as_str().unwrap_or_default().to_string();
+                if seen[i].len() == 2 {
+                    // The first failure says what it saw.
+                    let summary = &last_summary[i];
+                    let expected = [
+                        r#"1 of 2 match: {"key":"k2","requests_last_minute":900}"#,
+                        r#"1 of 2 match: {"id":"e9""#,
+                        r#"1 of 2 match: {"at":""#,
+                    ][i];
+                    assert!(summary.contains(expected), "{check}: {summary}");
+                }
+            }
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let st = |v: &[(i64, &str)]| {
+        v.iter()
+            .map(|(m, s)| (*m, s.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seen[0],
+        st(&[(0, "ok"), (10, "critical"), (14, "warning"), (16, "ok")])
+    );
+    // Pending since 20: over 30 minutes from 51; settled at 60.
+    assert_eq!(seen[1], st(&[(0, "ok"), (51, "critical"), (60, "ok")]));
+    // The error at 5 is within the last hour until 65.
+    assert_eq!(seen[2], st(&[(0, "ok"), (5, "critical"), (65, "ok")]));
+}

@@ -66,6 +66,18 @@ pub fn expand(
     }
 }
 
+/// The names of the `{{name}}` captures a template reads, in order.
+pub fn captures(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = expand(template, true, |p| {
+        if let Placeholder::Capture(name) = p {
+            out.push(name.to_string());
+        }
+        Some(String::new())
+    });
+    out
+}
+
 /// Expands `${env:NAME}` only.
 pub fn expand_env(template: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     expand(template, false, |p| match p {

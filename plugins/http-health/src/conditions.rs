@@ -4,14 +4,21 @@
 //! `[CERTIFICATE_EXPIRATION] > 168h`, `has([BODY].id) == true`,
 //! `[BODY].state == any(ok, degraded)`.
 //!
+//! Beyond Gatus, a condition may be a predicate over arrays and time
+//! ([`crate::predicate`]): `any([BODY].escrows, .state == "pending" &&
+//! age(.pending_since) > 30m)`.
+//!
 //! A condition is parsed once ([`Condition::parse`], which names what is
 //! wrong) and evaluated against an [`Observation`] of one response.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde_json::Value;
+use warden_plugin_sdk::template;
+use warden_plugin_sdk::units::format_duration_human;
 
-use crate::jsonpath;
+use crate::{jsonpath, predicate};
 
 /// What a condition reads.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,14 +81,22 @@ pub enum Expected {
 pub struct Condition {
     /// As written.
     pub text: String,
-    /// Left side.
-    pub function: Function,
-    /// What it reads.
-    pub placeholder: Placeholder,
-    /// Comparison.
-    pub op: Op,
-    /// Right side.
-    pub expected: Expected,
+    form: Form,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Form {
+    Gatus(Gatus),
+    Predicate(predicate::Expr),
+}
+
+/// `placeholder op value`, as Gatus has it.
+#[derive(Debug, Clone, PartialEq)]
+struct Gatus {
+    function: Function,
+    placeholder: Placeholder,
+    op: Op,
+    expected: Expected,
 }
 
 /// Everything a condition can read about one exchange.
@@ -97,6 +112,10 @@ pub struct Observation {
     pub headers: Vec<(String, String)>,
     /// Seconds until the earliest certificate expires, when known.
     pub cert_expires_in_seconds: Option<f64>,
+    /// The run's time (unix seconds), for `now()` and `age()`.
+    pub now_unix_seconds: f64,
+    /// A flow's captures so far, for `{{name}}`.
+    pub captures: BTreeMap<String, String>,
 }
 
 /// A condition's verdict and what it saw.
@@ -154,6 +173,13 @@ impl Condition {
     /// Parses a condition; the error names what is wrong.
     pub fn parse(text: &str) -> Result<Condition, String> {
         let t = text.trim();
+        if predicate::wanted(t) {
+            let e = predicate::Expr::parse(t).map_err(|e| format!("condition {t:?}: {e}"))?;
+            return Ok(Condition {
+                text: t.to_string(),
+                form: Form::Predicate(e),
+            });
+        }
         let ops = [
             ("==", Op::Eq),
             ("!=", Op::Ne),
@@ -238,20 +264,99 @@ impl Condition {
         }
         Ok(Condition {
             text: t.to_string(),
-            function,
-            placeholder,
-            op,
-            expected,
+            form: Form::Gatus(Gatus {
+                function,
+                placeholder,
+                op,
+                expected,
+            }),
         })
     }
 
-    /// Whether the placeholder needs certificate information.
+    /// Whether the condition needs certificate information.
     pub fn needs_certificate(&self) -> bool {
-        self.placeholder == Placeholder::CertificateExpiration
+        match &self.form {
+            Form::Gatus(g) => g.placeholder == Placeholder::CertificateExpiration,
+            Form::Predicate(e) => e.needs_certificate(),
+        }
+    }
+
+    /// The `{{name}}` captures it reads.
+    pub fn captures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.form {
+            Form::Predicate(e) => e.captures(&mut out),
+            Form::Gatus(g) => {
+                let texts: Vec<&str> = match &g.expected {
+                    Expected::Literal(l) | Expected::Pattern(l) => vec![l],
+                    Expected::Any(list) => list.iter().map(String::as_str).collect(),
+                };
+                for t in texts {
+                    out.extend(template::captures(t));
+                }
+            }
+        }
+        out
     }
 
     /// Evaluates against one observation.
     pub fn evaluate(&self, o: &Observation) -> Verdict {
+        match &self.form {
+            Form::Gatus(g) => g.evaluate(o),
+            Form::Predicate(e) => evaluate_predicate(e, o),
+        }
+    }
+}
+
+fn evaluate_predicate(e: &predicate::Expr, o: &Observation) -> Verdict {
+    let body: Option<Value> = serde_json::from_str(&o.body).ok();
+    let scope = predicate::Scope {
+        o,
+        body: body.as_ref(),
+        captures: &o.captures,
+    };
+    let ok = match e.eval(&scope, None) {
+        Ok(v) => matches!(v, Some(Value::Bool(true))),
+        Err(why) => {
+            return Verdict {
+                ok: false,
+                actual: why,
+            };
+        }
+    };
+    let shown = |x: &predicate::Expr, duration: bool| match x.eval(&scope, None) {
+        Ok(None) => "(absent)".to_string(),
+        Ok(Some(Value::Number(n))) if duration => {
+            format_duration_human(n.as_f64().unwrap_or_default())
+        }
+        Ok(Some(Value::String(s))) => shorten(&s),
+        Ok(Some(v)) => shorten(&v.to_string()),
+        Err(why) => why,
+    };
+    let actual = if let Some((n, of, first)) = e.matching(&scope) {
+        // Which elements match: the abusive key, the stuck escrow.
+        let mut s = format!("{n} of {of} match");
+        if !first.is_empty() {
+            let shown: Vec<String> = first.iter().map(|v| shorten(&v.to_string())).collect();
+            s.push_str(&format!(": {}", shown.join(", ")));
+            if n > first.len() {
+                s.push_str(&format!(" and {} more", n - first.len()));
+            }
+        }
+        s
+    } else {
+        match e {
+            predicate::Expr::Bin(op, l, r) if !matches!(*op, "&&" | "||") => {
+                shown(l, l.is_duration() || r.is_duration())
+            }
+            _ => ok.to_string(),
+        }
+    };
+    Verdict { ok, actual }
+}
+
+impl Gatus {
+    fn evaluate(&self, o: &Observation) -> Verdict {
         let value: Option<Value> = match &self.placeholder {
             Placeholder::Status => o.status.map(Value::from),
             Placeholder::ResponseTime => Some(Value::from(o.response_time_ms.round() as u64)),
@@ -282,22 +387,38 @@ impl Condition {
         };
         let actual = match &value {
             None => "(absent)".to_string(),
+            Some(Value::Number(n)) if self.placeholder == Placeholder::CertificateExpiration => {
+                format_duration_human(n.as_f64().unwrap_or_default())
+            }
             Some(Value::String(s)) => shorten(s),
             Some(v) => shorten(&v.to_string()),
         };
         let ok = match &value {
             None => matches!(self.op, Op::Ne) && !matches!(self.expected, Expected::Pattern(_)),
-            Some(v) => self.compare(v),
+            Some(v) => self.compare(v, &o.captures),
         };
         Verdict { ok, actual }
     }
 
-    fn compare(&self, v: &Value) -> bool {
+    fn compare(&self, v: &Value, captures: &BTreeMap<String, String>) -> bool {
         let text = match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        match &self.expected {
+        // `{{name}}` in the expected value is a flow's capture.
+        let expand = |s: &str| {
+            template::expand(s, true, |p| match p {
+                template::Placeholder::Capture(n) => captures.get(n).cloned(),
+                template::Placeholder::Env(_) => None,
+            })
+            .unwrap_or_else(|_| s.to_string())
+        };
+        let expected = match &self.expected {
+            Expected::Literal(l) => Expected::Literal(expand(l)),
+            Expected::Pattern(p) => Expected::Pattern(expand(p)),
+            Expected::Any(list) => Expected::Any(list.iter().map(|x| expand(x)).collect()),
+        };
+        match &expected {
             Expected::Pattern(p) => {
                 let m = glob(p, &text);
                 if self.op == Op::Eq { m } else { !m }
@@ -411,7 +532,134 @@ mod tests {
                 "application/json; charset=utf-8".into(),
             )],
             cert_expires_in_seconds: Some(30.0 * 86400.0),
+            ..Observation::default()
         }
+    }
+
+    /// 2026-12-01T12:00:00Z.
+    const NOON: f64 = 1_796_126_400.0;
+
+    fn escrow_obs() -> Observation {
+        Observation {
+            status: Some(200),
+            body: serde_json::json!({
+                "escrows": [
+                    {"id": "e1", "state": "settled", "pending_since": null},
+                    {"id": "e2", "state": "pending", "pending_since": "2026-12-01T11:50:00Z"},
+                    {"id": "e3", "state": "pending", "pending_since": 1_796_123_600_000u64},
+                ],
+                "keys": [{"key": "k1", "rpm": 20}, {"key": "k2", "rpm": 900}],
+                "events": [{"type": "login", "at": "2026-12-01T11:00:00+00:00"},
+                           {"type": "payout_error", "at": "2026-12-01T10:30:00.250Z"}],
+                "origins": ["https://app.example.com", "http://localhost:3000"],
+                "last_block_time": 1_796_126_390,
+            })
+            .to_string(),
+            now_unix_seconds: NOON,
+            captures: [("origin".to_string(), "https://app.example.com".to_string())].into(),
+            ..Observation::default()
+        }
+    }
+
+    fn holds(text: &str) -> Verdict {
+        Condition::parse(text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .evaluate(&escrow_obs())
+    }
+
+    #[test]
+    fn predicates_over_arrays_and_time() {
+        for (pass, fail) in [
+            (
+                r#"any([BODY].escrows, .state == "pending" && age(.pending_since) > 30m)"#,
+                r#"any([BODY].escrows, .state == "pending" && age(.pending_since) > 2h)"#,
+            ),
+            (
+                "count([BODY].keys, .rpm > 100) == 1",
+                "count([BODY].keys, .rpm > 100) == 0",
+            ),
+            (
+                "max([BODY].keys, .rpm) >= 900",
+                "max([BODY].keys, .rpm) < 100",
+            ),
+            (
+                "min([BODY].keys, .rpm) == 20",
+                "min([BODY].keys, .rpm) > 20",
+            ),
+            (
+                "any([BODY].events, .type == pat(*_error) && age(.at) < 2h)",
+                "any([BODY].events, .type == pat(*_error) && age(.at) < 1h)",
+            ),
+            (
+                "all([BODY].keys, has(.key))",
+                r#"all([BODY].escrows, .state == "pending")"#,
+            ),
+            (
+                r#"contains([BODY].origins, "https://app.example.com")"#,
+                r#"contains([BODY].origins, "https://app.example.com/")"#,
+            ),
+            (
+                "contains([BODY].origins, {{origin}})",
+                "!contains([BODY].origins, {{origin}})",
+            ),
+            (
+                "age([BODY].last_block_time) < 1m",
+                "age([BODY].last_block_time) < 5s",
+            ),
+            (
+                "len([BODY].keys) == 2 && [STATUS] == 200",
+                "len([BODY].keys) == 2 && [STATUS] == 500",
+            ),
+            (
+                "[STATUS] == 500 || [BODY].keys[1].key == k2",
+                "[STATUS] == 500 || [BODY].keys[1].key == k1",
+            ),
+            (
+                "now() - time([BODY].events[0].at) == 1h",
+                "now() < time([BODY].events[0].at)",
+            ),
+        ] {
+            assert!(holds(pass).ok, "{pass} should hold: {:?}", holds(pass));
+            assert!(!holds(fail).ok, "{fail} should not hold");
+        }
+        // What a failure shows: counts, and durations for people.
+        assert!(
+            holds(r#"all([BODY].escrows, .state == "pending")"#)
+                .actual
+                .starts_with("2 of 3 match: {"),
+        );
+        assert_eq!(
+            holds("count([BODY].keys, .rpm > 100) == 0").actual,
+            r#"1 of 2 match: {"key":"k2","rpm":900}"#
+        );
+        assert_eq!(holds("age([BODY].last_block_time) < 5s").actual, "10s");
+        let cert = Condition::parse("[CERTIFICATE_EXPIRATION] > 60d")
+            .unwrap()
+            .evaluate(&Observation {
+                cert_expires_in_seconds: Some(863_962.0),
+                ..obs()
+            });
+        assert_eq!(cert.actual, "9d23h");
+    }
+
+    #[test]
+    fn malformed_predicates_are_named() {
+        for (bad, why) in [
+            ("any([BODY].a)", "any() takes 2 arguments"),
+            ("any([BODY].a, .x == ) ", "expected a value"),
+            ("age([BOD].x) > 1m", "unknown placeholder"),
+            (
+                "count([BODY].a, .x > 30q) == 0",
+                "not a number or a duration",
+            ),
+            ("bogus([BODY].a) && true", "unknown function bogus()"),
+            (r#"any([BODY].a, .x == "y) "#, "unterminated string"),
+        ] {
+            let e = Condition::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let v = holds("count(.x) == 1");
+        assert!(!v.ok && v.actual.contains("belongs inside"), "{v:?}");
     }
 
     fn check(text: &str) -> bool {

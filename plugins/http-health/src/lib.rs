@@ -24,6 +24,7 @@ pub mod conditions;
 pub mod history;
 pub mod jsonpath;
 mod modes;
+pub mod predicate;
 pub mod prometheus;
 pub mod promql;
 

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use warden_plugin_sdk::prelude::*;
+use warden_plugin_sdk::template;
+use warden_plugin_sdk::units::{format_duration, format_duration_human};
 
 use super::{
-    check_conditions, check_request, default_conditions, denial, evaluate, observe, plural,
-    redact_error, send,
+    check_conditions, check_request, default_conditions, denial, evaluate, observe, parse_timeout,
+    plural, redact_error, send,
 };
 use crate::conditions::{self, Condition, Observation};
 use crate::{ConditionSpec, Config, RequestSpec, jsonpath};
@@ -34,21 +36,82 @@ pub struct StepSpec {
     /// (`{"error":{"code":"..."}}`).
     #[serde(default)]
     pub expect_error: Option<String>,
+    /// Wait this long before the step's request (`31s`: let a challenge
+    /// expire); at most [`MAX_WAIT`], and within the check's timeout.
+    #[serde(default)]
+    pub wait: Option<String>,
 }
+
+/// The longest `wait` of one step.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Flow mode's part of `validate`.
 pub(super) fn validate(steps: &[StepSpec]) -> Result<(), String> {
     if steps.is_empty() {
         return Err("config.flow: needs at least one step".into());
     }
+    let mut captured: Vec<&str> = Vec::new();
     for (i, s) in steps.iter().enumerate() {
         let field = format!("config.flow[{i}]");
         check_request(&field, &s.request)?;
         check_conditions(&format!("{field}.conditions"), &s.conditions)?;
+        if let Some(w) = &s.wait {
+            let d = parse_timeout(w).map_err(|e| format!("{field}.wait: {e}"))?;
+            if d > MAX_WAIT {
+                return Err(format!(
+                    "{field}.wait: {w} is over the maximum of {}",
+                    format_duration(MAX_WAIT)
+                ));
+            }
+        }
+        // Every `{{name}}` is captured by an earlier step.
+        let mut reads: Vec<(String, String)> = Vec::new();
+        let mut texts = vec![("url".to_string(), s.request.url.clone())];
+        texts.extend(
+            s.request
+                .headers
+                .iter()
+                .map(|(k, v)| (format!("headers.{k}"), v.clone())),
+        );
+        if let Some(b) = &s.request.body {
+            texts.push(("body".into(), b.clone()));
+        }
+        if let Some(j) = &s.request.json {
+            texts.push(("json".into(), j.to_string()));
+        }
+        for (where_, t) in texts {
+            reads.extend(
+                template::captures(&t)
+                    .into_iter()
+                    .map(|n| (where_.clone(), n)),
+            );
+        }
+        for (j, c) in s.conditions.iter().enumerate() {
+            if let Ok(c) = Condition::parse(c.parts().0) {
+                reads.extend(
+                    c.captures()
+                        .into_iter()
+                        .map(|n| (format!("conditions[{j}]"), n)),
+                );
+            }
+        }
+        for (where_, name) in reads {
+            if !captured.contains(&name.as_str()) {
+                return Err(format!(
+                    "{field}.{where_}: {{{{{name}}}}} is not captured by an earlier step ({})",
+                    if captured.is_empty() {
+                        "none captures anything".to_string()
+                    } else {
+                        format!("captured: {}", captured.join(", "))
+                    }
+                ));
+            }
+        }
         for (name, expr) in &s.capture {
             let probe = format!("{expr} == x");
             conditions::Condition::parse(&probe)
                 .map_err(|e| format!("{field}.capture.{name}: {e}"))?;
+            captured.push(name);
         }
     }
     Ok(())
@@ -85,6 +148,26 @@ pub(super) fn run(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Repor
                 step.request.url
             )
         };
+        if let Some(w) = &step.wait {
+            let d = parse_timeout(w).map_err(Error::msg)?;
+            let left = ctx
+                .deadline
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            if d >= left {
+                return Ok(fail_flow(
+                    report,
+                    (total_ms, last_status),
+                    n,
+                    &step.name,
+                    failed(format!(
+                        "wait {w} would outlast the check's timeout ({} left); raise the check's timeout",
+                        format_duration_human(left.as_secs_f64())
+                    )),
+                ));
+            }
+            std::thread::sleep(d);
+        }
         let ex = match send(ctx, &step.request, &captures, &[]) {
             Ok(ex) => ex,
             // A missing capture or env var: the flow cannot continue.
@@ -113,7 +196,8 @@ pub(super) fn run(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Repor
                 ));
             }
         };
-        let o = observe(&resp);
+        let mut o = observe(&resp, ctx.scheduled);
+        o.captures = captures.clone();
         total_ms += o.response_time_ms;
         last_status = resp.status;
         if let Some(expected) = &step.expect_error {
@@ -152,12 +236,17 @@ pub(super) fn run(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Repor
         };
         let (status, failures, _) = evaluate(&conditions, &o)?;
         if status != Status::Ok {
+            // The body's own reason, when it gives one, says more than
+            // the status.
+            let code = error_code(&o.body)
+                .map(|c| format!(" (error code {c:?})"))
+                .unwrap_or_default();
             let mut r = fail_flow(
                 report,
                 (total_ms, last_status),
                 n,
                 &step.name,
-                failed(failures.join("; ")),
+                failed(format!("{}{code}", failures.join("; "))),
             );
             r.status = status;
             return Ok(r);
@@ -327,5 +416,85 @@ mod tests {
             "{}",
             r.summary
         );
+    }
+
+    #[test]
+    fn captures_from_headers_in_conditions_waits_and_error_codes() {
+        let c = config(serde_json::json!({"flow": [
+            {"name": "login", "method": "POST", "url": "http://auth/login",
+             "capture": {"session": "[HEADER].x-session", "user": "[BODY].user.id"}},
+            {"name": "let it expire", "wait": "50ms", "url": "http://auth/me",
+             "headers": {"x-session": "{{session}}"},
+             "conditions": ["[STATUS] == 200", "[BODY].id == {{user}}",
+                            "any([BODY].roles, . == \"admin\") && [BODY].id == {{user}}"]}
+        ]}));
+        let server = |expired: bool| {
+            MockHttp::new()
+                .route("POST", "http://auth/login", |_| {
+                    let mut r = MockHttp::reply(200, r#"{"user":{"id":"u7"}}"#);
+                    r.headers = vec![("x-session".into(), "s-42".into())];
+                    r
+                })
+                .route("GET", "http://auth/me", move |req| {
+                    let session = req
+                        .headers
+                        .iter()
+                        .any(|(k, v)| k == "x-session" && v == "s-42");
+                    if expired || !session {
+                        MockHttp::reply(401, r#"{"error":{"code":"session_expired"}}"#)
+                    } else {
+                        MockHttp::reply(200, r#"{"id":"u7","roles":["user","admin"]}"#)
+                    }
+                })
+        };
+        let started = std::time::Instant::now();
+        let mut ctx = TestContext::new(c.clone()).http(server(false)).build();
+        let r = run(&mut ctx).unwrap();
+        assert_eq!(r.status, Status::Ok, "{}", r.summary);
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(50),
+            "waited"
+        );
+        let mut ctx = TestContext::new(c).http(server(true)).build();
+        let r = run(&mut ctx).unwrap();
+        assert!(
+            r.summary.contains("[STATUS] == 200 (got 401)")
+                && r.summary.contains("(error code \"session_expired\")"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn unknown_captures_and_long_waits_are_refused() {
+        for (flow, why) in [
+            (
+                serde_json::json!([{"name": "a", "url": "http://x/{{token}}"}]),
+                "config.flow[0].url: {{token}} is not captured by an earlier step",
+            ),
+            (
+                serde_json::json!([
+                    {"name": "a", "url": "http://x/", "capture": {"id": "[BODY].id"}},
+                    {"name": "b", "url": "http://x/", "conditions": ["[BODY].id == {{idd}}"]}
+                ]),
+                "config.flow[1].conditions[0]: {{idd}} is not captured by an earlier step (captured: id)",
+            ),
+            (
+                serde_json::json!([{"name": "a", "url": "http://x/", "wait": "10m"}]),
+                "config.flow[0].wait: 10m is over the maximum of 5m",
+            ),
+        ] {
+            let e = warden_plugin_sdk::parse_config::<crate::HttpHealth>(
+                &serde_json::json!({ "flow": flow }).to_string(),
+            )
+            .unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+        let e = warden_plugin_sdk::parse_config::<crate::HttpHealth>(
+            &serde_json::json!({"url": "http://x/", "conditions": ["[BODY].a == {{b}}"]})
+                .to_string(),
+        )
+        .unwrap_err();
+        assert!(e.contains("a probe has none"), "{e}");
     }
 }

@@ -163,13 +163,19 @@ pub(super) fn send<C>(
     }
 }
 
-pub(super) fn observe(resp: &Response) -> Observation {
+/// What conditions see of a response received by a run due at `scheduled`.
+pub(super) fn observe(resp: &Response, scheduled: std::time::SystemTime) -> Observation {
     Observation {
         status: Some(resp.status),
         response_time_ms: resp.elapsed.as_secs_f64() * 1000.0,
         body: resp.text(),
         headers: resp.headers.clone(),
         cert_expires_in_seconds: None,
+        now_unix_seconds: scheduled
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0),
+        captures: BTreeMap::new(),
     }
 }
 

@@ -20,7 +20,17 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
     if let Some(r) = c.probe_request() {
         check_request("config", &r)?;
     }
-    check_conditions("config.conditions", &c.conditions)
+    check_conditions("config.conditions", &c.conditions)?;
+    for (i, spec) in c.conditions.iter().enumerate() {
+        if let Ok(cond) = Condition::parse(spec.parts().0)
+            && let Some(name) = cond.captures().first()
+        {
+            return Err(format!(
+                "config.conditions[{i}]: {{{{{name}}}}} is a flow's capture; a probe has none"
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn run(
@@ -48,7 +58,7 @@ pub(super) fn run(
         }
         Ok(r) => r,
     };
-    let mut o = observe(&resp);
+    let mut o = observe(&resp, ctx.scheduled);
     // Certificates: for https (the blackbox metric) and whenever a
     // condition reads [CERTIFICATE_EXPIRATION].
     let wants_cert = conditions
