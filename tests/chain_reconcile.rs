@@ -58,7 +58,7 @@ plugin = "chain-reconcile"
 schedule = "@yearly"
 allow.hosts = ["http://127.0.0.1:{port}"]
 allow.read_dirs = ["{{DIR}}/app"]
-config = {{ rpc_url = "${{output:solana-rpc.SOLANA_RPC_URL}}", source = {{ file = "{{DIR}}/app/expected.json" }}, fields = {{ account = "escrow", mint = "mint", amount = "expected", id = "id" }} }}
+config = {{ rpc_url = "${{output:solana-rpc.SOLANA_RPC_URL}}", source = {{ file = "{{DIR}}/app/expected.json" }}, fields = {{ account = "escrow", mint = "mint", amount = "expected", amount_unit = "whole", id = "id" }} }}
 "#
     );
     let agent = AgentProcess::start(dir.path(), &config, &[]);

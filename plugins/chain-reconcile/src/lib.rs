@@ -50,9 +50,13 @@ pub struct Fields {
     pub kind: Option<String>,
     /// The token mint (spl).
     pub mint: Option<String>,
-    /// Expected amount: an integer in base units, or a decimal string with
-    /// the mint's decimals (9 for SOL).
+    /// Path of the expected amount.
     pub amount: String,
+    /// What the amounts count: `base` (lamports, a token's base units) or
+    /// `whole` (SOL, whole tokens, converted with the mint's decimals).
+    /// Required when amounts are strings or fractions; without it only
+    /// integers are read, as base units.
+    pub amount_unit: Option<AmountUnit>,
     /// An id shown in findings (default: the account).
     pub id: Option<String>,
     /// Dot path of an unlock schedule (array); when a record has one, the
@@ -62,6 +66,16 @@ pub struct Fields {
     pub milestone_unlock: Option<String>,
     /// Path of a milestone's amount (`amount`).
     pub milestone_amount: Option<String>,
+}
+
+/// What amounts count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AmountUnit {
+    /// Lamports, a token's base units.
+    Base,
+    /// SOL, whole tokens.
+    Whole,
 }
 
 /// Release-lock rows.

@@ -9,9 +9,9 @@
 
 use serde_json::Value;
 
-use crate::Fields;
 use crate::chain::{Account, SYSTEM_PROGRAM, Snapshot, TOKEN_2022_PROGRAM, TOKEN_PROGRAM};
 use crate::source::{at, text_at};
+use crate::{AmountUnit, Fields};
 
 /// SOL or an SPL token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,18 +47,61 @@ pub struct Expected {
     pub milestones: Option<Vec<(i64, Amount)>>,
 }
 
-fn amount_of(v: Option<&Value>, what: &str) -> Result<Amount, String> {
-    match v {
-        Some(Value::Number(n)) if n.is_u64() => {
-            Ok(Amount::Raw(u128::from(n.as_u64().unwrap_or(0))))
-        }
-        Some(Value::String(s)) if s.contains('.') => Ok(Amount::Decimal(s.clone())),
-        Some(Value::String(s)) => s
-            .parse()
-            .map(Amount::Raw)
-            .map_err(|_| format!("{what} {s:?} is not an integer or decimal")),
-        _ => Err(format!("{what} missing or not a non-negative number")),
+/// The form an amount was written in: a JSON number or a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Number,
+    Text,
+}
+
+/// An amount read under the configured unit; never a guess: a string or a
+/// fraction without a unit, or a fraction in base units, is an error.
+fn amount_of(
+    v: Option<&Value>,
+    unit: Option<AmountUnit>,
+    what: &str,
+) -> Result<(Amount, Form), String> {
+    let (text, form) = match v {
+        Some(Value::Number(n)) => (n.to_string(), Form::Number),
+        Some(Value::String(s)) => (s.trim().to_string(), Form::Text),
+        _ => return Err(format!("{what} missing or not a number")),
+    };
+    let decimal = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && text.bytes().filter(|b| *b == b'.').count() <= 1;
+    if !decimal || text == "." {
+        return Err(format!(
+            "{what} {text:?} is not a non-negative decimal amount"
+        ));
     }
+    let integer = !text.contains('.');
+    let amount = match unit {
+        Some(AmountUnit::Whole) => Amount::Decimal(text),
+        Some(AmountUnit::Base) if integer => Amount::Raw(
+            text.parse()
+                .map_err(|_| format!("{what} {text:?} is out of range"))?,
+        ),
+        Some(AmountUnit::Base) => {
+            return Err(format!(
+                "{what} {text:?} has a fraction, but fields.amount_unit is base (whole base units only)"
+            ));
+        }
+        None if integer && form == Form::Number => Amount::Raw(
+            text.parse()
+                .map_err(|_| format!("{what} {text:?} is out of range"))?,
+        ),
+        None => {
+            return Err(format!(
+                "{what} is {}; is that base units or whole? set fields.amount_unit to \"base\" or \"whole\"",
+                if form == Form::Text {
+                    format!("the string {text:?}")
+                } else {
+                    format!("the fraction {text}")
+                }
+            ));
+        }
+    };
+    Ok((amount, form))
 }
 
 /// Unix seconds from a number or a string of digits.
@@ -70,8 +113,33 @@ pub fn unix_seconds(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-/// Records → expectations; errors name the record and field.
+/// Records → expectations; errors name the record (index and id) and
+/// field. Amounts written as numbers in some records and as strings in
+/// others are refused: one source writes them one way.
 pub fn expected(records: &[Value], f: &Fields) -> Result<Vec<Expected>, String> {
+    let mut first_form: Option<(Form, String)> = None;
+    let mut check_form = |form: Form, who: &str| -> Result<(), String> {
+        match &first_form {
+            None => {
+                first_form = Some((form, who.to_string()));
+                Ok(())
+            }
+            Some((f0, who0)) if *f0 != form => Err(format!(
+                "{who}: amount written as {}, but {who0}'s as {}; mixed forms are refused",
+                if form == Form::Text {
+                    "a string"
+                } else {
+                    "a number"
+                },
+                if *f0 == Form::Text {
+                    "a string"
+                } else {
+                    "a number"
+                },
+            )),
+            Some(_) => Ok(()),
+        }
+    };
     records
         .iter()
         .enumerate()
@@ -111,6 +179,12 @@ pub fn expected(records: &[Value], f: &Fields) -> Result<Vec<Expected>, String> 
                     None => Kind::Sol,
                 },
             };
+            let id =
+                f.id.as_deref()
+                    .map(|p| text(p, "id"))
+                    .transpose()?
+                    .unwrap_or_else(|| account.clone());
+            let who = format!("record {i} ({id})");
             let milestones = match f.milestones.as_deref().and_then(&field) {
                 None => None,
                 Some(Value::Array(items)) => Some(
@@ -122,11 +196,13 @@ pub fn expected(records: &[Value], f: &Fields) -> Result<Vec<Expected>, String> 
                                 m,
                                 f.milestone_unlock.as_deref().unwrap_or("unlock_at"),
                             ))
-                            .ok_or(format!("record {i}: milestone {j}: no unlock time"))?;
-                            let amount = amount_of(
+                            .ok_or(format!("{who}: milestone {j}: no unlock time"))?;
+                            let (amount, form) = amount_of(
                                 at(m, f.milestone_amount.as_deref().unwrap_or("amount")),
-                                &format!("record {i}: milestone {j}: amount"),
+                                f.amount_unit,
+                                &format!("{who}: milestone {j}: amount"),
                             )?;
+                            check_form(form, &who)?;
                             Ok((unlock, amount))
                         })
                         .collect::<Result<Vec<_>, String>>()?,
@@ -136,16 +212,14 @@ pub fn expected(records: &[Value], f: &Fields) -> Result<Vec<Expected>, String> 
             let amount = if milestones.is_some() {
                 Amount::Raw(0)
             } else {
-                amount_of(
+                let (amount, form) = amount_of(
                     field(&f.amount),
-                    &format!("record {i}: fields.amount ({:?})", f.amount),
-                )?
+                    f.amount_unit,
+                    &format!("{who}: fields.amount ({:?})", f.amount),
+                )?;
+                check_form(form, &who)?;
+                amount
             };
-            let id =
-                f.id.as_deref()
-                    .map(|p| text(p, "id"))
-                    .transpose()?
-                    .unwrap_or_else(|| account.clone());
             Ok(Expected {
                 id,
                 account,

@@ -135,7 +135,12 @@ fn thousands_of_accounts_in_batches_of_100_at_one_slot() {
                 key.clone(),
                 token(USDC, 1_000_000 + i, false, TOKEN_PROGRAM),
             );
-            all.push(record(&format!("c{i}"), &key, "spl", json!(1_000_000 + i)));
+            all.push(record(
+                &format!("c{i}"),
+                &key,
+                "spl",
+                json!(format!("1.{i:06}")),
+            ));
         } else {
             node.accounts
                 .insert(key.clone(), sol(rent_exempt(0) + 5_000_000_000));
@@ -146,7 +151,7 @@ fn thousands_of_accounts_in_batches_of_100_at_one_slot() {
     let pages: Vec<Value> = all.chunks(1000).map(|c| json!(c)).collect();
     let app_calls = Arc::new(Mutex::new(0));
     let r = run(
-        config(json!({})),
+        config(json!({"fields": {"account": "escrow", "kind": "kind", "mint": "mint", "amount": "expected", "id": "id", "amount_unit": "whole"}})),
         Net {
             node: node.clone(),
             pages,
@@ -214,15 +219,15 @@ fn every_balance_class_with_numbers_and_token_2022() {
     a(&mut node, "SolOk", sol(rent_exempt(0) + 2_000_000_000));
     a(&mut node, "SolShort", sol(2_000_000_000)); // the reserve is not funding
     let records = json!([
-        record("ok-2022", "Ok2022", "spl", json!("1.5")),
+        record("ok-2022", "Ok2022", "spl", json!(1_500_000)),
         record("under", "Under", "spl", json!(1_000_000)),
-        record("over", "Over", "spl", json!("1000000")),
+        record("over", "Over", "spl", json!(1_000_000)),
         record("tol", "WithinTol", "spl", json!(1_000_000)),
         record("mint", "OtherMint", "spl", json!(1)),
         record("frozen", "Frozen", "spl", json!(1_000_000)),
         record("owner", "NotToken", "spl", json!(5)),
         record("missing", "Nowhere", "spl", json!(1)),
-        record("sol-ok", "SolOk", "sol", json!("2.0")),
+        record("sol-ok", "SolOk", "sol", json!(2_000_000_000)),
         record("sol-short", "SolShort", "sol", json!(2_000_000_000)),
     ]);
     let r = run(
@@ -455,7 +460,7 @@ fn milestones_stale_locks_and_transactions() {
     let admin = write("admin.json", json!(admin));
     let cfg = config(json!({
         "source": {"file": commitments},
-        "fields": {"account": "escrow", "mint": "mint", "amount": "expected", "id": "id", "milestones": "schedule"},
+        "fields": {"account": "escrow", "mint": "mint", "amount": "expected", "id": "id", "milestones": "schedule", "amount_unit": "whole"},
         "locks": {"source": {"file": locks}, "id": "lock_id", "created_at": "created", "signature": "tx", "stale_after": "15m"},
         "admin": {"source": {"file": admin}, "id": "event", "signature": "signature"},
     }));
@@ -492,4 +497,79 @@ fn milestones_stale_locks_and_transactions() {
     // 604 distinct signatures: three batches of at most 256.
     assert_eq!(node.lock().unwrap().calls("getSignatureStatuses"), 3);
     assert_eq!(metric(&r, "reconcile_chain_time", None), chain_time as f64);
+}
+
+#[test]
+fn amounts_are_never_ambiguous() {
+    let mut node = Node::healthy(1000);
+    // Underfunded: 1.5 SOL held (above the reserve), 2 SOL expected.
+    node.accounts
+        .insert("Short".into(), sol(rent_exempt(0) + 1_500_000_000));
+    let node = Arc::new(Mutex::new(node));
+    let with = |unit: Value, records: Value| {
+        let mut fields =
+            json!({"account": "escrow", "kind": "kind", "amount": "expected", "id": "id"});
+        if !unit.is_null() {
+            fields["amount_unit"] = unit;
+        }
+        run(
+            config(json!({ "fields": fields })),
+            Net {
+                node: node.clone(),
+                pages: vec![records],
+                fail_page: None,
+                app_calls: Arc::new(Mutex::new(0)),
+            },
+        )
+    };
+    // "2" and "2.0" are both 2 SOL in whole units: underfunded, critical.
+    for amount in ["2", "2.0"] {
+        let r = with(
+            json!("whole"),
+            json!([record("e1", "Short", "sol", json!(amount))]),
+        )
+        .unwrap();
+        assert_eq!(r.status, Status::Critical, "{amount}: {}", r.summary);
+        assert!(r.summary.contains("underfunded"), "{}", r.summary);
+    }
+    // A string without a unit is refused, naming the record.
+    let e = with(
+        Value::Null,
+        json!([record("e7", "Short", "sol", json!("2"))]),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("record 0 (e7)") && e.contains("fields.amount_unit"),
+        "{e}"
+    );
+    // A fraction in base units is refused.
+    let e = with(
+        json!("base"),
+        json!([record("e8", "Short", "sol", json!("2.0"))]),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("record 0 (e8)") && e.contains("has a fraction"),
+        "{e}"
+    );
+    // Numbers in one record and strings in another are refused.
+    let e = with(
+        json!("whole"),
+        json!([
+            record("a", "Short", "sol", json!(2)),
+            record("b", "Short", "sol", json!("2.0")),
+        ]),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("record 1 (b)") && e.contains("mixed forms") && e.contains("record 0 (a)"),
+        "{e}"
+    );
+    // Without a unit, integers are base units, as before.
+    let r = with(
+        Value::Null,
+        json!([record("e1", "Short", "sol", json!(1_500_000_000))]),
+    )
+    .unwrap();
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
 }
