@@ -847,7 +847,7 @@ config = { mode = "bad-metrics" }
         "{metrics}"
     );
     assert!(
-        metrics.contains("hostile_not_a_number{check=\"bad\"} NaN"),
+        metrics.contains("hostile_not_a_number{check=\"bad\",plugin=\"hostile\"} NaN"),
         "{metrics}"
     );
     assert!(metrics.contains("warden_up 1\n"), "{metrics}");

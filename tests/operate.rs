@@ -264,9 +264,10 @@ fn the_embedded_defaults_show_results_within_seconds() {
     });
     let metrics = agent.get("/metrics").body;
     for series in [
-        "probe_success{check=\"warden-health\"} 1",
-        "http_health_rule_firing{check=\"warden-metrics\",rule=\"store writes are failing\"} 0",
-        "warden_check_status{check=\"hello\"} 0",
+        "probe_success{check=\"warden-health\",plugin=\"http-health\",instance=\"http://127.0.0.1:7878/health\"} 1",
+        "http_health_rule_firing{check=\"warden-metrics\",plugin=\"http-health\",rule=\"store writes are failing\",instance=\"http://127.0.0.1:7878/metrics\"} 0",
+        "warden_check_status{check=\"hello\",plugin=\"hello\",state_type=\"hard\"} 0",
+        "warden_check_up{check=\"warden-health\",plugin=\"http-health\",instance=\"http://127.0.0.1:7878/health\"} 1",
     ] {
         assert!(metrics.contains(series), "{series} in\n{metrics}");
     }
@@ -615,4 +616,53 @@ fn a_backup_taken_while_the_agent_runs_restores_its_history() {
     let n = runs_page["runs"].as_array().unwrap().len();
     assert!(n >= 5, "the history came back: {n} runs");
     assert!(runs(&agent, "greeter") >= 5);
+}
+
+#[test]
+fn metrics_carry_plugin_state_type_and_instance_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = common::fixture_server();
+    let config = |run_on_start: bool| {
+        format!(
+            "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+             [[check]]\nname = \"site\"\nplugin = \"http-health\"\nschedule = \"@every 1h\"\n\
+             run_on_start = {run_on_start}\nallow.hosts = [\"http://127.0.0.1:{fixture}\"]\n\
+             config = {{ url = \"http://127.0.0.1:{fixture}/ok?api_key=s3cr3tvalue123456\" }}\n"
+        )
+    };
+    let agent = AgentProcess::start(dir.path(), &config(true), &[]);
+    agent.wait_until("a first run", WAIT, |a| a.check("site")["status"] == "ok");
+    let target = format!("http://127.0.0.1:{fixture}/ok?api_key=***");
+    let expected = [
+        format!("probe_success{{check=\"site\",plugin=\"http-health\",instance=\"{target}\"}} 1"),
+        format!("warden_check_up{{check=\"site\",plugin=\"http-health\",instance=\"{target}\"}} 1"),
+        format!(
+            "warden_check_status{{check=\"site\",plugin=\"http-health\",instance=\"{target}\",state_type=\"hard\"}} 0"
+        ),
+        format!(
+            "warden_check_status{{check=\"site\",plugin=\"http-health\",instance=\"{target}\",state_type=\"soft\"}} 0"
+        ),
+    ];
+    let metrics = agent.get("/metrics").body;
+    for series in &expected {
+        assert!(metrics.contains(series.as_str()), "{series} in\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("s3cr3tvalue"),
+        "the key in the URL is masked"
+    );
+    assert_eq!(agent.terminate(), 0);
+
+    // Restarted, with no run due for an hour: the latest run's metrics
+    // are exposed at once, read back from the store.
+    let agent = AgentProcess::start(dir.path(), &config(false), &[]);
+    let metrics = agent.get("/metrics").body;
+    for series in &expected {
+        assert!(
+            metrics.contains(series.as_str()),
+            "{series} after the restart in\n{metrics}"
+        );
+    }
+    assert_eq!(agent.check("site")["runs"]["ok"], 1, "no run since");
+    assert_eq!(agent.terminate(), 0);
 }

@@ -98,12 +98,10 @@ fn alertmanager_hears_nothing_while_a_warden_silence_holds() {
             .iter()
             .any(|n| n["state"] == "suppressed")
     });
-    assert!(
-        agent
-            .get("/metrics")
-            .body
-            .contains("warden_check_silenced{check=\"api\"} 1")
-    );
+    assert!(agent.get("/metrics").body.lines().any(|l| {
+        l.starts_with("warden_check_silenced{check=\"api\",plugin=\"http-health\"")
+            && l.ends_with("} 1")
+    }));
     // Runs go on and are stored; Alertmanager hears nothing.
     let runs_before = agent.check("api")["runs"]["critical"].as_u64().unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -235,12 +233,10 @@ fn a_flapping_check_notifies_once_and_stays_quiet_until_it_settles() {
     let c = agent.check("api");
     assert_eq!(c["flapping"], true, "{c}");
     assert!(c["flap_percent"].as_f64().unwrap() >= 20.0, "{c}");
-    assert!(
-        agent
-            .get("/metrics")
-            .body
-            .contains("warden_check_flapping{check=\"api\"} 1")
-    );
+    assert!(agent.get("/metrics").body.lines().any(|l| {
+        l.starts_with("warden_check_flapping{check=\"api\",plugin=\"http-health\"")
+            && l.ends_with("} 1")
+    }));
     // Still flapping: nothing more is sent, though each change is stored.
     let at_notice = statuses().len();
     let stored = notifications(&agent).len();

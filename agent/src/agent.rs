@@ -103,6 +103,7 @@ impl Live {
     pub(crate) fn from_record(record: crate::store::CheckRecord, told: Option<Status>) -> Live {
         Live {
             health: record.health,
+            last: record.latest.map(Arc::new),
             runs_by_status: record.runs_by_status,
             told: told.unwrap_or(Status::Ok),
             ..Live::default()

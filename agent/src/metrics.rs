@@ -1,9 +1,14 @@
 //! `/metrics`: the Prometheus text exposition of the agent's own metrics
 //! (check status, durations, runs by status, skipped runs, plugin load
 //! errors, run lateness, runs in flight) and the latest metrics each
-//! check's plugin reported, labelled with the check.
+//! check's plugin reported, labelled with the check and plugin. A check's
+//! own series carry `check`, `plugin` and, when its plugin names a probe
+//! target (an `instance` label on its metrics), `instance`; its status
+//! comes as two series, `state_type="soft"` (the latest run) and
+//! `state_type="hard"` (confirmed after its attempts); `warden_check_up`
+//! is 1 while its latest run completed.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use warden_runtime::Status;
@@ -33,10 +38,43 @@ fn sanitize(s: &str, colons: bool) -> String {
 }
 
 impl Agent {
+    /// The `check`, `plugin` (and `instance`) labels of each check's own
+    /// series; the instance is the one `instance` label its latest run's
+    /// metrics agree on.
+    fn check_labels(&self, views: &[crate::views::CheckSummary]) -> HashMap<String, String> {
+        let live = self.live();
+        views
+            .iter()
+            .map(|v| {
+                let mut instances = live
+                    .get(&v.name)
+                    .and_then(|l| l.last.as_ref())
+                    .into_iter()
+                    .flat_map(|last| last.metrics.iter())
+                    .flat_map(|m| m.labels.iter())
+                    .filter(|(k, _)| k == "instance")
+                    .map(|(_, v)| v.as_str());
+                let first = instances.next();
+                let instance = first.filter(|f| instances.all(|i| i == *f));
+                let mut labels = format!(
+                    "check=\"{}\",plugin=\"{}\"",
+                    escape(&v.name),
+                    escape(&v.plugin)
+                );
+                if let Some(i) = instance {
+                    let _ = write!(labels, ",instance=\"{}\"", escape(i));
+                }
+                (v.name.clone(), labels)
+            })
+            .collect()
+    }
+
     /// The Prometheus text exposition.
     pub fn metrics_text(&self) -> String {
         let mut out = String::with_capacity(64 * 1024);
         let views = self.check_summaries();
+        let labels = self.check_labels(&views);
+        let l = |name: &str| labels.get(name).map(String::as_str).unwrap_or_default();
         let _ = writeln!(
             out,
             "# HELP warden_up 1 while the agent runs.\n# TYPE warden_up gauge\nwarden_up 1"
@@ -61,15 +99,35 @@ impl Agent {
         }
         let _ = writeln!(
             out,
-            "# HELP warden_check_status Hard status of a check: 0 ok, 1 warning, 2 critical, 3 unknown.\n# TYPE warden_check_status gauge"
+            "# HELP warden_check_status Status of a check: 0 ok, 1 warning, 2 critical, 3 unknown; state_type=\"hard\" once confirmed (alert on this one), \"soft\" the latest run's.\n# TYPE warden_check_status gauge"
         );
         for v in &views {
-            let s = v.status.unwrap_or(Status::Unknown).exit_code();
+            let hard = v.status.unwrap_or(Status::Unknown).exit_code();
+            let soft = v
+                .last_status
+                .or(v.status)
+                .unwrap_or(Status::Unknown)
+                .exit_code();
             let _ = writeln!(
                 out,
-                "warden_check_status{{check=\"{}\"}} {s}",
-                escape(&v.name)
+                "warden_check_status{{{},state_type=\"hard\"}} {hard}\nwarden_check_status{{{},state_type=\"soft\"}} {soft}",
+                l(&v.name),
+                l(&v.name)
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP warden_check_up 1 when the check's latest run completed (ok, warning or critical), 0 when it could not (unknown: a timeout, a crash, a refused config).\n# TYPE warden_check_up gauge"
+        );
+        for v in &views {
+            if let Some(s) = v.last_status {
+                let _ = writeln!(
+                    out,
+                    "warden_check_up{{{}}} {}",
+                    l(&v.name),
+                    u8::from(s != Status::Unknown)
+                );
+            }
         }
         let _ = writeln!(
             out,
@@ -78,8 +136,8 @@ impl Agent {
         for v in &views {
             let _ = writeln!(
                 out,
-                "warden_check_flapping{{check=\"{}\"}} {}",
-                escape(&v.name),
+                "warden_check_flapping{{{}}} {}",
+                l(&v.name),
                 u8::from(v.flapping)
             );
         }
@@ -90,8 +148,8 @@ impl Agent {
         for v in &views {
             let _ = writeln!(
                 out,
-                "warden_check_silenced{{check=\"{}\"}} {}",
-                escape(&v.name),
+                "warden_check_silenced{{{}}} {}",
+                l(&v.name),
                 u8::from(v.quiet.is_some())
             );
         }
@@ -101,11 +159,7 @@ impl Agent {
         );
         for v in &views {
             if let Some(d) = v.last_duration_seconds {
-                let _ = writeln!(
-                    out,
-                    "warden_check_duration_seconds{{check=\"{}\"}} {d}",
-                    escape(&v.name)
-                );
+                let _ = writeln!(out, "warden_check_duration_seconds{{{}}} {d}", l(&v.name));
             }
         }
         let _ = writeln!(
@@ -117,8 +171,8 @@ impl Agent {
             for (status, n) in Status::ALL.iter().zip(counts) {
                 let _ = writeln!(
                     out,
-                    "warden_check_runs_total{{check=\"{}\",status=\"{status}\"}} {n}",
-                    escape(&v.name)
+                    "warden_check_runs_total{{{},status=\"{status}\"}} {n}",
+                    l(&v.name)
                 );
             }
         }
@@ -129,8 +183,8 @@ impl Agent {
         for v in &views {
             let _ = writeln!(
                 out,
-                "warden_check_skipped_runs_total{{check=\"{}\"}} {}",
-                escape(&v.name),
+                "warden_check_skipped_runs_total{{{}}} {}",
+                l(&v.name),
                 v.skipped_runs
             );
         }
@@ -245,7 +299,7 @@ impl Agent {
             };
             let mut n = 0;
             for m in &last.metrics {
-                let Some((name, labels)) = series(check, m) else {
+                let Some((name, labels)) = series(check, &c.config.plugin, m) else {
                     n += 1;
                     continue;
                 };
@@ -299,9 +353,9 @@ struct Family {
 
 /// The family name and rendered labels of a plugin metric, or `None` when
 /// it cannot be exposed: an empty, digit-first, `__`-reserved or
-/// `warden_` name; a label name that is empty, digit-first, `__`-reserved
-/// or `check` (the agent's own); a label name given twice.
-fn series(check: &str, m: &warden_runtime::Metric) -> Option<(String, String)> {
+/// `warden_` name; a label name that is empty, digit-first, `__`-reserved,
+/// `check` or `plugin` (the agent's own); a label name given twice.
+fn series(check: &str, plugin: &str, m: &warden_runtime::Metric) -> Option<(String, String)> {
     let name = sanitize(&m.name, true);
     let name_ok = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -311,13 +365,14 @@ fn series(check: &str, m: &warden_runtime::Metric) -> Option<(String, String)> {
         return None;
     }
     let mut names = HashSet::new();
-    let mut labels = format!("check=\"{}\"", escape(check));
+    let mut labels = format!("check=\"{}\",plugin=\"{}\"", escape(check), escape(plugin));
     for (k, v) in &m.labels {
         let k = sanitize(k, false);
         let ok = !k.is_empty()
             && !k.starts_with(|c: char| c.is_ascii_digit())
             && !k.starts_with("__")
-            && k != "check";
+            && k != "check"
+            && k != "plugin";
         if !ok || !names.insert(k.clone()) {
             return None;
         }

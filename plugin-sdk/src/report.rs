@@ -192,6 +192,21 @@ impl Report {
         self
     }
 
+    /// Names the run's probe target (a URL, a host): every metric added so
+    /// far without an `instance` label gets `instance = target`, with
+    /// credentials masked, as Prometheus' multi-target exporters label
+    /// probes. The agent then labels the check's own series with it too.
+    /// Call it after the metrics are added.
+    pub fn instance(mut self, target: &str) -> Self {
+        let target = crate::redact::url(target);
+        for m in &mut self.metrics {
+            if !m.labels.iter().any(|(k, _)| k == "instance") {
+                m.labels.push(("instance".into(), target.clone()));
+            }
+        }
+        self
+    }
+
     /// Adds a finding.
     pub fn finding(mut self, finding: Finding) -> Self {
         self.findings.push(finding);

@@ -186,7 +186,7 @@ pub fn fixture_server() -> u16 {
                 }
                 let mut body = vec![0; content_length];
                 let _ = reader.read_exact(&mut body);
-                respond(&path, &mut stream);
+                respond(path.split('?').next().unwrap_or_default(), &mut stream);
             });
         }
     });

@@ -137,6 +137,9 @@ pub struct CheckRecord {
     /// How long the latest stored run took (the run gate's first estimate
     /// of the check's cost after a restart).
     pub last_run: Option<std::time::Duration>,
+    /// The latest stored run (its metrics are in `/metrics` again at
+    /// once after a restart).
+    pub latest: Option<RunOutcome>,
 }
 
 /// A handle to the store; cheap to clone.
@@ -297,22 +300,29 @@ impl Store {
                     last_run: r
                         .get::<_, Option<f64>>(7)?
                         .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
+                    latest: None,
                 },
             ))
         })?;
-        rows.collect::<rusqlite::Result<_>>()
-            .context("reading check status")
+        let mut records: HashMap<String, CheckRecord> = rows
+            .collect::<rusqlite::Result<_>>()
+            .context("reading check status")?;
+        drop(stmt);
+        drop(conn);
+        for run in self.select_runs(
+            " AND id IN (SELECT MAX(id) FROM runs GROUP BY check_name)",
+            Vec::new(),
+        )? {
+            if let Some(r) = records.get_mut(&run.run.check) {
+                r.latest = Some(run.run);
+            }
+        }
+        Ok(records)
     }
 
     /// Runs, newest first.
     pub fn runs(&self, f: &RunFilter) -> Result<Vec<StoredRun>> {
-        let conn = self.conn();
-        let mut sql = String::from(
-            "SELECT id, run_id, check_name, plugin, plugin_sha256, scheduled_ms, started_ms, finished_ms, duration_s,
-                    attempt, manual, status, summary, error, metrics, findings, outputs, refusals,
-                    http_requests
-             FROM runs WHERE 1 = 1",
-        );
+        let mut sql = String::new();
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(c) = &f.check {
             sql.push_str(" AND check_name = ?");
@@ -332,6 +342,22 @@ impl Store {
         }
         sql.push_str(" ORDER BY id DESC LIMIT ?");
         args.push((f.limit.clamp(1, limits::MAX_RUNS_PAGE) as i64).into());
+        self.select_runs(&sql, args)
+    }
+
+    /// Runs matching `filter` (SQL after `WHERE 1 = 1`) with `args`.
+    fn select_runs(
+        &self,
+        filter: &str,
+        args: Vec<rusqlite::types::Value>,
+    ) -> Result<Vec<StoredRun>> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT id, run_id, check_name, plugin, plugin_sha256, scheduled_ms, started_ms, finished_ms, duration_s,
+                    attempt, manual, status, summary, error, metrics, findings, outputs, refusals,
+                    http_requests
+             FROM runs WHERE 1 = 1{filter}"
+        );
         let mut stmt = conn.prepare(&sql)?;
         fn json<T: serde::de::DeserializeOwned + Default>(s: String) -> T {
             serde_json::from_str(&s).unwrap_or_default()

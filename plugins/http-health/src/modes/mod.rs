@@ -243,20 +243,25 @@ pub(super) fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// Runs the configured mode.
+/// Runs the configured mode; its metrics carry the target as `instance`
+/// (the URL as configured, credentials masked; a flow's first step's).
 pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
     let config = ctx.config.clone();
     if let Some(spec) = config.probe_request() {
-        return probe::run(ctx, &spec, &config.conditions);
+        return Ok(probe::run(ctx, &spec, &config.conditions)?.instance(&spec.url));
     }
     if let Some(cors) = &config.cors {
-        return cors::run(ctx, cors);
+        return Ok(cors::run(ctx, cors)?.instance(&cors.url));
     }
     if let Some(steps) = &config.flow {
-        return flow::run(ctx, steps);
+        let first = steps
+            .first()
+            .map(|s| s.request.url.clone())
+            .unwrap_or_default();
+        return Ok(flow::run(ctx, steps)?.instance(&first));
     }
     if let Some(m) = &config.metrics {
-        return metrics::run(ctx, m);
+        return Ok(metrics::run(ctx, m)?.instance(&m.url));
     }
     Err(Error::msg("no mode configured"))
 }
