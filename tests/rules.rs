@@ -506,3 +506,145 @@ fn runbook_conditions_fire_and_resolve_on_time() {
     // The error at 5 is within the last hour until 65.
     assert_eq!(seen[2], st(&[(0, "ok"), (5, "critical"), (65, "ok")]));
 }
+
+/// `examples/env-policy.toml` with its paths under `root`.
+fn env_policy_config(root: &Path) -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/env-policy.toml"
+    ))
+    .unwrap();
+    let r = root.display().to_string();
+    format!(
+        "[agent]\nstate_dir = {:?}\n{}",
+        root.join("state"),
+        text.replace("\"/etc/", &format!("\"{r}/etc/"))
+            .replace("\"/srv/", &format!("\"{r}/srv/"))
+    )
+}
+
+#[test]
+fn production_checklists_name_the_key_and_line_and_never_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for d in ["etc/systemd/system", "etc/escrow", "srv/api"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let secret = "hunter2-not-long-enough";
+    std::fs::write(
+        root.join("etc/systemd/system/escrow.service"),
+        format!(
+            "[Unit]\nDescription=escrow\n[Service]\nEnvironment=NODE_ENV=production CTS_MOCK_MODE=1\n\
+             EnvironmentFile={}/etc/escrow/escrow.env\nExecStart=/usr/bin/escrow\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/escrow/escrow.env"),
+        format!("# escrow\nESCROW_DB_SECRET={secret}\nAPP_ORIGIN=https://app.example.com\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("srv/api/.env"),
+        "APP_ORIGIN=https://app.example.com\nCORS_ALLOWED_ORIGINS=https://app.example.com/,http://localhost:3000\n",
+    )
+    .unwrap();
+    let config = root.join("warden.toml");
+    std::fs::write(&config, env_policy_config(root)).unwrap();
+    let check = |name: &str| {
+        let run = warden(
+            root,
+            &[
+                "check",
+                "-c",
+                config.to_str().unwrap(),
+                "--check",
+                name,
+                "--format",
+                "json",
+            ],
+            &[],
+        );
+        assert!(
+            !run.stdout.contains(secret) && !run.stderr.contains(secret),
+            "{}",
+            run.stdout
+        );
+        (run.code, run.json())
+    };
+    let (code, escrow) = check("escrow-env");
+    assert_eq!(
+        (code, escrow["status"].as_str()),
+        (2, Some("critical")),
+        "{escrow}"
+    );
+    let findings: Vec<(String, String)> = escrow["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["location"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let unit = format!("{}/etc/systemd/system/escrow.service:4", root.display());
+    let env = format!("{}/etc/escrow/escrow.env:2", root.display());
+    for want in [
+        ("env-policy/forbidden".to_string(), unit.clone()),
+        ("env-policy/min-length".to_string(), env.clone()),
+        ("env-policy/required".to_string(), "not defined".to_string()),
+    ] {
+        assert!(findings.contains(&want), "{want:?} in {findings:?}");
+    }
+    let summary = escrow["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("production: 3 of 5 rules broken"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("ADMIN_WALLET_PUBKEYS is required but not set"),
+        "{summary}"
+    );
+
+    let (code, api) = check("api-cors-env");
+    assert_eq!(code, 2, "{api}");
+    assert!(
+        api["summary"].as_str().unwrap().contains(
+            "CORS_ALLOWED_ORIGINS lacks APP_ORIGIN's value exactly (it has \"https://app.example.com/\", which is not exact)"
+        ),
+        "{api}"
+    );
+
+    // Fixed: the unit without mock mode, a long secret, the wallets, the
+    // exact origin.
+    std::fs::write(
+        root.join("etc/systemd/system/escrow.service"),
+        format!(
+            "[Service]\nEnvironment=NODE_ENV=production\nEnvironmentFile={}/etc/escrow/escrow.env\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/escrow/escrow.env"),
+        "ESCROW_DB_SECRET=0123456789abcdef0123456789abcdef\nAPP_ORIGIN=https://app.example.com\n\
+         ADMIN_WALLET_PUBKEYS=9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("srv/api/.env"),
+        "APP_ORIGIN=https://app.example.com\nCORS_ALLOWED_ORIGINS=https://app.example.com, http://localhost:3000\n",
+    )
+    .unwrap();
+    let (code, escrow) = check("escrow-env");
+    assert_eq!(code, 0, "{escrow}");
+    assert_eq!(
+        escrow["summary"],
+        "production: 5 rules hold over 4 variables from 2 files"
+    );
+    let (code, api) = check("api-cors-env");
+    assert_eq!(code, 0, "{api}");
+}
