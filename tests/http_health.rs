@@ -303,7 +303,9 @@ fn health_example_passes_and_each_failure_is_named() {
     assert!(!agent.log().contains("admin-s3cret"));
     let metrics = agent.get("/metrics").body;
     assert!(
-        metrics.contains("probe_success{check=\"api-health\"} 0"),
+        metrics.lines().any(|l| l.starts_with(
+            "probe_success{check=\"api-health\",plugin=\"http-health\",instance=\"http://127.0.0.1:"
+        ) && l.ends_with("/health\"} 0")),
         "{metrics}"
     );
 }

@@ -249,7 +249,8 @@ fn storm(bin: &str, dir: &Path, fifo_dir: &Path, port: u16, secs: u64, phase: &s
         .ok()
         .and_then(|(_, m)| {
             m.lines().find_map(|l| {
-                l.strip_prefix("warden_check_skipped_runs_total{check=\"trivial\"} ")
+                l.strip_prefix("warden_check_skipped_runs_total{check=\"trivial\",")
+                    .and_then(|rest| rest.rsplit(' ').next())
                     .map(str::to_string)
             })
         })
