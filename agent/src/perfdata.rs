@@ -1,7 +1,7 @@
 //! A run as a Nagios plugin prints it (`warden check --format nagios`):
 //! `STATUS: summary | 'label'=value[UOM];warn;crit;min;max ...`, the
 //! perfdata of the Nagios plugin guidelines. Each metric is one label
-//! (`name` or `name{k=v,...}`), single-quoted when it holds anything but
+//! (`name` or `name{k=v,...}`, without `instance`), single-quoted when it holds anything but
 //! `[A-Za-z0-9_.-]` (a `'` doubled); units map to the guidelines' UOMs
 //! (`seconds` → `s`, `bytes` → `B`, `percent` → `%`, a `_total` counter →
 //! `c`; others none). Warden's metrics carry no thresholds, so `warn`,
@@ -11,11 +11,16 @@
 use warden_runtime::RunOutcome;
 use warden_text::escape::escape;
 
-/// One label, quoted when it must be.
+/// One label, quoted when it must be. The `instance` label (the probe's
+/// target) is left out: a Nagios service is already one target.
 fn label(name: &str, labels: &[(String, String)]) -> String {
     let mut l = name.to_string();
-    if !labels.is_empty() {
-        let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let inner: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| k != "instance")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !inner.is_empty() {
         l = format!("{l}{{{}}}", inner.join(","));
     }
     let l = escape(&l).replace(['\n', '\r'], " ");
