@@ -144,6 +144,14 @@ fn warden(fixture: u16, n: u64, secs: u64) -> (f64, f64) {
         .unwrap();
     let child = Killed(child);
     wait_for(port);
+    // Until every plugin is compiled (the agent loads the standard plugins
+    // in the background; a fresh state directory has no cache), then a
+    // few seconds for the checks to settle into their schedule.
+    let t0 = Instant::now();
+    while !get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(t0.elapsed() < Duration::from_secs(300), "never ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     std::thread::sleep(Duration::from_secs(3));
     let count = || -> f64 {
         let text = get(port, "/metrics").unwrap_or_default();
