@@ -372,6 +372,22 @@ mod tests {
                 serde_json::json!({"url": "http://x", "timeout": "soon"}),
                 "config.timeout",
             ),
+            (
+                serde_json::json!({"metrics": {"url": "http://x", "values": {"a": "[BODY].a"}, "rules": [{"name": "r", "expr": "a > 3 * avg(a)"}]}}),
+                "avg_over_time(a[1h] offset 10m)",
+            ),
+            (
+                serde_json::json!({"metrics": {"url": "http://x", "values": {"a": "[BODY].a"}, "average_window": "1h", "rules": [{"name": "r", "expr": "a > 1"}]}}),
+                "config.metrics.average_window: removed",
+            ),
+            (
+                serde_json::json!({"metrics": {"url": "http://x", "format": "prometheus", "rules": [{"name": "r", "expr": "rate(m[5m]) > 1 for 5m", "for": "1m"}]}}),
+                "both in expr and a field",
+            ),
+            (
+                serde_json::json!({"metrics": {"url": "http://x", "format": "prometheus", "rules": [{"name": "r", "expr": "rate(m) > 1"}]}}),
+                "config.metrics.rules[0]: rule \"rate(m) > 1\": rate() takes a range selector",
+            ),
         ] {
             let e = warden_plugin_sdk::parse_config::<crate::HttpHealth>(&json.to_string())
                 .unwrap_err();
