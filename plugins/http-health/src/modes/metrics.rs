@@ -237,12 +237,13 @@ fn scrape(
         .iter()
         .map(|(n, v)| ([("__name__".to_string(), n.clone())].into(), *v))
         .collect();
-    let metrics: BTreeSet<&str> = rules
+    let selectors: Vec<&promql::Selector> = rules
         .iter()
         .flat_map(|(r, _)| r.expr.selectors())
-        .map(|(s, _)| s.name.as_str())
-        .filter(|n| !values.contains_key(*n))
+        .map(|(s, _)| s)
+        .filter(|s| !values.contains_key(&s.name))
         .collect();
+    let metrics: BTreeSet<&str> = selectors.iter().map(|s| s.name.as_str()).collect();
     if !metrics.is_empty() {
         if json {
             let list: Vec<&str> = metrics.into_iter().collect();
@@ -252,11 +253,14 @@ fn scrape(
                 list.join(", ")
             )));
         }
+        // Only the series some selector selects are kept.
         for (name, labels, v) in prometheus::samples(body) {
             if metrics.contains(name) {
                 let mut l: Labels = labels.into_iter().collect();
                 l.insert("__name__".into(), name.to_string());
-                series.push((l, v));
+                if selectors.iter().any(|s| s.selects(name, &l)) {
+                    series.push((l, v));
+                }
             }
         }
     }
