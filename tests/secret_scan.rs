@@ -243,3 +243,108 @@ fn scheduled_scans_are_incremental_and_findings_leave_through_the_api() {
         "secret in the store"
     );
 }
+
+#[test]
+fn never_silently_blind_past_bad_names_big_files_fifos_and_loops() {
+    use std::os::unix::ffi::OsStrExt;
+    let state = tempfile::tempdir().unwrap();
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    let leak = format!("export AWS_ACCESS_KEY_ID={AKIA}\n");
+    // A name that is not UTF-8 sorts between two leaks and a subdirectory.
+    std::fs::write(t.join("a-good.env"), &leak).unwrap();
+    std::fs::write(t.join(std::ffi::OsStr::from_bytes(b"m-bad\xff.env")), &leak).unwrap();
+    std::fs::write(t.join("z-good.env"), &leak).unwrap();
+    std::fs::create_dir(t.join("sub")).unwrap();
+    std::fs::write(t.join("sub/deploy.sh"), &leak).unwrap();
+    std::fs::write(t.join("big.log"), "x".repeat(4096)).unwrap();
+    let fifo = t.join("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Loops: here -> . and real/up -> ..
+    std::os::unix::fs::symlink(".", t.join("here")).unwrap();
+    std::fs::create_dir(t.join("real")).unwrap();
+    std::os::unix::fs::symlink("..", t.join("real/up")).unwrap();
+
+    let run = check(
+        state.path(),
+        t,
+        r#"{"follow_symlinks": true, "max_file_size": 1024}"#,
+        "json",
+    );
+    let o = run.json();
+    let files: std::collections::BTreeSet<String> = o["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["location"]
+                .as_str()
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let want: std::collections::BTreeSet<String> = ["a-good.env", "z-good.env", "sub/deploy.sh"]
+        .iter()
+        .map(|f| t.join(f).display().to_string())
+        .collect();
+    assert_eq!(files, want, "every leak past the bad name: {o}");
+    let summary = o["summary"].as_str().unwrap();
+    assert!(summary.contains("3 not scanned"), "{summary}");
+    assert!(summary.contains("whose names are not UTF-8"), "{summary}");
+    assert!(
+        summary.contains("big.log: 4096 bytes, over max_file_size (1024)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("pipe: a FIFO, socket or device, not read"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("reached again through links, walked once"),
+        "{summary}"
+    );
+    let metric = |name: &str| {
+        o["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .map(|m| m["value"].as_f64().unwrap())
+    };
+    assert_eq!(metric("secret_scan_entries_skipped"), Some(3.0));
+    assert!(metric("secret_scan_directory_loops").unwrap() >= 2.0, "{o}");
+
+    // No secret, but a blind spot: a warning, not "OK: no secrets found";
+    // `on_skipped = "ok"` keeps it ok, still naming it.
+    let clean = tempfile::tempdir().unwrap();
+    std::fs::write(
+        clean.path().join(std::ffi::OsStr::from_bytes(b"bad\xfe")),
+        "x",
+    )
+    .unwrap();
+    std::fs::write(clean.path().join("fine.txt"), "nothing here\n").unwrap();
+    let run = check(state.path(), clean.path(), "{}", "text");
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("WARNING: no secrets found"),
+        "{}",
+        run.stdout
+    );
+    let run = check(
+        state.path(),
+        clean.path(),
+        r#"{"on_skipped": "ok"}"#,
+        "text",
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("1 not scanned"), "{}", run.stdout);
+}

@@ -84,6 +84,7 @@
 
 mod context;
 mod error;
+pub mod fs;
 pub mod http;
 mod info;
 pub mod jsonrpc;

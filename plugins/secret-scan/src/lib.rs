@@ -117,6 +117,25 @@ pub struct Config {
     pub incremental: Option<bool>,
     /// Most findings in one report (default 1000; the rest are counted).
     pub max_findings: Option<usize>,
+    /// The status of a run that could not see everything (an entry it
+    /// could not list, open or read; a name that is not UTF-8; a file over
+    /// `max_file_size`; a FIFO, socket or device): `warning` (default),
+    /// `critical`, or `ok` (still counted and named in the summary).
+    #[serde(default)]
+    pub on_skipped: OnSkipped,
+}
+
+/// The status of a run that could not see everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSkipped {
+    /// At least warning.
+    #[default]
+    Warning,
+    /// Critical.
+    Critical,
+    /// As the findings say.
+    Ok,
 }
 
 const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 20;
@@ -371,6 +390,7 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
         is_known,
         c.max_findings.unwrap_or(DEFAULT_MAX_FINDINGS),
         rule_count,
+        c.on_skipped,
     ))
 }
 
@@ -381,17 +401,27 @@ fn report(
     is_known: impl Fn(&Found) -> bool,
     max_findings: usize,
     rule_count: usize,
+    on_skipped: OnSkipped,
 ) -> Report {
     let new_count = found.iter().filter(|f| !is_known(f)).count();
     let known_count = found.len() - new_count;
     let files: BTreeSet<&str> = found.iter().map(|f| f.file.as_str()).collect();
-    let status = if new_count > 0 {
+    let mut status = if new_count > 0 {
         Status::Critical
-    } else if known_count > 0 || !stats.errors.is_empty() {
+    } else if known_count > 0 {
         Status::Warning
     } else {
         Status::Ok
     };
+    // Never silently blind: what was not seen sets the status too.
+    let blind = stats.errors.len() + stats.skipped.len();
+    if blind > 0 {
+        status = status.worst(match on_skipped {
+            OnSkipped::Warning => Status::Warning,
+            OnSkipped::Critical => Status::Critical,
+            OnSkipped::Ok => Status::Ok,
+        });
+    }
     let mut summary = if found.is_empty() {
         "no secrets found".to_string()
     } else {
@@ -411,7 +441,20 @@ fn report(
         summary.push_str(&format!(
             "; {} unreadable (first: {})",
             stats.errors.len(),
-            stats.errors[0]
+            stats.errors[..stats.errors.len().min(3)].join("; ")
+        ));
+    }
+    if !stats.skipped.is_empty() {
+        summary.push_str(&format!(
+            "; {} not scanned (first: {})",
+            stats.skipped.len(),
+            stats.skipped[..stats.skipped.len().min(3)].join("; ")
+        ));
+    }
+    if stats.loops > 0 {
+        summary.push_str(&format!(
+            "; {} directories reached again through links, walked once",
+            stats.loops
         ));
     }
     if found.len() > max_findings {
@@ -445,6 +488,14 @@ fn report(
             stats.symlinks as f64,
         ))
         .metric(Metric::new("secret_scan_errors", stats.errors.len() as f64))
+        .metric(Metric::new(
+            "secret_scan_entries_skipped",
+            stats.skipped.len() as f64,
+        ))
+        .metric(Metric::new(
+            "secret_scan_directory_loops",
+            stats.loops as f64,
+        ))
         .metric(Metric::new("secret_scan_bytes", stats.bytes as f64).unit("bytes"))
         .metric(Metric::new("secret_scan_rules", rule_count as f64));
     for (phase, d) in [

@@ -2,9 +2,13 @@
 //! incremental cache, redaction, fingerprints and `.gitleaksignore`.
 //!
 //! - `.git` directories are skipped; symlinks are not followed unless
-//!   asked (then at most [`MAX_DEPTH`] levels deep, which also ends loops);
-//! - files over the size limit and binary files (a NUL byte in the first
-//!   8000 bytes, as git decides) are counted and skipped;
+//!   asked (then each directory is walked once, however many links lead
+//!   to it, and at most [`MAX_DEPTH`] levels deep);
+//! - the listing goes past entries it cannot give (a name that is not
+//!   UTF-8): those, files over the size limit, FIFOs, sockets and devices
+//!   are counted and named in [`Stats::skipped`], unreadable entries in
+//!   [`Stats::errors`]; binary files (a NUL byte in the first 8000 bytes,
+//!   as git decides) are counted and skipped;
 //! - rules and allowlists see the path relative to the scanned root
 //!   (`src/app.py`, as `gitleaks dir .` shows it); findings carry the host
 //!   path;
@@ -21,6 +25,8 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use warden_plugin_sdk::fs::Kind;
 
 use crate::detect::{Detector, Hit, Timings};
 use crate::pattern::Pattern;
@@ -159,6 +165,13 @@ pub struct Stats {
     pub bytes: u64,
     /// Files or directories that could not be read (path: error).
     pub errors: Vec<String>,
+    /// Entries not scanned that could hold secrets: names that are not
+    /// UTF-8 (no plugin can open them), files over the size limit, FIFOs,
+    /// sockets and devices (path: why). Counted in `too_large` too when
+    /// for size.
+    pub skipped: Vec<String>,
+    /// Directories reached again through symbolic links, walked once.
+    pub loops: u64,
     /// Where the time went.
     #[serde(skip)]
     pub timings: Timings,
@@ -185,6 +198,8 @@ pub struct CachedFile {
 }
 
 struct Walker<'a> {
+    /// Directories walked, by identity (with `follow_symlinks`).
+    visited: BTreeSet<(u64, u64)>,
     detector: &'a Detector,
     settings: &'a Settings,
     previous: Option<&'a Cache>,
@@ -205,6 +220,7 @@ pub fn scan(
     cache_key: &str,
 ) -> (Vec<Found>, Stats, Cache) {
     let mut w = Walker {
+        visited: BTreeSet::new(),
         detector,
         settings,
         previous: previous.filter(|c| c.key == cache_key),
@@ -275,43 +291,81 @@ impl Walker<'_> {
                 .push(format!("{}: deeper than {MAX_DEPTH} levels", dir.display()));
             return;
         }
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
+        // Each directory once, however many links lead to it.
+        if self.settings.follow_symlinks {
+            match warden_plugin_sdk::fs::identity(dir) {
+                Ok(id) if !self.visited.insert(id) => {
+                    self.stats.loops += 1;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.stats.errors.push(format!("{}: {e}", dir.display()));
+                    return;
+                }
+            }
+        }
+        // The whole listing, past names it cannot give (std's read_dir
+        // stops at the first); each entry's type comes with it.
+        let listing = match warden_plugin_sdk::fs::list(dir) {
+            Ok(l) => l,
             Err(e) => {
                 self.stats.errors.push(format!("{}: {e}", dir.display()));
                 return;
             }
         };
-        // The entry's type comes with the listing: no extra call per entry.
-        let mut names: Vec<(PathBuf, std::fs::FileType)> = entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+        if listing.unnamed > 0 {
+            self.stats.skipped.push(format!(
+                "{}: {} entr{} whose names are not UTF-8",
+                dir.display(),
+                listing.unnamed,
+                if listing.unnamed == 1 { "y" } else { "ies" }
+            ));
+        }
+        for e in &listing.errors {
+            self.stats.errors.push(format!(
+                "{}: an entry could not be listed ({e})",
+                dir.display()
+            ));
+        }
+        let mut names: Vec<(PathBuf, Kind)> = listing
+            .entries
+            .into_iter()
+            .map(|e| (dir.join(e.name), e.kind))
             .collect();
         names.sort_by(|a, b| a.0.cmp(&b.0));
         for (path, kind) in names {
-            let (is_dir, is_file) = if kind.is_symlink() {
+            let kind = if kind == Kind::Symlink {
                 if !self.settings.follow_symlinks {
                     self.stats.symlinks += 1;
                     continue;
                 }
                 match std::fs::metadata(&path) {
-                    Ok(m) => (m.is_dir(), m.is_file()),
+                    Ok(m) if m.is_dir() => Kind::Dir,
+                    Ok(m) if m.is_file() => Kind::File,
+                    Ok(_) => Kind::Special,
                     Err(e) => {
                         self.stats.errors.push(format!("{}: {e}", path.display()));
                         continue;
                     }
                 }
             } else {
-                (kind.is_dir(), kind.is_file())
+                kind
             };
             let rel = rel_path(root, &path);
-            if is_dir {
-                if path.file_name().is_some_and(|n| n == ".git") {
-                    continue;
+            match kind {
+                Kind::Dir => {
+                    if path.file_name().is_some_and(|n| n == ".git") {
+                        continue;
+                    }
+                    self.dir(root, &path, depth + 1);
                 }
-                self.dir(root, &path, depth + 1);
-            } else if is_file {
-                self.file(&path, &rel);
+                Kind::File | Kind::Unknown => self.file(&path, &rel),
+                Kind::Special => self.stats.skipped.push(format!(
+                    "{}: a FIFO, socket or device, not read",
+                    path.display()
+                )),
+                Kind::Symlink => {}
             }
         }
     }
@@ -341,6 +395,15 @@ impl Walker<'_> {
         };
         let meta = match meta {
             Ok(m) => m,
+            // The sandbox refuses to open what is not a regular file or a
+            // directory (a FIFO could block the run).
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                self.stats.skipped.push(format!(
+                    "{}: a FIFO, socket or device, not read",
+                    path.display()
+                ));
+                return;
+            }
             Err(e) => {
                 self.stats.errors.push(format!("{}: {e}", path.display()));
                 return;
@@ -348,6 +411,12 @@ impl Walker<'_> {
         };
         if meta.len() > self.settings.max_file_size {
             self.stats.too_large += 1;
+            self.stats.skipped.push(format!(
+                "{}: {} bytes, over max_file_size ({})",
+                path.display(),
+                meta.len(),
+                self.settings.max_file_size
+            ));
             return;
         }
         let host = path.to_string_lossy().into_owned();
