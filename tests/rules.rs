@@ -63,6 +63,22 @@ fn relay(step: i64) -> Vec<(String, f64)> {
     out
 }
 
+/// An example's config for `warden check -c`, its service on `port` and
+/// its state under `dir`.
+fn replay_config(dir: &Path, example: &str, port: u16) -> std::path::PathBuf {
+    let config = dir.join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nstate_dir = {:?}\n{}",
+            dir.join("state"),
+            example.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        ),
+    )
+    .unwrap();
+    config
+}
+
 fn steps() -> i64 {
     MINUTES * 60 / STEP
 }
@@ -278,16 +294,7 @@ fn relay_rules_agree_with_prometheus_and_fire_on_time() {
     ))
     .unwrap();
     let rules = example_rules(&example);
-    let config = dir.path().join("warden.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[agent]\nstate_dir = {:?}\n{}",
-            dir.path().join("state"),
-            example.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        ),
-    )
-    .unwrap();
+    let config = replay_config(dir.path(), &example, port);
 
     // rule -> (fired at, resolved at) in minutes, from the replay.
     let mut changes: Vec<Vec<(f64, bool)>> = vec![Vec::new(); rules.len()];
@@ -438,16 +445,7 @@ fn runbook_conditions_fire_and_resolve_on_time() {
         "/../examples/runbook-conditions.toml"
     ))
     .unwrap();
-    let config = dir.path().join("warden.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[agent]\nstate_dir = {:?}\n{}",
-            dir.path().join("state"),
-            example.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
-        ),
-    )
-    .unwrap();
+    let config = replay_config(dir.path(), &example, port);
     let checks = ["abusive-keys", "stuck-escrows", "audit-errors"];
     let mut seen: Vec<Vec<(i64, String)>> = vec![Vec::new(); checks.len()];
     let mut last_summary = vec![String::new(); checks.len()];

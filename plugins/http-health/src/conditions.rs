@@ -471,7 +471,8 @@ fn equal(v: &Value, text: &str, expected: &str) -> bool {
     }
 }
 
-fn unquote(s: &str) -> &str {
+/// `s` without one pair of surrounding quotes (`"` or `'`).
+pub(crate) fn unquote(s: &str) -> &str {
     let s = s.trim();
     if s.len() >= 2
         && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\'')))

@@ -21,6 +21,7 @@
 //! headers and bodies; reports and logs only ever show the template.
 
 pub mod conditions;
+mod cursor;
 pub mod history;
 pub mod jsonpath;
 mod modes;

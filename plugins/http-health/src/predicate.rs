@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::conditions::{Observation, glob};
+use crate::conditions::{Observation, glob, unquote};
 use crate::jsonpath;
 
 /// A parsed predicate.
@@ -99,32 +99,9 @@ fn outside_quotes(text: &str, needle: &str) -> bool {
     false
 }
 
-struct P<'a> {
-    s: &'a str,
-    i: usize,
-}
+crate::cursor::cursor_parser!(P);
 
-impl<'a> P<'a> {
-    fn rest(&self) -> &'a str {
-        &self.s[self.i..]
-    }
-    fn ws(&mut self) {
-        let r = self.rest();
-        self.i += r.len() - r.trim_start().len();
-    }
-    fn err(&self, what: &str) -> String {
-        format!("{what} at column {}", self.s[..self.i].chars().count() + 1)
-    }
-    fn eat(&mut self, tok: &str) -> bool {
-        self.ws();
-        if self.rest().starts_with(tok) {
-            self.i += tok.len();
-            true
-        } else {
-            false
-        }
-    }
-
+impl P<'_> {
     fn or(&mut self) -> Result<Expr, String> {
         let mut l = self.and()?;
         while self.eat("||") {
@@ -343,23 +320,12 @@ impl<'a> P<'a> {
     }
 }
 
-fn unquote(s: &str) -> &str {
-    if s.len() >= 2
-        && (s.starts_with('"') && s.ends_with('"') || s.starts_with('\'') && s.ends_with('\''))
-    {
-        &s[1..s.len() - 1]
-    } else {
-        s
-    }
-}
-
 impl Expr {
     /// Parses a predicate; errors name the column.
     pub fn parse(text: &str) -> Result<Expr, String> {
-        let mut p = P { s: text, i: 0 };
+        let mut p = P(crate::cursor::Cursor::new(text));
         let e = p.or()?;
-        p.ws();
-        if p.i != text.len() {
+        if !p.done() {
             return Err(p.err("unexpected text"));
         }
         Ok(e)

@@ -47,10 +47,7 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
-struct P<'a> {
-    s: &'a str,
-    i: usize,
-}
+crate::cursor::cursor_parser!(P);
 
 fn is_ident_start(c: char) -> bool {
     c.is_ascii_alphabetic() || c == '_' || c == ':'
@@ -61,29 +58,6 @@ fn is_ident(c: char) -> bool {
 }
 
 impl<'a> P<'a> {
-    fn rest(&self) -> &'a str {
-        &self.s[self.i..]
-    }
-
-    fn ws(&mut self) {
-        let r = self.rest();
-        self.i += r.len() - r.trim_start().len();
-    }
-
-    fn err(&self, what: &str) -> String {
-        format!("{what} at column {}", self.s[..self.i].chars().count() + 1)
-    }
-
-    fn eat(&mut self, tok: &str) -> bool {
-        self.ws();
-        if self.rest().starts_with(tok) {
-            self.i += tok.len();
-            true
-        } else {
-            false
-        }
-    }
-
     fn expect(&mut self, tok: &str) -> Result<(), String> {
         if self.eat(tok) {
             Ok(())
@@ -453,10 +427,9 @@ impl<'a> P<'a> {
 
 /// Parses a whole expression.
 pub(super) fn parse(text: &str) -> Result<Expr, String> {
-    let mut p = P { s: text, i: 0 };
+    let mut p = P(crate::cursor::Cursor::new(text));
     let e = p.binary(0)?;
-    p.ws();
-    if p.i != text.len() {
+    if !p.done() {
         return Err(p.err("unexpected text"));
     }
     e.kind()?;
