@@ -348,3 +348,133 @@ fn never_silently_blind_past_bad_names_big_files_fifos_and_loops() {
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(run.stdout.contains("1 not scanned"), "{}", run.stdout);
 }
+
+fn b64(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in b.chunks(3) {
+        let v = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            s.push(if i <= c.len() {
+                A[(v >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    s
+}
+
+#[test]
+fn decodes_a_kubernetes_secret_and_a_percent_encoded_redirect() {
+    let tree = tempfile::tempdir().unwrap();
+    let dir = tree.path().canonicalize().unwrap();
+    let key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxKLxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW/VDL5AaWTg0nLVkjRo9z+40RQzuVaE8AkAFmxZzow3x+VJYKdjykkJ0iT9wCS0DRTXu269V264Vf/3jvredZiKRkgwlL9xNAwxXFg0x/XFw005UWVRIkdgcKWTjpBP2dPwVZ4WWC+9aGVd+Gyn1o0CLelf4rEjGoXbAAEgAqeGUxrcIlbjXfbcmwIDAQAB\n-----END RSA PRIVATE KEY-----";
+    let slack = "https://hooks.slack.com/services/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";
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\ndata:\n  AWS_ACCESS_KEY_ID: {}\n  GITHUB_TOKEN: {}\n  tls.key: {}\n",
+        b64(AKIA.as_bytes()),
+        b64(GHP.as_bytes()),
+        b64(key.as_bytes())
+    );
+    std::fs::write(dir.join("secret.yaml"), &secret).unwrap();
+    let redirect = slack.replace(':', "%3A").replace('/', "%2F");
+    std::fs::write(
+        dir.join("access.log"),
+        format!("127.0.0.1 - - \"GET /login HTTP/1.1\" 200\n127.0.0.1 - - \"GET /login?next={redirect} HTTP/1.1\" 302\n"),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+
+    let r = check(state.path(), &dir, "{}", "gitleaks");
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let report = r.json();
+    let mut got: Vec<(String, u64, String, Vec<String>)> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let file = f["File"].as_str().unwrap();
+            (
+                file.rsplit('/').next().unwrap().to_string(),
+                f["StartLine"].as_u64().unwrap(),
+                f["RuleID"].as_str().unwrap().to_string(),
+                f["Tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_string())
+                    .filter(|t| t.starts_with("decode"))
+                    .collect(),
+            )
+        })
+        .collect();
+    got.sort();
+    let b64_tags = vec!["decoded:base64".to_string(), "decode-depth:1".to_string()];
+    assert_eq!(
+        got,
+        vec![
+            (
+                "access.log".into(),
+                2,
+                "slack-webhook-url".into(),
+                vec!["decoded:percent".to_string(), "decode-depth:1".to_string()]
+            ),
+            (
+                "secret.yaml".into(),
+                7,
+                "aws-access-token".into(),
+                b64_tags.clone()
+            ),
+            (
+                "secret.yaml".into(),
+                8,
+                "github-pat".into(),
+                b64_tags.clone()
+            ),
+            (
+                "secret.yaml".into(),
+                9,
+                "private-key".into(),
+                b64_tags.clone()
+            ),
+        ],
+        "{}",
+        r.stdout
+    );
+    // Columns point at the encoded text.
+    let gh = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["RuleID"] == "github-pat")
+        .unwrap();
+    assert_eq!(gh["StartColumn"], 17);
+    // Neither the secrets nor their encodings leave in clear.
+    for s in [
+        GHP.to_string(),
+        b64(GHP.as_bytes()),
+        slack.to_string(),
+        redirect,
+    ] {
+        assert!(!r.stdout.contains(&s), "{s} in the report");
+    }
+
+    // Decoding off: only the generic rule's guesses at the encoded values
+    // (which it drops when it decodes them); a depth over the limit is
+    // refused.
+    let r = check(state.path(), &dir, r#"{"max_decode_depth": 0}"#, "gitleaks");
+    let rules: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["RuleID"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(rules, ["generic-api-key"; 3], "{}", r.stdout);
+    let r = check(state.path(), &dir, r#"{"max_decode_depth": 99}"#, "text");
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stdout.contains("config.max_decode_depth"), "{}", r.stdout);
+}

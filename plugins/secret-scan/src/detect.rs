@@ -12,8 +12,13 @@
 //!    `secretGroup` (or the first non-empty group), the entropy must
 //!    exceed the rule's threshold, then the global allowlists and the
 //!    rule's allowlists (in that order) may allow it;
-//! 4. a finding of a rule whose id contains `generic` is dropped when a
-//!    specific rule found a secret containing it on the same line.
+//! 4. the file is decoded ([`crate::decode`]) and steps 2–3 run again on
+//!    the decoded text, for the matches that touch decoded runs, up to
+//!    `max_decode_depth` times;
+//! 5. a finding of a rule whose id contains `generic` is dropped when a
+//!    specific rule found a secret containing it on the same line, or (not
+//!    in gitleaks, which reports both; [`Detector::gitleaks_dedup`] turns
+//!    it off) found a secret in decoded text encoded inside its match.
 //!
 //! Line and column numbers are 1-based; columns count bytes.
 
@@ -24,6 +29,7 @@ use regex_automata::meta::Regex;
 use regex_automata::{Input, Span};
 
 use crate::config::{Allowlist, Condition, Config, RegexTarget, Rule};
+use crate::decode::{self, Decoding};
 
 /// The inline marker that allows a line.
 pub const ALLOW_MARKER: &[u8] = b"gitleaks:allow";
@@ -47,6 +53,9 @@ pub struct Hit {
     pub secret: String,
     /// Shannon entropy of the secret.
     pub entropy: f32,
+    /// Found in decoded text: gitleaks' `decoded:KIND` and
+    /// `decode-depth:N` tags (the location is the encoded text's).
+    pub decoded: Vec<String>,
 }
 
 /// Where detection time went.
@@ -58,6 +67,8 @@ pub struct Timings {
     pub prefilter: std::time::Duration,
     /// Running the rules' regexes and checks.
     pub rules: std::time::Duration,
+    /// Finding and decoding encoded text.
+    pub decode: std::time::Duration,
 }
 
 /// A compiled configuration ready to scan.
@@ -75,6 +86,8 @@ pub struct Detector {
     /// Per rule: whether every match starts at one of its keywords.
     anchored: Vec<bool>,
     ignore_allow_marker: bool,
+    max_decode_depth: usize,
+    dedup_decoded: bool,
     allow_marker: memmem::Finder<'static>,
 }
 
@@ -119,6 +132,8 @@ impl Detector {
             keyword_anchors,
             anchored,
             ignore_allow_marker: false,
+            max_decode_depth: decode::DEFAULT_MAX_DEPTH,
+            dedup_decoded: true,
             allow_marker: memmem::Finder::new(ALLOW_MARKER),
         }
     }
@@ -126,6 +141,21 @@ impl Detector {
     /// Ignores `gitleaks:allow` markers (gitleaks' `--ignore-gitleaks-allow`).
     pub fn ignore_allow_marker(mut self, yes: bool) -> Detector {
         self.ignore_allow_marker = yes;
+        self
+    }
+
+    /// Decodes and scans again up to `depth` times (gitleaks'
+    /// `--max-decode-depth`; default 5, 0 turns decoding off).
+    pub fn max_decode_depth(mut self, depth: usize) -> Detector {
+        self.max_decode_depth = depth;
+        self
+    }
+
+    /// Keeps a generic finding whose match holds the encoded text of a
+    /// specific finding in decoded text, as gitleaks does (two findings
+    /// for one secret: the encoded value, and what it decodes to).
+    pub fn gitleaks_dedup(mut self) -> Detector {
+        self.dedup_decoded = false;
         self
     }
 
@@ -175,6 +205,38 @@ impl Detector {
         if skips_file(&self.config.allowlists, &global_paths) {
             return Vec::new();
         }
+        let mut lines = Lines::new(data);
+        let mut hits = Vec::new();
+        let file = File {
+            path,
+            data,
+            global_paths: &global_paths,
+        };
+        self.pass(&file, data, None, &mut lines, &mut hits, t);
+        let mut decoding = Decoding::new();
+        let mut text = std::borrow::Cow::Borrowed(data);
+        for _ in 0..self.max_decode_depth {
+            let t0 = std::time::Instant::now();
+            let next = decoding.next(&text);
+            t.decode += t0.elapsed();
+            let Some(next) = next else { break };
+            text = std::borrow::Cow::Owned(next);
+            self.pass(&file, &text, Some(&decoding), &mut lines, &mut hits, t);
+        }
+        dedup_generic(hits, self.dedup_decoded)
+    }
+
+    /// One pass of the rules over `text`: the file's bytes, or (with
+    /// `decoding`) its latest decoding.
+    fn pass(
+        &self,
+        file: &File<'_>,
+        text: &[u8],
+        decoding: Option<&Decoding>,
+        lines: &mut Lines<'_>,
+        hits: &mut Vec<Hit>,
+        t: &mut Timings,
+    ) {
         let t0 = std::time::Instant::now();
         let mut active = vec![false; self.config.rules.len()];
         for &ri in &self.always {
@@ -182,26 +244,22 @@ impl Detector {
         }
         let mut anchors = Vec::new();
         if let Some(dfa) = &self.keywords {
-            self.activate(dfa, data, &mut active, &mut anchors);
+            self.activate(dfa, text, &mut active, &mut anchors);
         }
         let t1 = std::time::Instant::now();
         t.prefilter += t1 - t0;
-        let mut lines = Lines::new(data);
-        let mut hits = Vec::new();
+        let ctx = FileCtx {
+            file,
+            text,
+            decoding,
+            anchors: &anchors,
+        };
         for (ri, rule) in self.config.rules.iter().enumerate() {
             if active[ri] {
-                let ctx = FileCtx {
-                    path,
-                    data,
-                    global_paths: &global_paths,
-                    anchors: &anchors,
-                };
-                self.detect_rule(ri, rule, &ctx, &mut lines, &mut hits);
+                self.detect_rule(ri, rule, &ctx, lines, hits);
             }
         }
-        let hits = dedup_generic(hits);
         t.rules += t1.elapsed();
-        hits
     }
 
     /// Marks the rules whose keywords occur in `data`, and collects
@@ -266,7 +324,7 @@ impl Detector {
     /// matches without scanning the whole file again.
     fn matches(&self, ri: usize, re: &Regex, ctx: &FileCtx<'_>) -> Vec<Span> {
         if !self.anchored[ri] {
-            return re.find_iter(ctx.data).map(|m| m.span()).collect();
+            return re.find_iter(ctx.text).map(|m| m.span()).collect();
         }
         let mut starts: Vec<usize> = ctx
             .anchors
@@ -282,8 +340,8 @@ impl Detector {
             if start < next {
                 continue;
             }
-            let input = Input::new(ctx.data)
-                .span(start..ctx.data.len())
+            let input = Input::new(ctx.text)
+                .span(start..ctx.text.len())
                 .anchored(regex_automata::Anchored::Yes);
             if let Some(m) = re.search(&input) {
                 next = m.end().max(m.start() + 1);
@@ -301,7 +359,7 @@ impl Detector {
         lines: &mut Lines<'_>,
         hits: &mut Vec<Hit>,
     ) {
-        let (path, data, global_paths) = (ctx.path, ctx.data, ctx.global_paths);
+        let (path, data, global_paths) = (ctx.file.path, ctx.file.data, ctx.file.global_paths);
         let rule_paths = path_matches(&rule.allowlists, path);
         if skips_file(&rule.allowlists, &rule_paths) {
             return;
@@ -309,7 +367,8 @@ impl Detector {
         if let Some(p) = &rule.path {
             let matches = p.is_match(path.as_bytes());
             if rule.regex.is_none() {
-                if matches {
+                // A path-only rule reports the file once, in the first pass.
+                if matches && ctx.decoding.is_none() {
                     hits.push(Hit {
                         rule: rule.id.clone(),
                         line: 0,
@@ -319,6 +378,7 @@ impl Detector {
                         matched: format!("file detected: {path}"),
                         secret: String::new(),
                         entropy: 0.0,
+                        decoded: Vec::new(),
                     });
                 }
                 return;
@@ -332,12 +392,23 @@ impl Detector {
         let mut caps = re.create_captures();
         for m in self.matches(ri, re, ctx) {
             let (start, end) = (m.start, m.end);
-            let loc = lines.locate(start, end);
+            // In decoded text: only matches touching decoded runs (the
+            // others were seen by an earlier pass), located at the encoded
+            // text in the file; `line` allowlists see the decoded line.
+            let overlap = ctx.decoding.map(|d| d.overlap(start, end));
+            let (loc, decoded_line, decoded) = match &overlap {
+                None => (lines.locate(start, end), None, Vec::new()),
+                Some(o) if o.is_empty() => continue,
+                Some(o) => {
+                    let (s, e) = o.original(start, end);
+                    (lines.locate(s, e), Some(o.line(ctx.text)), o.tags())
+                }
+            };
             let line_text = &data[loc.line_start..loc.line_end];
             if !self.ignore_allow_marker && self.allow_marker.find(line_text).is_some() {
                 continue;
             }
-            let matched = trim_newlines(&data[start..end]);
+            let matched = trim_newlines(&ctx.text[start..end]);
             let mut secret = matched;
             // The secret group comes from matching the pattern again on the
             // match alone, as gitleaks does.
@@ -364,7 +435,7 @@ impl Detector {
                 secret,
                 secret_str: &secret_str,
                 matched,
-                line: line_text,
+                line: decoded_line.unwrap_or(line_text),
             };
             if finding_allowed(&self.config.allowlists, global_paths, &candidate)
                 || finding_allowed(&rule.allowlists, &rule_paths, &candidate)
@@ -380,17 +451,27 @@ impl Detector {
                 matched: String::from_utf8_lossy(matched).into_owned(),
                 secret: secret_str.into_owned(),
                 entropy: entropy as f32,
+                decoded,
             });
         }
     }
 }
 
-/// What every rule sees of one file.
-struct FileCtx<'a> {
+/// The file being scanned.
+struct File<'a> {
     path: &'a str,
     data: &'a [u8],
     /// Whether each global allowlist's paths match the file.
     global_paths: &'a [bool],
+}
+
+/// What every rule sees of one pass over a file.
+struct FileCtx<'a> {
+    file: &'a File<'a>,
+    /// The file's bytes or their decoding.
+    text: &'a [u8],
+    /// Where `text` came from, in a decoding pass.
+    decoding: Option<&'a Decoding>,
     /// `(keyword, start)` of keyword occurrences anchored rules need.
     anchors: &'a [(usize, usize)],
 }
@@ -489,8 +570,10 @@ fn finding_allowed(allowlists: &[Allowlist], paths: &[bool], c: &Candidate<'_>) 
     })
 }
 
-/// Drops generic findings that a specific rule found on the same line.
-fn dedup_generic(hits: Vec<Hit>) -> Vec<Hit> {
+/// Drops generic findings that a specific rule found on the same line
+/// (with `decoded`, also those whose match holds the encoded text of a
+/// specific finding).
+fn dedup_generic(hits: Vec<Hit>, decoded: bool) -> Vec<Hit> {
     let keep: Vec<bool> = hits
         .iter()
         .map(|f| {
@@ -498,9 +581,14 @@ fn dedup_generic(hits: Vec<Hit>) -> Vec<Hit> {
                 return true;
             }
             !hits.iter().any(|g| {
+                let inside = decoded
+                    && !g.decoded.is_empty()
+                    && g.end_line == f.end_line
+                    && f.column <= g.column
+                    && g.end_column <= f.end_column;
                 g.line == f.line
                     && g.rule != f.rule
-                    && g.secret.contains(&f.secret)
+                    && (g.secret.contains(&f.secret) || inside)
                     && !g.rule.to_lowercase().contains("generic")
             })
         })

@@ -4,6 +4,7 @@
 //! - [`config`]: gitleaks' config format (rules, allowlists, `[extend]`);
 //! - [`pattern`]: Go regular expressions on Rust's `regex`;
 //! - [`detect`]: detection in one file, with gitleaks' semantics;
+//! - [`decode`]: base64, hex and percent decoding between detection passes;
 //! - [`scan`]: walking, the incremental cache, redaction, fingerprints,
 //!   `.gitleaksignore`;
 //! - this module: the plugin (its config, baselines, the report).
@@ -13,6 +14,7 @@
 //! `default-examples.toml` and run by the tests.
 
 pub mod config;
+pub mod decode;
 pub mod detect;
 pub mod pattern;
 pub mod scan;
@@ -123,6 +125,10 @@ pub struct Config {
     /// `critical`, or `ok` (still counted and named in the summary).
     #[serde(default)]
     pub on_skipped: OnSkipped,
+    /// Decode base64, hex and percent-encoded text and scan it again, up
+    /// to this many times (gitleaks' `--max-decode-depth`; default 5, the
+    /// same; 0 turns decoding off; at most 16).
+    pub max_decode_depth: Option<usize>,
 }
 
 /// The status of a run that could not see everything.
@@ -141,6 +147,20 @@ pub enum OnSkipped {
 const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 20;
 const DEFAULT_REDACT: u8 = 75;
 const DEFAULT_MAX_FINDINGS: usize = 1000;
+/// Largest `max_decode_depth` (each level decodes what the one before
+/// produced; real data nests two or three deep).
+const MAX_DECODE_DEPTH: usize = 16;
+
+/// The config's decode depth.
+pub fn decode_depth(c: &Config) -> Result<usize, String> {
+    match c.max_decode_depth {
+        None => Ok(decode::DEFAULT_MAX_DEPTH),
+        Some(d) if d <= MAX_DECODE_DEPTH => Ok(d),
+        Some(d) => Err(format!(
+            "config.max_decode_depth: {d} is over the limit of {MAX_DECODE_DEPTH}"
+        )),
+    }
+}
 
 /// The standard plugin.
 pub struct SecretScan;
@@ -169,6 +189,7 @@ impl Plugin for SecretScan {
         if c.redact.is_some_and(|r| r > 100) {
             return Err("config.redact: a percentage, 0 to 100".into());
         }
+        decode_depth(c)?;
         if c.max_findings == Some(0) {
             return Err("config.max_findings: must be at least 1".into());
         }
@@ -268,17 +289,18 @@ pub fn settings(c: &Config, granted: &[PathBuf]) -> Result<Settings, String> {
 
 /// What the cache depends on: the rules' text and every option that
 /// changes results.
-fn cache_key(rules_text: &str, s: &Settings, ignore_marker: bool) -> String {
+fn cache_key(rules_text: &str, s: &Settings, ignore_marker: bool, decode_depth: usize) -> String {
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update(rules_text.as_bytes());
     h.update(
         format!(
-            "{:?}|{}|{}|{}|{:?}",
+            "{:?}|{}|{}|{}|{}|{:?}",
             s.max_file_size,
             s.follow_symlinks,
             s.redact,
             ignore_marker,
+            decode_depth,
             s.exclude.iter().map(|p| p.as_str()).collect::<Vec<_>>()
         )
         .as_bytes(),
@@ -336,9 +358,12 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
     };
     let rules = rules.map_err(|e| Error::msg(e.to_string()))?;
     let rule_count = rules.rules.len();
-    let detector = Detector::new(rules).ignore_allow_marker(c.ignore_allow_marker);
+    let depth = decode_depth(&c).map_err(Error::msg)?;
+    let detector = Detector::new(rules)
+        .ignore_allow_marker(c.ignore_allow_marker)
+        .max_decode_depth(depth);
     let incremental = settings.cache;
-    let key = cache_key(&rules_text, &settings, c.ignore_allow_marker);
+    let key = cache_key(&rules_text, &settings, c.ignore_allow_marker, depth);
     let previous: Option<Cache> = if incremental {
         ctx.state().get(CACHE_KEY).ok().flatten()
     } else {
@@ -502,6 +527,7 @@ fn report(
         ("read", stats.timings.read),
         ("prefilter", stats.timings.prefilter),
         ("rules", stats.timings.rules),
+        ("decode", stats.timings.decode),
     ] {
         r = r.metric(
             Metric::new("secret_scan_seconds", d.as_secs_f64())
@@ -516,7 +542,15 @@ fn report(
         let known = is_known(f);
         let rule = detector.config().rule(&f.rule);
         let description = rule.map(|r| r.description.as_str()).unwrap_or("");
-        let tags = rule.map(|r| r.tags.join(",")).unwrap_or_default();
+        let tags: Vec<&str> = rule
+            .map(|r| r.tags.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let tags = [
+            &tags[..],
+            &f.decoded.iter().map(String::as_str).collect::<Vec<_>>(),
+        ]
+        .concat();
+        let tags = tags.join(",");
         let what = if description.is_empty() {
             f.rule.as_str()
         } else {

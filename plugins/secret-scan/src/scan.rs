@@ -83,6 +83,9 @@ pub struct Found {
     /// Content fingerprint: rule, file and secret (not the line), so it
     /// survives the secret moving within the file.
     pub fingerprint: String,
+    /// Found in decoded text: `decoded:KIND` and `decode-depth:N`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decoded: Vec<String>,
 }
 
 impl Found {
@@ -106,6 +109,7 @@ impl Found {
             secret,
             entropy: hit.entropy,
             fingerprint,
+            decoded: hit.decoded,
         }
     }
 }

@@ -71,6 +71,13 @@ fn planted_corpus_recall_and_false_positives() {
         extra.len()
     );
     assert!(missed.is_empty(), "missed: {missed:#?}");
+    for (file, line, _) in &extra {
+        let text = std::fs::read_to_string(file).unwrap();
+        eprintln!(
+            "false positive {file}:{line}: {}",
+            text.lines().nth(line - 1).unwrap_or("")
+        );
+    }
     assert!(extra.is_empty(), "false positives: {extra:#?}");
     // Secrets never in clear with full redaction.
     assert!(found.iter().all(|f| f.secret == "REDACTED"));

@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod encoded;
+
 /// A secret the corpus planted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Planted {
