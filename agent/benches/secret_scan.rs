@@ -10,6 +10,9 @@
 //!   code path of `warden run` and `warden check`) with the corpus granted
 //!   as a read-only directory, after a warm-up run; CPU is this process's;
 //! - **native**: `secret_scan::scan::scan` in this process;
+//! - **gitleaks** 8.30.1 (`tests/peers/gitleaks.sh`, from PyPI) with its
+//!   own config, beside the native scanner with the same config: the
+//!   findings must match; CPU is compared per MB;
 //! - **detect-secrets**: `detect-secrets scan --all-files` from a virtualenv
 //!   under the target directory (installed from PyPI on first use by
 //!   `benches/peers/detect-secrets.sh`); CPU is that of the process and
@@ -300,10 +303,11 @@ fn main() {
         phases.join(", ")
     );
     println!(
-        "native phases: read {:.3} s, prefilter {:.3} s, rules {:.3} s",
+        "native phases: read {:.3} s, prefilter {:.3} s, rules {:.3} s, decode {:.3} s",
         stats.timings.read.as_secs_f64(),
         stats.timings.prefilter.as_secs_f64(),
-        stats.timings.rules.as_secs_f64()
+        stats.timings.rules.as_secs_f64(),
+        stats.timings.decode.as_secs_f64()
     );
     println!("recall on planted secrets {recall:.4}, findings where nothing was planted {extra}");
     let same = sandbox_found == native_found;
@@ -340,5 +344,98 @@ fn main() {
             sandbox.mb_per_cpu_s(stats.bytes) / m.mb_per_cpu_s(c.bytes)
         );
     }
+    gitleaks_side_by_side(&root, cfg, c.bytes);
     assert!(same, "sandbox and native findings differ");
+}
+
+/// gitleaks 8.30.1 (tests/peers/gitleaks.sh) and the native scanner, both
+/// with gitleaks' own config, on the same corpus: findings (file, line,
+/// rule) must be the same; CPU per MB compared.
+fn gitleaks_side_by_side(root: &Path, cfg: secret_scan::config::Config, bytes: u64) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/gitleaks.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("gitleaks.sh");
+    if !out.status.success() {
+        eprintln!(
+            "gitleaks unavailable: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let report = root.with_extension("gitleaks.json");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/gitleaks/config/gitleaks.toml");
+    let (theirs_m, out) = measure_child(
+        Command::new(bin)
+            .arg("dir")
+            .arg(root)
+            .arg("--config")
+            .arg(&config)
+            .args(["--report-format", "json", "--exit-code", "0", "--no-banner"])
+            .args(["--log-level", "error", "--report-path"])
+            .arg(&report),
+    );
+    assert!(
+        out.status.success(),
+        "gitleaks: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let prefix = format!("{}/", root.display());
+    let theirs: BTreeSet<(String, u64, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let file = f["File"].as_str().unwrap();
+            (
+                file.strip_prefix(&prefix).unwrap_or(file).to_string(),
+                f["StartLine"].as_u64().unwrap(),
+                f["RuleID"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let settings = Settings {
+        roots: vec![root.to_path_buf()],
+        max_file_size: 100 << 20,
+        follow_symlinks: false,
+        exclude: Vec::new(),
+        redact: 100,
+        cache: false,
+        ignore_file: true,
+    };
+    let detector = Detector::new(cfg).gitleaks_dedup();
+    let cpu0 = cpu_seconds("self");
+    let t0 = Instant::now();
+    let (found, _, _) = scan::scan(&detector, &settings, None, "");
+    let ours_m = Measured {
+        wall: t0.elapsed().as_secs_f64(),
+        cpu: cpu_seconds("self") - cpu0,
+    };
+    let ours: BTreeSet<(String, u64, String)> = found
+        .iter()
+        .map(|f| (f.rel.clone(), f.line as u64, f.rule.clone()))
+        .collect();
+    println!(
+        "gitleaks 8.30.1 (its config): {:>7.2} s wall, {:>7.2} CPU-s, {:>7.2} MB/s per core, {} findings",
+        theirs_m.wall,
+        theirs_m.cpu,
+        theirs_m.mb_per_cpu_s(bytes),
+        theirs.len()
+    );
+    println!(
+        "native with gitleaks' config: {:>7.2} s wall, {:>7.2} CPU-s, {} findings, same as gitleaks: {}",
+        ours_m.wall,
+        ours_m.cpu,
+        ours.len(),
+        ours == theirs
+    );
+    println!(
+        "native / gitleaks CPU per MB: {:.2}x; wall: {:.2}x",
+        ours_m.cpu / theirs_m.cpu,
+        ours_m.wall / theirs_m.wall
+    );
 }

@@ -99,6 +99,7 @@ impl Decoding {
         let mut out = Vec::with_capacity(text.len());
         let mut copied = 0;
         let mut shift: isize = 0;
+        let mut decoded = Vec::new();
         for (i, run) in runs.iter().enumerate() {
             let touches = |j: Option<usize>| {
                 j.and_then(|j| runs.get(j)).is_some_and(|n: &Run| {
@@ -110,9 +111,9 @@ impl Decoding {
                 continue;
             }
             let encoded = &text[run.span.start..run.span.end];
-            let Some(decoded) = decode(run.kind, encoded) else {
+            if !decode_into(run.kind, encoded, &mut decoded) {
                 continue;
-            };
+            }
             let start = (run.span.start as isize + shift) as usize;
             let mut seg = Segment {
                 original: Span::default(),
@@ -307,17 +308,25 @@ fn find_runs(text: &[u8]) -> Vec<Run> {
             continue;
         }
         if class(i) & B64 == 0 {
-            i += 1;
+            // On to the next byte that can start a run.
+            i += 1 + text[i + 1..]
+                .iter()
+                .position(|&b| b == b'%' || CLASS[b as usize] & B64 != 0)
+                .unwrap_or(text.len() - i - 1);
             continue;
         }
         let b64_end = i + text[i..]
             .iter()
             .position(|&b| CLASS[b as usize] & B64 == 0)
             .unwrap_or(text.len() - i);
-        let hex_end = i + text[i..b64_end]
-            .iter()
-            .position(|&b| CLASS[b as usize] & HEXDIGIT == 0)
-            .unwrap_or(b64_end - i);
+        let hex_end = if b64_end - i >= 32 {
+            i + text[i..b64_end]
+                .iter()
+                .position(|&b| CLASS[b as usize] & HEXDIGIT == 0)
+                .unwrap_or(b64_end - i)
+        } else {
+            i
+        };
         if hex_end - i >= 32 {
             runs.push(Run {
                 span: Span::new(i, hex_end),
@@ -343,37 +352,48 @@ fn find_runs(text: &[u8]) -> Vec<Run> {
 }
 
 /// The run decoded, when it decodes to printable ASCII.
+#[cfg(test)]
 fn decode(kind: u8, run: &[u8]) -> Option<Vec<u8>> {
-    let out = match kind {
-        PERCENT => run
-            .chunks_exact(3)
-            .map(|c| nibble(c[1]) << 4 | nibble(c[2]))
-            .collect(),
-        HEX => {
-            if !run.len().is_multiple_of(2) || !run.iter().any(u8::is_ascii_digit) {
-                return None;
-            }
-            run.chunks_exact(2)
-                .map(|c| nibble(c[0]) << 4 | nibble(c[1]))
-                .collect()
-        }
-        _ => {
-            if !run.iter().any(|b| b"0123456789+/-_".contains(b)) {
-                return None;
-            }
-            let std = base64(run, b'+', b'/', true);
-            match std.filter(|d| printable(d)) {
-                Some(d) => d,
-                None => base64(run, b'-', b'_', false)?,
-            }
-        }
-    };
-    printable(&out).then_some(out)
+    let mut out = Vec::new();
+    decode_into(kind, run, &mut out).then_some(out)
 }
 
-/// Tab to `~`: gitleaks' "printable ASCII".
-fn printable(b: &[u8]) -> bool {
-    b.iter().all(|&c| (0x09..0x7f).contains(&c))
+/// Decodes `run` into `out` (cleared first); false, as soon as it is
+/// known, when it does not decode to printable ASCII.
+fn decode_into(kind: u8, run: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    match kind {
+        PERCENT => push_printable(
+            out,
+            run.chunks_exact(3)
+                .map(|c| nibble(c[1]) << 4 | nibble(c[2])),
+        ),
+        HEX => {
+            run.len().is_multiple_of(2)
+                && run.iter().any(u8::is_ascii_digit)
+                && push_printable(
+                    out,
+                    run.chunks_exact(2)
+                        .map(|c| nibble(c[0]) << 4 | nibble(c[1])),
+                )
+        }
+        _ => {
+            run.iter().any(|b| b"0123456789+/-_".contains(b))
+                && (base64(run, &STD_VALUES, true, out) || base64(run, &URL_VALUES, false, out))
+        }
+    }
+}
+
+/// Appends the bytes while they are printable ASCII (tab to `~`, gitleaks'
+/// "printable").
+fn push_printable(out: &mut Vec<u8>, bytes: impl Iterator<Item = u8>) -> bool {
+    for b in bytes {
+        if !(0x09..0x7f).contains(&b) {
+            return false;
+        }
+        out.push(b);
+    }
+    true
 }
 
 fn nibble(c: u8) -> u8 {
@@ -385,11 +405,33 @@ fn nibble(c: u8) -> u8 {
     }
 }
 
-/// Base64 with the alphabet's last two symbols `c62`, `c63`: padded
-/// (canonical `=`, as Go's `StdEncoding`) or raw (no `=`, as
-/// `RawURLEncoding`); bits past the last byte are ignored, as Go's
-/// decoders do.
-fn base64(run: &[u8], c62: u8, c63: u8, padded: bool) -> Option<Vec<u8>> {
+/// Symbol values of an alphabet whose last two symbols are `c62`, `c63`
+/// (255: not in it).
+const fn values(c62: u8, c63: u8) -> [u8; 256] {
+    let mut t = [255u8; 256];
+    let mut i = 0;
+    while i < 26 {
+        t[b'A' as usize + i] = i as u8;
+        t[b'a' as usize + i] = 26 + i as u8;
+        i += 1;
+    }
+    let mut d = 0;
+    while d < 10 {
+        t[b'0' as usize + d] = 52 + d as u8;
+        d += 1;
+    }
+    t[c62 as usize] = 62;
+    t[c63 as usize] = 63;
+    t
+}
+const STD_VALUES: [u8; 256] = values(b'+', b'/');
+const URL_VALUES: [u8; 256] = values(b'-', b'_');
+
+/// Base64 into `out`, printable or false: padded (canonical `=`, as Go's
+/// `StdEncoding`) or raw (no `=`, as `RawURLEncoding`); bits past the last
+/// byte are ignored, as Go's decoders do.
+fn base64(run: &[u8], values: &[u8; 256], padded: bool, out: &mut Vec<u8>) -> bool {
+    out.clear();
     let body_len = run.iter().rposition(|&b| b != b'=').map_or(0, |p| p + 1);
     let (body, pad) = run.split_at(body_len);
     let ok_len = match (padded, body.len() % 4, pad.len()) {
@@ -398,29 +440,24 @@ fn base64(run: &[u8], c62: u8, c63: u8, padded: bool) -> Option<Vec<u8>> {
         _ => false,
     };
     if !ok_len {
-        return None;
+        return false;
     }
-    let value = |b: u8| -> Option<u32> {
-        Some(match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            _ if b == c62 => 62,
-            _ if b == c63 => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::with_capacity(body.len() * 3 / 4);
     for chunk in body.chunks(4) {
         let mut acc = 0u32;
         for &b in chunk {
-            acc = acc << 6 | value(b)?;
+            let v = values[b as usize];
+            if v == 255 {
+                return false;
+            }
+            acc = acc << 6 | v as u32;
         }
         acc <<= 6 * (4 - chunk.len());
         let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
+        if !push_printable(out, bytes[1..chunk.len()].iter().copied()) {
+            return false;
+        }
     }
-    Some(out)
+    true
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@
 //! 5. a finding of a rule whose id contains `generic` is dropped when a
 //!    specific rule found a secret containing it on the same line, or (not
 //!    in gitleaks, which reports both; [`Detector::gitleaks_dedup`] turns
-//!    it off) found a secret in decoded text encoded inside its match.
+//!    it off) on a line its multi-line match spans, or found a secret in
+//!    decoded text encoded inside its match.
 //!
 //! Line and column numbers are 1-based; columns count bytes.
 
@@ -571,9 +572,9 @@ fn finding_allowed(allowlists: &[Allowlist], paths: &[bool], c: &Candidate<'_>) 
 }
 
 /// Drops generic findings that a specific rule found on the same line
-/// (with `decoded`, also those whose match holds the encoded text of a
-/// specific finding).
-fn dedup_generic(hits: Vec<Hit>, decoded: bool) -> Vec<Hit> {
+/// (`extended`: also those whose match holds the encoded text of a
+/// specific finding, or on a line a specific multi-line match spans).
+fn dedup_generic(hits: Vec<Hit>, extended: bool) -> Vec<Hit> {
     let keep: Vec<bool> = hits
         .iter()
         .map(|f| {
@@ -581,12 +582,17 @@ fn dedup_generic(hits: Vec<Hit>, decoded: bool) -> Vec<Hit> {
                 return true;
             }
             !hits.iter().any(|g| {
-                let inside = decoded
+                // Beyond gitleaks: the encoded text of a finding in decoded
+                // text inside the generic match, or a multi-line match
+                // holding the generic one's line.
+                let inside = extended
                     && !g.decoded.is_empty()
                     && g.end_line == f.end_line
                     && f.column <= g.column
                     && g.end_column <= f.end_column;
-                g.line == f.line
+                let same_line =
+                    g.line == f.line || (extended && (g.line..=g.end_line).contains(&f.line));
+                same_line
                     && g.rule != f.rule
                     && (g.secret.contains(&f.secret) || inside)
                     && !g.rule.to_lowercase().contains("generic")

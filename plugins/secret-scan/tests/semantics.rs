@@ -45,12 +45,17 @@ fn every_shipped_rule_has_examples_that_hold() {
             rules.rule(rule).is_some(),
             "examples for unknown rule {rule}"
         );
+        // Rules for credential files see the file's usual path.
+        let path = ex
+            .get("path")
+            .and_then(|p| p.as_str())
+            .unwrap_or("example.txt");
         let tp = ex["tp"].as_array().unwrap();
         let fp = ex["fp"].as_array().unwrap();
         assert!(!tp.is_empty() && !fp.is_empty(), "{rule}: needs tp and fp");
         for t in tp {
             let t = t.as_str().unwrap();
-            let hits = d.detect("example.txt", t.as_bytes());
+            let hits = d.detect(path, t.as_bytes());
             assert!(
                 hits.iter().any(|h| h.rule == rule),
                 "{rule}: missed true positive {t:?} (found {:?})",
@@ -59,7 +64,7 @@ fn every_shipped_rule_has_examples_that_hold() {
         }
         for f in fp {
             let f = f.as_str().unwrap();
-            let hits = d.detect("example.txt", f.as_bytes());
+            let hits = d.detect(path, f.as_bytes());
             assert!(hits.is_empty(), "{rule}: false positive on {f:?}: {hits:?}");
         }
         covered.insert(rule.to_string());
@@ -69,7 +74,11 @@ fn every_shipped_rule_has_examples_that_hold() {
         assert!(!r.keywords.is_empty(), "rule {} has no keywords", r.id);
     }
     // The corpus generator knows every rule too.
-    let generated: BTreeSet<String> = corpus::RULES.iter().map(|s| s.to_string()).collect();
+    let generated: BTreeSet<String> = corpus::RULES
+        .iter()
+        .chain(corpus::PATH_RULES)
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(generated, covered);
 }
 

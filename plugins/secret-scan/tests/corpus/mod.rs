@@ -112,7 +112,37 @@ pub const RULES: &[&str] = &[
     "jwt",
     "database-connection-string",
     "url-credentials",
+    "url-password-parameter",
+    "netrc-password",
+    "htpasswd-hash",
+    "filezilla-password",
+    "wordpress-config-secret",
+    "rails-secret-key-base",
+    "django-secret-key",
+    "s3cfg-secret-key",
+    "docker-config-auth",
+    "npmrc-auth",
+    "kubeconfig-client-key",
+    "kubeconfig-user-credential",
+    "jenkins-credential",
+    "sql-password",
+    "sql-role-password",
+    "postgres-password-hash",
+    "mysql-password-argument",
+    "pgpassword-variable",
+    "sshpass-password",
+    "curl-user-password",
     "generic-api-key",
+];
+
+/// Rules that look only at files of one name (`.pgpass`, `database.yml`,
+/// `.pypirc`, `*.tfstate`): not planted in the corpus' files; their
+/// examples (with those paths) test them.
+pub const PATH_RULES: &[&str] = &[
+    "pgpass-password",
+    "rails-database-password",
+    "pypirc-password",
+    "terraform-state-secret",
 ];
 
 /// A line (or lines) holding a fresh secret for `rule`, written the way
@@ -224,6 +254,98 @@ pub fn secret_line(rule: &str, ext: &str, r: &mut Rng) -> String {
             // identifier and is allowlisted.
             let value = format!("{}{}", r.string(31, ALNUM), r.string(1, DIGITS));
             return assign(ext, "service_api_key", &value);
+        }
+        "url-password-parameter" => {
+            return format!(
+                "jdbc_url = jdbc:mysql://db-{}.internal:3306/orders?user=app&password={}",
+                r.below(100),
+                r.string(18, ALNUM)
+            );
+        }
+        "netrc-password" => {
+            return format!(
+                "machine git-{}.corp.net login ci-bot password {}",
+                r.below(100),
+                r.string(24, ALNUM)
+            );
+        }
+        "htpasswd-hash" => {
+            return format!(
+                "deploy:$apr1${}${}",
+                r.string(8, "abcdefghijklmnopqrstuvwxyz0123456789"),
+                r.string(
+                    22,
+                    "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                )
+            );
+        }
+        "filezilla-password" => {
+            return format!("<Pass>{}</Pass>", r.string(16, ALNUM));
+        }
+        "wordpress-config-secret" => {
+            return format!("define( 'DB_PASSWORD', '{}' );", r.string(20, ALNUM));
+        }
+        "rails-secret-key-base" => {
+            return format!("secret_key_base: {}", r.string(128, HEX));
+        }
+        "django-secret-key" => {
+            return format!("SECRET_KEY = '{}'", r.string(50, ALNUM));
+        }
+        "s3cfg-secret-key" => return format!("secret_key = {}", r.string(40, B64)),
+        "docker-config-auth" => {
+            return format!("    \"auth\": \"{}=\"", r.string(31, B64));
+        }
+        "npmrc-auth" => {
+            return format!("//npm.corp.net/:_authToken={}", r.string(36, ALNUM));
+        }
+        "kubeconfig-client-key" => {
+            // Random bytes: a PEM would also be found decoded.
+            return format!("    client-key-data: {}=", r.string(87, B64));
+        }
+        "kubeconfig-user-credential" => {
+            return format!("  user:\n    token: {}", r.string(40, ALNUM));
+        }
+        "jenkins-credential" => {
+            return format!(
+                "<password>{{AQAAABAAAAAQ{}=}}</password>",
+                r.string(43, B64)
+            );
+        }
+        "sql-password" => {
+            return format!(
+                "CREATE USER 'app'@'%' IDENTIFIED BY '{}';",
+                r.string(16, ALNUM)
+            );
+        }
+        "sql-role-password" => {
+            return format!(
+                "ALTER ROLE app WITH LOGIN PASSWORD '{}';",
+                r.string(16, ALNUM)
+            );
+        }
+        "postgres-password-hash" => {
+            return format!("app\tt\tmd5{}\t\\N", r.string(32, HEX));
+        }
+        "mysql-password-argument" => {
+            return format!(
+                "mysql -h db.corp.net -u app -p{} orders",
+                r.string(16, ALNUM)
+            );
+        }
+        "pgpassword-variable" => {
+            return format!(
+                "PGPASSWORD={} psql -h db.corp.net -U app",
+                r.string(16, ALNUM)
+            );
+        }
+        "sshpass-password" => {
+            return format!("sshpass -p '{}' ssh deploy@web1", r.string(16, ALNUM));
+        }
+        "curl-user-password" => {
+            return format!(
+                "curl -u admin:{} https://ci.corp.net/api/json",
+                r.string(16, ALNUM)
+            );
         }
         other => panic!("no generator for {other}"),
     };
