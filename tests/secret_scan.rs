@@ -478,3 +478,200 @@ fn decodes_a_kubernetes_secret_and_a_percent_encoded_redirect() {
     assert_eq!(r.code, 3, "{}", r.stdout);
     assert!(r.stdout.contains("config.max_decode_depth"), "{}", r.stdout);
 }
+
+/// A finding's attribute (attributes are `[name, value]` pairs).
+fn attr<'a>(f: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    f["attributes"]
+        .as_array()?
+        .iter()
+        .find(|p| p[0] == name)
+        .and_then(|p| p[1].as_str())
+}
+
+/// `tests/fixtures/provider_fakes.py` on a free port, killed on drop.
+struct ProviderFakes {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl ProviderFakes {
+    fn start(dir: &Path, live: &[&str]) -> ProviderFakes {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("live"), live.join("\n")).unwrap();
+        let port = common::free_port();
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/provider_fakes.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir)
+            .spawn()
+            .expect("python3");
+        // Dropped (killed and reaped) if it never listens.
+        let fakes = ProviderFakes {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return fakes;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("the provider fakes did not start on {port}");
+    }
+
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for ProviderFakes {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn verification_asks_each_provider_once_through_the_grants_only() {
+    let tree = tempfile::tempdir().unwrap();
+    let dir = tree.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dead = GHP.replace('R', "D");
+    let slack = "xoxb-81726354091-81726354092-Qz7rT9vLp2MnXw4Yb8Zc1dEf";
+    let stripe = "sk_live_4eC39HqLyjWDarjtT1zdp7dcQz7rT9vL";
+    std::fs::write(
+        dir.join("settings.py"),
+        format!("GITHUB_TOKEN = \"{GHP}\"\nOLD_TOKEN = \"{dead}\"\nSLACK = \"{slack}\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("copy.env"),
+        format!("T={GHP}\nSTRIPE_KEY={stripe}\nAWS={AKIA}\n"),
+    )
+    .unwrap();
+    let fakes = ProviderFakes::start(&tree.path().join("fakes"), &[GHP, slack, stripe]);
+    let base = format!("http://127.0.0.1:{}", fakes.port);
+    let config = format!(
+        r#"{{"verify": true, "verify_urls": {{"github": "{base}/github", "slack": "{base}/slack", "stripe": "{base}/stripe"}}}}"#
+    );
+    let state = tempfile::tempdir().unwrap();
+    let run = |config: &str, grant: bool| {
+        let mut args = vec!["check", "secret-scan", "--read-dir", dir.to_str().unwrap()];
+        if grant {
+            args.extend(["--allow-host", &base]);
+        }
+        args.extend(["--config", config, "--format", "json"]);
+        warden(state.path(), &args, &[])
+    };
+    let verdicts = |r: &common::Run| -> Vec<(String, String, String)> {
+        let mut v: Vec<_> = r.json()["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    format!(
+                        "{}:{}",
+                        attr(f, "file").unwrap().rsplit('/').next().unwrap(),
+                        attr(f, "line").unwrap()
+                    ),
+                    attr(f, "verified").unwrap_or("-").to_string(),
+                    f["severity"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+
+    // Granted: each distinct token asked once, the token only in the
+    // Authorization header; the live ones are critical.
+    let r = run(&config, true);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        verdicts(&r),
+        vec![
+            s("copy.env:1", "verified", "critical"),
+            s("copy.env:2", "verified", "critical"),
+            s("copy.env:3", "unknown", "high"),
+            s("settings.py:1", "verified", "critical"),
+            s("settings.py:2", "unverified", "high"),
+            s("settings.py:3", "verified", "critical"),
+        ],
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.json()["summary"]
+            .as_str()
+            .unwrap()
+            .contains("4 verified live"),
+        "{}",
+        r.stdout
+    );
+    let reqs = fakes.requests();
+    let mut asked: Vec<(String, String)> = reqs
+        .iter()
+        .map(|q| {
+            (
+                q["path"].as_str().unwrap().to_string(),
+                q["authorization"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    asked.sort();
+    assert_eq!(
+        asked,
+        vec![
+            ("/github/user".to_string(), format!("Bearer {dead}")),
+            ("/github/user".to_string(), format!("Bearer {GHP}")),
+            (
+                "/slack/api/auth.test".to_string(),
+                format!("Bearer {slack}")
+            ),
+            ("/stripe/v1/account".to_string(), format!("Bearer {stripe}")),
+        ]
+    );
+    for out in [&r.stdout, &r.stderr] {
+        assert!(
+            !out.contains(GHP) && !out.contains(slack) && !out.contains(stripe),
+            "{out}"
+        );
+    }
+
+    // Not granted: nothing is sent, every verdict unknown with the reason.
+    std::fs::write(dir.join("touch.txt"), "changed\n").unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let mut args = vec!["check", "secret-scan", "--read-dir", dir.to_str().unwrap()];
+    args.extend(["--config", &config, "--format", "json"]);
+    let r = warden(fresh.path(), &args, &[]);
+    let findings = r.json()["findings"].as_array().unwrap().clone();
+    assert!(
+        findings
+            .iter()
+            .filter(|f| f["rule"] != "aws-access-token")
+            .all(|f| attr(f, "verified") == Some("unknown")
+                && attr(f, "verified_reason").unwrap().contains("not granted")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(fakes.requests().len(), reqs.len(), "sent without a grant");
+
+    // Off by default: no question asked, no verdict.
+    let r = run("{}", true);
+    assert!(
+        verdicts(&r).iter().all(|(_, v, _)| v == "-"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(fakes.requests().len(), reqs.len());
+}

@@ -5,6 +5,7 @@
 //! - [`pattern`]: Go regular expressions on Rust's `regex`;
 //! - [`detect`]: detection in one file, with gitleaks' semantics;
 //! - [`decode`]: base64, hex and percent decoding between detection passes;
+//! - [`verify`]: asking GitHub, Slack or Stripe whether a token is live;
 //! - [`scan`]: walking, the incremental cache, redaction, fingerprints,
 //!   `.gitleaksignore`;
 //! - this module: the plugin (its config, baselines, the report).
@@ -18,6 +19,7 @@ pub mod decode;
 pub mod detect;
 pub mod pattern;
 pub mod scan;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -129,6 +131,42 @@ pub struct Config {
     /// to this many times (gitleaks' `--max-decode-depth`; default 5, the
     /// same; 0 turns decoding off; at most 16).
     pub max_decode_depth: Option<usize>,
+    /// Ask the provider whether each GitHub, Slack or Stripe token found is
+    /// live (default false). This SENDS THE CANDIDATE TO ITS PROVIDER, and
+    /// only to hosts the check grants in `allow.hosts`
+    /// (`https://api.github.com`, `https://slack.com`,
+    /// `https://api.stripe.com`, or `verify_urls`).
+    #[serde(default)]
+    pub verify: bool,
+    /// Other API base URLs for verification (GitHub Enterprise, a proxy).
+    #[serde(default)]
+    pub verify_urls: VerifyUrls,
+    /// Most verification requests per run (default 20; the rest are
+    /// `unknown`).
+    pub max_verifications: Option<usize>,
+}
+
+/// API base URLs for verification; unset ones are the providers' own.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyUrls {
+    /// GitHub's REST API (default `https://api.github.com`).
+    pub github: Option<String>,
+    /// Slack's Web API (default `https://slack.com`).
+    pub slack: Option<String>,
+    /// Stripe's API (default `https://api.stripe.com`).
+    pub stripe: Option<String>,
+}
+
+impl VerifyUrls {
+    fn endpoints(&self) -> verify::Endpoints {
+        let d = verify::Endpoints::default();
+        verify::Endpoints {
+            github: self.github.clone().unwrap_or(d.github),
+            slack: self.slack.clone().unwrap_or(d.slack),
+            stripe: self.stripe.clone().unwrap_or(d.stripe),
+        }
+    }
 }
 
 /// The status of a run that could not see everything.
@@ -147,6 +185,7 @@ pub enum OnSkipped {
 const DEFAULT_MAX_FILE_SIZE: u64 = 10 << 20;
 const DEFAULT_REDACT: u8 = 75;
 const DEFAULT_MAX_FINDINGS: usize = 1000;
+const DEFAULT_MAX_VERIFICATIONS: usize = 20;
 /// Largest `max_decode_depth` (each level decodes what the one before
 /// produced; real data nests two or three deep).
 const MAX_DECODE_DEPTH: usize = 16;
@@ -176,6 +215,7 @@ impl Plugin for SecretScan {
             .default_schedule("@every 1h")
             .capability(Capability::Filesystem)
             .capability(Capability::State)
+            .capability(Capability::Http)
     }
 
     fn validate(c: &Config) -> Result<(), String> {
@@ -190,6 +230,19 @@ impl Plugin for SecretScan {
             return Err("config.redact: a percentage, 0 to 100".into());
         }
         decode_depth(c)?;
+        for (field, url) in [
+            ("github", &c.verify_urls.github),
+            ("slack", &c.verify_urls.slack),
+            ("stripe", &c.verify_urls.stripe),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                return Err(format!(
+                    "config.verify_urls.{field}: {u:?} is not an http(s) URL"
+                ));
+            }
+        }
         if c.max_findings == Some(0) {
             return Err("config.max_findings: must be at least 1".into());
         }
@@ -289,18 +342,20 @@ pub fn settings(c: &Config, granted: &[PathBuf]) -> Result<Settings, String> {
 
 /// What the cache depends on: the rules' text and every option that
 /// changes results.
-fn cache_key(rules_text: &str, s: &Settings, ignore_marker: bool, decode_depth: usize) -> String {
+fn cache_key(rules_text: &str, s: &Settings, c: &Config, decode_depth: usize) -> String {
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     h.update(rules_text.as_bytes());
     h.update(
         format!(
-            "{:?}|{}|{}|{}|{}|{:?}",
+            "{:?}|{}|{}|{}|{}|{}|{:?}|{:?}",
             s.max_file_size,
             s.follow_symlinks,
             s.redact,
-            ignore_marker,
+            c.ignore_allow_marker,
             decode_depth,
+            c.verify,
+            c.verify_urls,
             s.exclude.iter().map(|p| p.as_str()).collect::<Vec<_>>()
         )
         .as_bytes(),
@@ -363,13 +418,36 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
         .ignore_allow_marker(c.ignore_allow_marker)
         .max_decode_depth(depth);
     let incremental = settings.cache;
-    let key = cache_key(&rules_text, &settings, c.ignore_allow_marker, depth);
+    let key = cache_key(&rules_text, &settings, &c, depth);
     let previous: Option<Cache> = if incremental {
         ctx.state().get(CACHE_KEY).ok().flatten()
     } else {
         None
     };
-    let (found, stats, cache) = scan::scan(&detector, &settings, previous.as_ref(), &key);
+    let (found, stats, cache) = if c.verify {
+        let mut verifier = verify::Verifier::new(
+            ctx.http(),
+            c.verify_urls.endpoints(),
+            c.max_verifications.unwrap_or(DEFAULT_MAX_VERIFICATIONS),
+        );
+        let mut ask = |h: &detect::Hit| {
+            let v = verifier.verify(&h.secret);
+            let why = match &v {
+                verify::Verdict::Unknown(why) => why.clone(),
+                _ => String::new(),
+            };
+            (v.as_str().to_string(), why)
+        };
+        scan::scan_verifying(
+            &detector,
+            &settings,
+            previous.as_ref(),
+            &key,
+            Some(&mut ask),
+        )
+    } else {
+        scan::scan(&detector, &settings, previous.as_ref(), &key)
+    };
 
     // Baseline: earlier runs' fingerprints and/or a report file.
     let mut known: BTreeSet<String> = BTreeSet::new();
@@ -419,6 +497,11 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
     ))
 }
 
+/// A finding's verification verdict, when verification was on.
+fn verdict(f: &Found) -> Option<&str> {
+    f.verified.as_ref().map(|(v, _)| v.as_str())
+}
+
 fn report(
     detector: &Detector,
     found: &[Found],
@@ -429,6 +512,10 @@ fn report(
     on_skipped: OnSkipped,
 ) -> Report {
     let new_count = found.iter().filter(|f| !is_known(f)).count();
+    let live = found
+        .iter()
+        .filter(|f| verdict(f) == Some("verified"))
+        .count();
     let known_count = found.len() - new_count;
     let files: BTreeSet<&str> = found.iter().map(|f| f.file.as_str()).collect();
     let mut status = if new_count > 0 {
@@ -458,6 +545,16 @@ fn report(
             if files.len() == 1 { "" } else { "s" },
         )
     };
+    if live > 0 {
+        summary.push_str(&format!(
+            "; {live} verified live by {}",
+            if live == 1 {
+                "its provider"
+            } else {
+                "their providers"
+            }
+        ));
+    }
     summary.push_str(&format!(
         "; {} files scanned, {} unchanged skipped",
         stats.scanned, stats.unchanged
@@ -491,6 +588,7 @@ fn report(
     let mut r = Report::new(status, summary)
         .metric(Metric::new("secret_scan_findings", found.len() as f64))
         .metric(Metric::new("secret_scan_findings_new", new_count as f64))
+        .metric(Metric::new("secret_scan_findings_verified", live as f64))
         .metric(Metric::new(
             "secret_scan_files_scanned",
             stats.scanned as f64,
@@ -561,31 +659,44 @@ fn report(
         } else {
             f.file.clone()
         };
-        r = r.finding(
-            Finding::new(
-                &f.fingerprint,
-                &f.rule,
-                if known {
-                    Severity::Medium
+        let mut finding = Finding::new(
+            &f.fingerprint,
+            &f.rule,
+            match (known, verdict(f)) {
+                (_, Some("verified")) => Severity::Critical,
+                (true, _) => Severity::Medium,
+                (false, _) => Severity::High,
+            },
+            format!(
+                "{} secret{}: {what}",
+                if known { "known" } else { "new" },
+                if verdict(f) == Some("verified") {
+                    ", verified live"
                 } else {
-                    Severity::High
-                },
-                format!("{} secret: {what}", if known { "known" } else { "new" }),
-            )
-            .location(location.clone())
-            .attribute("file", &f.file)
-            .attribute("line", f.line.to_string())
-            .attribute("column", f.column.to_string())
-            .attribute("end_line", f.end_line.to_string())
-            .attribute("end_column", f.end_column.to_string())
-            .attribute("entropy", format!("{:.4}", f.entropy))
-            .attribute("match", &f.matched)
-            .attribute("secret", &f.secret)
-            .attribute("tags", tags)
-            .attribute("description", description)
-            .attribute("gitleaks_fingerprint", f.gitleaks_fingerprint())
-            .attribute("baseline", if known { "known" } else { "new" }),
-        );
+                    ""
+                }
+            ),
+        )
+        .location(location.clone())
+        .attribute("file", &f.file)
+        .attribute("line", f.line.to_string())
+        .attribute("column", f.column.to_string())
+        .attribute("end_line", f.end_line.to_string())
+        .attribute("end_column", f.end_column.to_string())
+        .attribute("entropy", format!("{:.4}", f.entropy))
+        .attribute("match", &f.matched)
+        .attribute("secret", &f.secret)
+        .attribute("tags", tags)
+        .attribute("description", description)
+        .attribute("gitleaks_fingerprint", f.gitleaks_fingerprint())
+        .attribute("baseline", if known { "known" } else { "new" });
+        if let Some((v, why)) = &f.verified {
+            finding = finding.attribute("verified", v);
+            if !why.is_empty() {
+                finding = finding.attribute("verified_reason", why);
+            }
+        }
+        r = r.finding(finding);
     }
     r
 }

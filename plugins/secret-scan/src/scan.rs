@@ -86,6 +86,10 @@ pub struct Found {
     /// Found in decoded text: `decoded:KIND` and `decode-depth:N`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decoded: Vec<String>,
+    /// With verification on: `verified`, `unverified` or `unknown`, and
+    /// why when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<(String, String)>,
 }
 
 impl Found {
@@ -94,7 +98,13 @@ impl Found {
         format!("{}:{}:{}", self.file, self.rule, self.line)
     }
 
-    fn from_hit(hit: Hit, file: &str, rel: &str, redact: u8) -> Found {
+    fn from_hit(
+        hit: Hit,
+        file: &str,
+        rel: &str,
+        redact: u8,
+        verified: Option<(String, String)>,
+    ) -> Found {
         let fingerprint = content_fingerprint(&hit.rule, file, &hit.secret);
         let (matched, secret) = redact_hit(&hit.matched, &hit.secret, redact);
         Found {
@@ -110,6 +120,7 @@ impl Found {
             entropy: hit.entropy,
             fingerprint,
             decoded: hit.decoded,
+            verified,
         }
     }
 }
@@ -212,7 +223,14 @@ struct Walker<'a> {
     found: Vec<Found>,
     /// One read buffer for every file.
     buf: Vec<u8>,
+    /// `.gitleaksignore` entries (their findings are not verified).
+    ignored: BTreeSet<String>,
+    verify: Option<Verify<'a>>,
 }
+
+/// Called with each new finding's secret in clear, before redaction:
+/// `(verdict, reason)`.
+pub type Verify<'a> = &'a mut dyn FnMut(&Hit) -> (String, String);
 
 /// Scans `settings.roots`; `previous` (when its key is `cache_key`) spares
 /// unchanged files. Returns the findings, what was done and the cache for
@@ -223,6 +241,23 @@ pub fn scan(
     previous: Option<&Cache>,
     cache_key: &str,
 ) -> (Vec<Found>, Stats, Cache) {
+    scan_verifying(detector, settings, previous, cache_key, None)
+}
+
+/// [`scan`], asking `verify` about each finding in a file read this run
+/// (unless `.gitleaksignore` lists it); cached files keep their verdicts.
+pub fn scan_verifying<'a>(
+    detector: &'a Detector,
+    settings: &'a Settings,
+    previous: Option<&'a Cache>,
+    cache_key: &str,
+    verify: Option<Verify<'a>>,
+) -> (Vec<Found>, Stats, Cache) {
+    let ignored = if settings.ignore_file {
+        ignore_entries(&settings.roots)
+    } else {
+        BTreeSet::new()
+    };
     let mut w = Walker {
         visited: BTreeSet::new(),
         detector,
@@ -235,6 +270,8 @@ pub fn scan(
         stats: Stats::default(),
         found: Vec::new(),
         buf: Vec::new(),
+        ignored,
+        verify,
     };
     for root in &settings.roots {
         match std::fs::symlink_metadata(root) {
@@ -249,15 +286,11 @@ pub fn scan(
             Err(e) => w.stats.errors.push(format!("{}: {e}", root.display())),
         }
     }
-    let ignored = if settings.ignore_file {
-        ignore_entries(&settings.roots)
-    } else {
-        BTreeSet::new()
-    };
     let Walker {
         mut found,
         stats,
         next,
+        ignored,
         ..
     } = w;
     found.retain(|f| {
@@ -461,12 +494,29 @@ impl Walker<'_> {
         }
         self.stats.scanned += 1;
         self.stats.bytes += data.len() as u64;
-        let found: Vec<Found> = self
+        let hits = self
             .detector
-            .detect_timed(rel, data, &mut self.stats.timings)
-            .into_iter()
-            .map(|h| Found::from_hit(h, host, rel, self.settings.redact))
-            .collect();
+            .detect_timed(rel, data, &mut self.stats.timings);
+        let mut found = Vec::with_capacity(hits.len());
+        for h in hits {
+            let listed = self
+                .ignored
+                .contains(&format!("{host}:{}:{}", h.rule, h.line))
+                || self
+                    .ignored
+                    .contains(&format!("{rel}:{}:{}", h.rule, h.line));
+            let verified = match &mut self.verify {
+                Some(v) if !listed => Some(v(&h)),
+                _ => None,
+            };
+            found.push(Found::from_hit(
+                h,
+                host,
+                rel,
+                self.settings.redact,
+                verified,
+            ));
+        }
         if !self.settings.cache {
             self.found.extend(found);
             return;
