@@ -352,51 +352,16 @@ fn main() {
 /// with gitleaks' own config, on the same corpus: findings (file, line,
 /// rule) must be the same; CPU per MB compared.
 fn gitleaks_side_by_side(root: &Path, cfg: secret_scan::config::Config, bytes: u64) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/gitleaks.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .output()
-        .expect("gitleaks.sh");
-    if !out.status.success() {
-        eprintln!(
-            "gitleaks unavailable: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return;
-    }
-    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     let report = root.with_extension("gitleaks.json");
-    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/gitleaks/config/gitleaks.toml");
-    let (theirs_m, out) = measure_child(
-        Command::new(bin)
-            .arg("dir")
-            .arg(root)
-            .arg("--config")
-            .arg(&config)
-            .args(["--report-format", "json", "--exit-code", "0", "--no-banner"])
-            .args(["--log-level", "error", "--report-path"])
-            .arg(&report),
-    );
+    let (theirs_m, out) = measure_child(&mut corpus::gitleaks::command(root, &report));
     assert!(
         out.status.success(),
         "gitleaks: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    let prefix = format!("{}/", root.display());
-    let theirs: BTreeSet<(String, u64, String)> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            let file = f["File"].as_str().unwrap();
-            (
-                file.strip_prefix(&prefix).unwrap_or(file).to_string(),
-                f["StartLine"].as_u64().unwrap(),
-                f["RuleID"].as_str().unwrap().to_string(),
-            )
-        })
+    let theirs: BTreeSet<(String, u64, String)> = corpus::gitleaks::read_report(root, &report)
+        .into_iter()
+        .map(|f| (f.file, f.line as u64, f.rule))
         .collect();
     let settings = Settings {
         roots: vec![root.to_path_buf()],

