@@ -309,21 +309,12 @@ fn find_runs(text: &[u8]) -> Vec<Run> {
         }
         if class(i) & B64 == 0 {
             // On to the next byte that can start a run.
-            i += 1 + text[i + 1..]
-                .iter()
-                .position(|&b| b == b'%' || CLASS[b as usize] & B64 != 0)
-                .unwrap_or(text.len() - i - 1);
+            i = scan_until(text, i + 1, |b| b == b'%' || CLASS[b as usize] & B64 != 0);
             continue;
         }
-        let b64_end = i + text[i..]
-            .iter()
-            .position(|&b| CLASS[b as usize] & B64 == 0)
-            .unwrap_or(text.len() - i);
+        let b64_end = scan_until(text, i, |b| CLASS[b as usize] & B64 == 0);
         let hex_end = if b64_end - i >= 32 {
-            i + text[i..b64_end]
-                .iter()
-                .position(|&b| CLASS[b as usize] & HEXDIGIT == 0)
-                .unwrap_or(b64_end - i)
+            scan_until(&text[..b64_end], i, |b| CLASS[b as usize] & HEXDIGIT == 0)
         } else {
             i
         };
@@ -349,6 +340,25 @@ fn find_runs(text: &[u8]) -> Vec<Run> {
         }
     }
     runs
+}
+
+/// The first index from `i` whose byte is `stop`, or the length. Eight
+/// bytes per iteration: in the sandbox every loop back-edge carries an
+/// interruption check.
+fn scan_until(text: &[u8], mut i: usize, stop: impl Fn(u8) -> bool) -> usize {
+    while let Some(chunk) = text.get(i..i + 8) {
+        let chunk: &[u8; 8] = chunk.try_into().expect("eight bytes");
+        for (j, &b) in chunk.iter().enumerate() {
+            if stop(b) {
+                return i + j;
+            }
+        }
+        i += 8;
+    }
+    while i < text.len() && !stop(text[i]) {
+        i += 1;
+    }
+    i
 }
 
 /// The run decoded, when it decodes to printable ASCII.
