@@ -107,7 +107,7 @@ pub mod guest;
 pub use context::{Context, Env};
 pub use error::Error;
 pub use info::{Capability, PluginInfo};
-pub use report::{Finding, Metric, Output, Report, Severity, Status};
+pub use report::{Finding, Level, Metric, Output, Report, Severity, Status};
 
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {

@@ -36,6 +36,30 @@ impl Status {
     }
 }
 
+/// How bad a failed rule or condition is, as a plugin's config says it:
+/// `critical` (the default) or `warning`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Failing makes the check critical.
+    #[default]
+    Critical,
+    /// Failing makes the check warning.
+    Warning,
+}
+
+impl Level {
+    /// The status a failure at this level gives the check.
+    pub fn status(self) -> Status {
+        match self {
+            Level::Critical => Status::Critical,
+            Level::Warning => Status::Warning,
+        }
+    }
+}
+
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

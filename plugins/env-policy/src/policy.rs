@@ -11,16 +11,8 @@ use warden_plugin_sdk::prelude::JsonSchema;
 
 use crate::envfile::Definition;
 
-/// How bad a broken rule is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// The check is critical.
-    #[default]
-    Critical,
-    /// The check is warning.
-    Warning,
-}
+/// How bad a broken rule is (the SDK's, shared with other plugins).
+pub use warden_plugin_sdk::Level;
 
 /// One rule about one variable.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -37,16 +37,9 @@ use warden_plugin_sdk::prelude::*;
 pub use modes::run;
 pub use modes::{CorsSpec, MetricsSpec, RuleSpec, StepSpec};
 
-/// How bad a failed condition or rule is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Failing makes the check critical.
-    #[default]
-    Critical,
-    /// Failing makes the check warning.
-    Warning,
-}
+/// How bad a failed condition or rule is (the SDK's, shared with other
+/// plugins).
+pub use warden_plugin_sdk::Level;
 
 /// A condition, plain (`"[STATUS] == 200"`) or with a level.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 use warden_plugin_sdk::prelude::*;
 use warden_plugin_sdk::units::format_duration_human;
 
-use super::{denial, level_status, parse_timeout, plural, redact_error, send};
+use super::{denial, parse_timeout, plural, redact_error, send};
 use crate::history::History;
 use crate::promql::{self, AggOp, Expr, Labels, Rule};
 use crate::{Config, Level, RequestSpec, jsonpath, prometheus};
@@ -373,7 +373,7 @@ pub(super) fn run(ctx: &mut Context<Config>, m: &MetricsSpec) -> Result<Report, 
                 .label("rule", spec.name.clone()),
         );
         if fires {
-            report.status = report.status.worst(level_status(spec.level));
+            report.status = report.status.worst(spec.level.status());
             let shown: Vec<String> = fired
                 .iter()
                 .take(5)

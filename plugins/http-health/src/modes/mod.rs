@@ -20,7 +20,7 @@ use warden_plugin_sdk::prelude::*;
 use warden_plugin_sdk::template::{self, Placeholder};
 
 use crate::conditions::{self, Condition, Observation};
-use crate::{ConditionSpec, Config, Level, RequestSpec};
+use crate::{ConditionSpec, Config, RequestSpec};
 
 pub use cors::CorsSpec;
 pub use flow::StepSpec;
@@ -196,13 +196,6 @@ pub(super) fn redact_error(e: &HttpError, shown: &str) -> String {
     }
 }
 
-pub(super) fn level_status(level: Level) -> Status {
-    match level {
-        Level::Critical => Status::Critical,
-        Level::Warning => Status::Warning,
-    }
-}
-
 pub(super) fn default_conditions(list: &[ConditionSpec]) -> Vec<ConditionSpec> {
     if list.is_empty() {
         vec![ConditionSpec::Plain("[STATUS] < 400".into())]
@@ -228,7 +221,7 @@ pub(super) fn evaluate(
                 .label("condition", text),
         );
         if !v.ok {
-            status = status.worst(level_status(level));
+            status = status.worst(level.status());
             failures.push(format!("{text} (got {})", v.actual));
         }
     }
