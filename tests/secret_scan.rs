@@ -5,11 +5,14 @@
 //! and the secret in clear nowhere (stdout, API, log, SQLite file).
 
 mod common;
+#[path = "../plugins/secret-scan/tests/corpus/mod.rs"]
+mod corpus;
 
 use std::path::Path;
 use std::time::Duration;
 
 use common::{AgentProcess, http, warden};
+use corpus::encoded::base64;
 
 const GHP: &str = "ghp_R8sT2uV4wX6yZ8aB0cD2eF4gH6iJ8kL0mN2p";
 const AKIA: &str = "AKIAQ3ZT7WJNB5XKPRM4";
@@ -349,24 +352,6 @@ fn never_silently_blind_past_bad_names_big_files_fifos_and_loops() {
     assert!(run.stdout.contains("1 not scanned"), "{}", run.stdout);
 }
 
-fn b64(b: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::new();
-    for c in b.chunks(3) {
-        let v = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            s.push(if i <= c.len() {
-                A[(v >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    s
-}
-
 #[test]
 fn decodes_a_kubernetes_secret_and_a_percent_encoded_redirect() {
     let tree = tempfile::tempdir().unwrap();
@@ -375,9 +360,9 @@ fn decodes_a_kubernetes_secret_and_a_percent_encoded_redirect() {
     let slack = "https://hooks.slack.com/services/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";
     let secret = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\ndata:\n  AWS_ACCESS_KEY_ID: {}\n  GITHUB_TOKEN: {}\n  tls.key: {}\n",
-        b64(AKIA.as_bytes()),
-        b64(GHP.as_bytes()),
-        b64(key.as_bytes())
+        base64(AKIA.as_bytes()),
+        base64(GHP.as_bytes()),
+        base64(key.as_bytes())
     );
     std::fs::write(dir.join("secret.yaml"), &secret).unwrap();
     let redirect = slack.replace(':', "%3A").replace('/', "%2F");
@@ -455,7 +440,7 @@ fn decodes_a_kubernetes_secret_and_a_percent_encoded_redirect() {
     // Neither the secrets nor their encodings leave in clear.
     for s in [
         GHP.to_string(),
-        b64(GHP.as_bytes()),
+        base64(GHP.as_bytes()),
         slack.to_string(),
         redirect,
     ] {
@@ -500,27 +485,11 @@ impl ProviderFakes {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("live"), live.join("\n")).unwrap();
         let port = common::free_port();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/provider_fakes.py");
-        let child = std::process::Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir)
-            .spawn()
-            .expect("python3");
-        // Dropped (killed and reaped) if it never listens.
-        let fakes = ProviderFakes {
-            child,
+        ProviderFakes {
+            child: common::python_fixture("provider_fakes.py", port, dir),
             port,
             dir: dir.to_path_buf(),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return fakes;
-            }
-            std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("the provider fakes did not start on {port}");
     }
 
     fn requests(&self) -> Vec<serde_json::Value> {

@@ -363,15 +363,7 @@ fn gitleaks_side_by_side(root: &Path, cfg: secret_scan::config::Config, bytes: u
         .into_iter()
         .map(|f| (f.file, f.line as u64, f.rule))
         .collect();
-    let settings = Settings {
-        roots: vec![root.to_path_buf()],
-        max_file_size: 100 << 20,
-        follow_symlinks: false,
-        exclude: Vec::new(),
-        redact: 100,
-        cache: false,
-        ignore_file: true,
-    };
+    let settings = Settings::new(vec![root.to_path_buf()], 100 << 20);
     let detector = Detector::new(cfg).gitleaks_dedup();
     let cpu0 = cpu_seconds("self");
     let t0 = Instant::now();

@@ -9,8 +9,34 @@ pub mod notify;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+
+/// `python3 tests/fixtures/SCRIPT PORT DIR` (a fixture on Python's
+/// http.server), once it listens on 127.0.0.1:PORT.
+pub fn python_fixture(script: &str, port: u16, dir: &Path) -> Child {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(script);
+    let mut child = Command::new("python3")
+        .arg(path)
+        .arg(port.to_string())
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{script} did not start on {port}");
+}
 
 /// The `warden` binary under test.
 pub fn warden_bin() -> &'static str {

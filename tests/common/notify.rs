@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{debian_tool, free_port, http};
+use super::{debian_tool, free_port, http, python_fixture};
 
 /// `tests/fixtures/notify_receiver.py` on `port`, its files in `dir`.
 pub struct Receiver {
@@ -18,29 +18,11 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(dir: &Path, port: u16) -> Receiver {
-        std::fs::create_dir_all(dir).unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/notify_receiver.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let r = Receiver {
-            child,
+        Receiver {
+            child: python_fixture("notify_receiver.py", port, dir),
             port,
             dir: dir.to_path_buf(),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("the receiver did not start on {port}");
     }
 
     /// Makes `GET /health` answer `code`.

@@ -27,13 +27,8 @@ fn main() {
         std::process::exit(2);
     });
     let settings = Settings {
-        roots: vec![PathBuf::from(&dir)],
-        max_file_size: 100 << 20,
-        follow_symlinks: false,
-        exclude: Vec::new(),
         redact: 50,
-        cache: false,
-        ignore_file: true,
+        ..Settings::new(vec![PathBuf::from(&dir)], 100 << 20)
     };
     let t0 = std::time::Instant::now();
     let depth = std::env::var("DECODE_DEPTH")

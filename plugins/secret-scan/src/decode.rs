@@ -96,7 +96,7 @@ impl Decoding {
     pub fn next(&mut self, text: &[u8]) -> Option<Vec<u8>> {
         let runs = find_runs(text);
         let mut segments = Vec::new();
-        let mut out = Vec::with_capacity(text.len());
+        let mut out = Vec::new();
         let mut copied = 0;
         let mut shift: isize = 0;
         let mut decoded = Vec::new();
@@ -123,6 +123,9 @@ impl Decoding {
                 depth: 1,
             };
             shift += decoded.len() as isize - encoded.len() as isize;
+            if out.is_empty() {
+                out.reserve(text.len());
+            }
             out.extend_from_slice(&text[copied..run.span.start]);
             out.extend_from_slice(&decoded);
             copied = run.span.end;

@@ -640,15 +640,13 @@ fn report(
         let known = is_known(f);
         let rule = detector.config().rule(&f.rule);
         let description = rule.map(|r| r.description.as_str()).unwrap_or("");
-        let tags: Vec<&str> = rule
-            .map(|r| r.tags.iter().map(String::as_str).collect())
-            .unwrap_or_default();
-        let tags = [
-            &tags[..],
-            &f.decoded.iter().map(String::as_str).collect::<Vec<_>>(),
-        ]
-        .concat();
-        let tags = tags.join(",");
+        let tags = rule
+            .map_or(&[][..], |r| &r.tags[..])
+            .iter()
+            .chain(&f.decoded)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
         let what = if description.is_empty() {
             f.rule.as_str()
         } else {

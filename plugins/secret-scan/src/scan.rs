@@ -57,6 +57,23 @@ pub struct Settings {
     pub ignore_file: bool,
 }
 
+impl Settings {
+    /// A full scan of `roots` (no cache), files up to `max_file_size`,
+    /// secrets fully redacted, `.gitleaksignore` honoured, links not
+    /// followed, nothing excluded.
+    pub fn new(roots: Vec<PathBuf>, max_file_size: u64) -> Settings {
+        Settings {
+            roots,
+            max_file_size,
+            follow_symlinks: false,
+            exclude: Vec::new(),
+            redact: 100,
+            cache: false,
+            ignore_file: true,
+        }
+    }
+}
+
 /// A finding as reported: the secret redacted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Found {
@@ -293,10 +310,7 @@ pub fn scan_verifying<'a>(
         ignored,
         ..
     } = w;
-    found.retain(|f| {
-        !ignored.contains(&f.gitleaks_fingerprint())
-            && !ignored.contains(&format!("{}:{}:{}", f.rel, f.rule, f.line))
-    });
+    found.retain(|f| !listed(&ignored, &f.file, &f.rel, &f.rule, f.line));
     found.sort_by(|a, b| {
         (&a.file, a.line, a.column, &a.rule).cmp(&(&b.file, b.line, b.column, &b.rule))
     });
@@ -304,6 +318,14 @@ pub fn scan_verifying<'a>(
 }
 
 /// The fingerprints listed in each root's `.gitleaksignore`.
+/// Whether `.gitleaksignore` lists a finding (by host path or by path
+/// relative to the scanned directory).
+fn listed(ignored: &BTreeSet<String>, file: &str, rel: &str, rule: &str, line: usize) -> bool {
+    !ignored.is_empty()
+        && (ignored.contains(&format!("{file}:{rule}:{line}"))
+            || ignored.contains(&format!("{rel}:{rule}:{line}")))
+}
+
 fn ignore_entries(roots: &[PathBuf]) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
     for root in roots {
@@ -499,12 +521,7 @@ impl Walker<'_> {
             .detect_timed(rel, data, &mut self.stats.timings);
         let mut found = Vec::with_capacity(hits.len());
         for h in hits {
-            let listed = self
-                .ignored
-                .contains(&format!("{host}:{}:{}", h.rule, h.line))
-                || self
-                    .ignored
-                    .contains(&format!("{rel}:{}:{}", h.rule, h.line));
+            let listed = listed(&self.ignored, host, rel, &h.rule, h.line);
             let verified = match &mut self.verify {
                 Some(v) if !listed => Some(v(&h)),
                 _ => None,

@@ -176,15 +176,7 @@ fn credential_files_in_their_real_syntax() {
     }
     std::fs::write(dir.join("urls.txt"), URLS.join("\n") + "\n").unwrap();
 
-    let settings = Settings {
-        roots: vec![dir.clone()],
-        max_file_size: 1 << 20,
-        follow_symlinks: false,
-        exclude: Vec::new(),
-        redact: 100,
-        cache: false,
-        ignore_file: true,
-    };
+    let settings = Settings::new(vec![dir.clone()], 1 << 20);
     let (found, _, _) = scan::scan(
         &Detector::new(secret_scan::default_rules()),
         &settings,

@@ -44,15 +44,7 @@ fn run_secret_scan_with(dir: &Path, detector: impl Fn(Config) -> Detector) -> BT
         .load_file(&corpus::gitleaks::config())
         .expect("gitleaks' config loads");
     let d = detector(rules);
-    let settings = Settings {
-        roots: vec![dir.to_path_buf()],
-        max_file_size: 100 << 20,
-        follow_symlinks: false,
-        exclude: Vec::new(),
-        redact: 100,
-        cache: false,
-        ignore_file: true,
-    };
+    let settings = Settings::new(vec![dir.to_path_buf()], 100 << 20);
     let (found, stats, _) = scan::scan(&d, &settings, None, "k");
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     found
