@@ -143,3 +143,36 @@ fn a_spinning_plugin_shares_its_thread() {
         assert_eq!(*order.lock().unwrap(), ["hello", "loop"]);
     });
 }
+
+/// Only a plugin that imports `host.part` is split; any other runs whole
+/// whatever it is offered; a split plugin reports
+/// the same findings as a whole run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_plugins_that_ask_for_their_part_are_split() {
+    let rt = Arc::new(Runtime::new(RuntimeOptions::default()).unwrap());
+    let hello = load(&rt, "hello").await;
+    assert!(!hello.shardable);
+    let o = rt
+        .run_sharded(&hello, &request("hello", "{}", Duration::from_secs(5)), 4)
+        .await;
+    assert_eq!(o.status, Status::Ok, "{}", o.summary);
+    assert_eq!(o.shards, None);
+
+    let bytes = warden::stdplugins::get("secret-scan").unwrap();
+    let scan = Arc::new(
+        rt.load(bytes, Origin::Embedded("secret-scan".into()))
+            .await
+            .unwrap(),
+    );
+    assert!(scan.shardable);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.env"), "AWS_ACCESS_KEY_ID=AKIAQ3ZT7WJNB5XKPRM4\n").unwrap();
+    let allow = warden_runtime::Allow::new(dir.path()).with("read_dirs", &["."]);
+    let mut req = request("scan", "{}", Duration::from_secs(20));
+    req.grants = Grants::parse(&allow).unwrap();
+    req.memory = 256 << 20;
+    let o = rt.run_sharded(&scan, &req, 2).await;
+    assert_eq!(o.shards, Some(2));
+    assert_eq!(o.status, Status::Critical, "{}", o.summary);
+    assert_eq!(o.findings.len(), 1, "{}", o.summary);
+}

@@ -464,6 +464,50 @@ fn decodes_a_kubernetes_secret_and_a_percent_encoded_redirect() {
     assert!(r.stdout.contains("config.max_decode_depth"), "{}", r.stdout);
 }
 
+#[test]
+fn one_scan_runs_in_shards_on_every_core_and_reports_as_one() {
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    plant(t);
+    corpus::generate(&t.join("corpus"), 300_000, 2_000, 20, 5);
+    let run = |extra: &[&str]| {
+        let state = tempfile::tempdir().unwrap();
+        let mut args = vec!["check", "secret-scan", "--read-dir", t.to_str().unwrap()];
+        args.extend(["--config", "{}", "--format", "json"]);
+        args.extend(extra);
+        warden(state.path(), &args, &[])
+    };
+    let whole = run(&["--shards", "1"]);
+    let split = run(&["--shards", "3"]);
+    assert_eq!(split.code, 2, "{}\n{}", split.stdout, split.stderr);
+    let (w, s) = (whole.json(), split.json());
+    assert_eq!(w["shards"], serde_json::Value::Null);
+    assert_eq!(s["shards"], 3);
+    assert_eq!(s["status"], w["status"]);
+    assert_eq!(s["summary"], w["summary"]);
+    assert_eq!(s["findings"], w["findings"]);
+    assert!(w["findings"].as_array().unwrap().len() > 50, "{}", w["summary"]);
+    // By default, one shard per core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default = run(&[]).json();
+    if cores > 1 {
+        assert_eq!(default["shards"], cores);
+    }
+    assert_eq!(default["findings"], w["findings"]);
+    // A shard that fails fails the run (unknown), naming the shard and why.
+    let r = run(&["--shards", "2", "--memory", "2MiB"]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        error.starts_with("shard ") && error.contains(" of 2: memory limit"),
+        "{error}"
+    );
+    // Out of range is refused, naming the flag.
+    let r = run(&["--shards", "0"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--shards"), "{}", r.stderr);
+}
+
 /// A finding's attribute (attributes are `[name, value]` pairs).
 fn attr<'a>(f: &'a serde_json::Value, name: &str) -> Option<&'a str> {
     f["attributes"]

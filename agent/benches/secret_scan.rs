@@ -187,6 +187,7 @@ fn main() {
             redact: 100,
             cache: false,
             ignore_file: true,
+            shard: None,
         };
         let (found, stats, _) = scan::scan(&detector, &settings, None, "bench");
         let m = Measured {

@@ -563,8 +563,22 @@ impl Agent {
                 None => {
                     // `execute` runs on the executor already.
                     let started = std::time::Instant::now();
-                    let outcome = crate::executor::catch_panic(self.runtime.run(&plugin, &request))
-                        .await
+                    // A plugin that can split a run gets the places free
+                    // now, up to the check's `shards` (one per core by
+                    // default), given back when the run ends.
+                    let more = if plugin.shardable {
+                        let want = check.config.shards.unwrap_or(self.executor.threads());
+                        self.gate
+                            .limit
+                            .try_more(&d.check, want.saturating_sub(1) as usize)
+                    } else {
+                        Vec::new()
+                    };
+                    let shards = 1 + more.len() as u32;
+                    let outcome = crate::executor::catch_panic(
+                        self.runtime.run_sharded(&plugin, &request, shards),
+                    )
+                    .await
                         .unwrap_or_else(|fault| {
                             RunOutcome::unknown(
                                 &check.config.name,
@@ -574,6 +588,7 @@ impl Agent {
                                 d.attempt,
                             )
                         });
+                    drop(more);
                     self.gate.limit.record(&d.check, started.elapsed());
                     outcome
                 }

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 pub struct Executor {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
+    threads: u32,
 }
 
 impl Executor {
@@ -44,7 +45,13 @@ impl Executor {
         Ok(Executor {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
+            threads: threads as u32,
         })
+    }
+
+    /// How many worker threads it has (the default `shards` of a run).
+    pub fn threads(&self) -> u32 {
+        self.threads
     }
 
     /// Starts `work` on the executor.
@@ -309,6 +316,25 @@ impl FairGate {
         Permit { gate: self, tier }
     }
 
+    /// Up to `n` more places for a run of `check` that can use them (a
+    /// sharded run), taken now or not at all: only places no waiter is
+    /// queued for, within the check's tier. Never waits, so a run never
+    /// holds places while it waits for more.
+    pub fn try_more(self: &Arc<Self>, check: &str, n: usize) -> Vec<Permit> {
+        let mut g = self.lock();
+        let mut more = Vec::new();
+        while more.len() < n && g.queue.is_empty() {
+            let Ok(tier) = g.try_take(check) else {
+                break;
+            };
+            more.push(Permit {
+                gate: self.clone(),
+                tier,
+            });
+        }
+        more
+    }
+
     /// Records how long one of `check`'s runs took.
     pub fn record(&self, check: &str, took: Duration) {
         let us = took.as_micros().min(u64::MAX as u128) as u64;
@@ -382,6 +408,30 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), ["trivial", "spinner", "spinner"]);
+    }
+
+    #[tokio::test]
+    async fn a_sharded_run_takes_only_places_no_one_waits_for() {
+        let gate = Arc::new(FairGate::new(4));
+        gate.record("scan", Duration::from_secs(10));
+        let first = gate.clone().acquire("scan").await;
+        // Heavy checks may hold three of four places: two more, not three.
+        let more = gate.try_more("scan", 8);
+        assert_eq!(more.len(), 2);
+        drop(more);
+        // With someone queued, no extra place is taken, however many are
+        // free: the waiter comes first.
+        let held: Vec<Permit> = gate.try_more("scan", 2);
+        let waiter = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.acquire("scan").await })
+        };
+        tokio::task::yield_now().await;
+        assert!(gate.try_more("quick", 1).is_empty());
+        assert!(gate.try_more("scan", 1).is_empty());
+        drop(held);
+        drop(first);
+        drop(waiter.await.unwrap());
     }
 
     #[tokio::test]

@@ -82,6 +82,11 @@ pub(crate) struct CheckArgs {
     /// default memory limit).
     #[arg(long)]
     memory: Option<String>,
+    /// Most instances one run may use at once when the plugin can split
+    /// it (1: never split; default: the check's `shards`, else one per
+    /// core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=limits::MAX_SHARDS as i64))]
+    shards: Option<u32>,
     /// Without a plugin: the configured check to run, with the agent's
     /// grants, limits, state and output references. With one: the name
     /// that scopes its persistent state (default: the plugin's name).
@@ -125,6 +130,20 @@ pub(crate) fn runtime(state_dir: &Path, ca_file: Option<&Path>) -> Result<Runtim
     let dir = StateDir::create(state_dir)?;
     let store = dir.open_store()?;
     Runtime::new(dir.runtime_options(Some(store), ca_file)?)
+}
+
+/// Runs `request` once, split into as many shards as `shards` says (one
+/// per core when `None`) if the plugin can be split.
+async fn run_split(
+    runtime: &Arc<Runtime>,
+    plugin: &Arc<Plugin>,
+    request: &RunRequest,
+    shards: Option<u32>,
+) -> warden_runtime::RunOutcome {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    runtime
+        .run_sharded(&plugin, request, shards.unwrap_or(cores))
+        .await
 }
 
 /// Reads a plugin given as a path or a standard plugin name.
@@ -253,7 +272,7 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return unknown(format!("{e:#}")),
     };
-    let outcome = runtime.run(&plugin, &request).await;
+    let outcome = run_split(&Arc::new(runtime), &Arc::new(plugin), &request, args.shards).await;
     print_outcome(&outcome, args.format)
 }
 
@@ -435,13 +454,13 @@ async fn configured(args: CheckArgs) -> ExitCode {
             grants: check.grants.clone(),
             state_quota: check.state_quota,
         };
-        Ok::<_, anyhow::Error>((runtime, plugin, request, store))
+        Ok::<_, anyhow::Error>((runtime, plugin, request, store, check.shards))
     };
-    let (runtime, plugin, request, store) = match prepared.await {
+    let (runtime, plugin, request, store, check_shards) = match prepared.await {
         Ok(p) => p,
         Err(e) => return unknown(format!("{e:#}")),
     };
-    let outcome = runtime.run(&plugin, &request).await;
+    let outcome = run_split(&runtime, &plugin, &request, args.shards.or(check_shards)).await;
     store.flush();
     print_outcome(&outcome, args.format)
 }

@@ -22,6 +22,36 @@ impl Env for HashMap<String, String> {
     }
 }
 
+/// Which part of its check's run a run performs ([`Context::part`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    /// All of it: the run is not split.
+    Whole,
+    /// One share of the work, `index` of `count` (e.g. the files whose
+    /// path hashes to `index` modulo `count`). Its report goes only to the
+    /// merge, so it may carry whatever the merge needs.
+    Shard {
+        /// Which share, from 0.
+        index: u32,
+        /// How many shares (at least 2).
+        count: u32,
+    },
+    /// Combine the shards' reports (in index order) into the run's report.
+    Merge(Vec<crate::Report>),
+}
+
+/// Says which part of the run this is.
+pub trait PartBackend: Send + Sync {
+    /// The part.
+    fn part(&self) -> Part;
+}
+
+impl PartBackend for Part {
+    fn part(&self) -> Part {
+        self.clone()
+    }
+}
+
 /// Everything one run of a check gets.
 pub struct Context<C> {
     /// Name of the check.
@@ -39,6 +69,7 @@ pub struct Context<C> {
     pub(crate) env: Arc<dyn Env>,
     pub(crate) tls: Tls,
     pub(crate) read_dirs: Vec<PathBuf>,
+    pub(crate) part: Arc<dyn PartBackend>,
 }
 
 impl<C> Context<C> {
@@ -73,6 +104,15 @@ impl<C> Context<C> {
     /// variable that is not set or not granted.
     pub fn expand_env(&self, template: &str) -> Result<String, String> {
         crate::template::expand_env(template, |name| self.env(name))
+    }
+
+    /// Which part of the check's run this is. A plugin with
+    /// [`crate::Plugin::SHARDED`] may be run in shards: up to the check's
+    /// `shards` instances at once, each told its [`Part::Shard`], then one
+    /// more told [`Part::Merge`] with their reports. Any other plugin is
+    /// always told [`Part::Whole`].
+    pub fn part(&self) -> Part {
+        self.part.part()
     }
 
     /// Time left before the deadline (zero once it has passed).

@@ -75,6 +75,13 @@ impl<P: Plugin> bindings::Guest for Adapter<P> {
                 .into_iter()
                 .map(|(_, path)| std::path::PathBuf::from(path))
                 .collect(),
+            // A constant: for other plugins `host.part` is not linked,
+            // so their components do not import it.
+            part: if P::SHARDED {
+                Arc::new(HostPart)
+            } else {
+                Arc::new(crate::Part::Whole)
+            },
         };
         P::run(&mut context)
             .map(into_wit_report)
@@ -129,6 +136,77 @@ fn into_wit_report(r: Report) -> wit::Report {
             .outputs
             .into_iter()
             .map(|o| wit::Output {
+                key: o.key,
+                value: o.value,
+            })
+            .collect(),
+    }
+}
+
+/// Which part of the run, asked of the host only when the plugin asks
+/// (so only plugins that call [`Context::part`] import `host.part`).
+struct HostPart;
+
+impl crate::PartBackend for HostPart {
+    fn part(&self) -> crate::Part {
+        match host::part() {
+            host::RunPart::Whole => crate::Part::Whole,
+            host::RunPart::Shard(s) => crate::Part::Shard {
+                index: s.index,
+                count: s.count,
+            },
+            host::RunPart::Merge(reports) => {
+                crate::Part::Merge(reports.into_iter().map(from_wit_report).collect())
+            }
+        }
+    }
+}
+
+fn unpairs(v: Vec<wit::Pair>) -> Vec<(String, String)> {
+    v.into_iter().map(|p| (p.name, p.value)).collect()
+}
+
+fn from_wit_report(r: wit::Report) -> Report {
+    Report {
+        status: match r.status {
+            wit::Status::Ok => Status::Ok,
+            wit::Status::Warning => Status::Warning,
+            wit::Status::Critical => Status::Critical,
+            wit::Status::Unknown => Status::Unknown,
+        },
+        summary: r.summary,
+        metrics: r
+            .metrics
+            .into_iter()
+            .map(|m| crate::Metric {
+                name: m.name,
+                value: m.value,
+                unit: m.unit,
+                labels: unpairs(m.labels),
+            })
+            .collect(),
+        findings: r
+            .findings
+            .into_iter()
+            .map(|f| crate::Finding {
+                fingerprint: f.fingerprint,
+                rule: f.rule,
+                severity: match f.severity {
+                    wit::Severity::Info => Severity::Info,
+                    wit::Severity::Low => Severity::Low,
+                    wit::Severity::Medium => Severity::Medium,
+                    wit::Severity::High => Severity::High,
+                    wit::Severity::Critical => Severity::Critical,
+                },
+                message: f.message,
+                location: f.location,
+                attributes: unpairs(f.attributes),
+            })
+            .collect(),
+        outputs: r
+            .outputs
+            .into_iter()
+            .map(|o| crate::Output {
                 key: o.key,
                 value: o.value,
             })

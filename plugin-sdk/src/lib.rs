@@ -104,7 +104,7 @@ pub use warden_text::units;
 #[doc(hidden)]
 pub mod guest;
 
-pub use context::{Context, Env};
+pub use context::{Context, Env, Part, PartBackend};
 pub use error::Error;
 pub use info::{Capability, PluginInfo};
 pub use report::{Finding, Level, Metric, Output, Report, Severity, Status};
@@ -114,8 +114,8 @@ pub mod prelude {
     pub use crate::http::{Http, HttpError, Request, Response};
     pub use crate::jsonrpc::{JsonRpc, JsonRpcError};
     pub use crate::{
-        Capability, Context, Error, Finding, Metric, Output, Plugin, PluginInfo, Report, Severity,
-        Status,
+        Capability, Context, Error, Finding, Metric, Output, Part, Plugin, PluginInfo, Report,
+        Severity, Status,
     };
     pub use crate::{debug, error, info, warn};
     pub use schemars::JsonSchema;
@@ -135,6 +135,12 @@ pub trait Plugin {
     /// refused (`#[serde(deny_unknown_fields)]`) so typos surface in
     /// `warden validate`.
     type Config: serde::de::DeserializeOwned + schemars::JsonSchema;
+
+    /// Whether one run may be split into shards that run at once, each
+    /// doing the share of the work [`Context::part`] names, and then
+    /// merged. Only a plugin that says so imports `host.part` (the agent
+    /// splits only those); any other is always run [`Part::Whole`].
+    const SHARDED: bool = false;
 
     /// Name, version, description, default schedule and capabilities.
     fn info() -> PluginInfo;

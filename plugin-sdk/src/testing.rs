@@ -141,6 +141,7 @@ pub struct TestContext<C> {
     env: HashMap<String, String>,
     tls: Arc<dyn TlsBackend>,
     read_dirs: Vec<std::path::PathBuf>,
+    part: crate::Part,
 }
 
 impl<C> TestContext<C> {
@@ -157,7 +158,14 @@ impl<C> TestContext<C> {
             env: HashMap::new(),
             tls: Arc::new(NoTls),
             read_dirs: Vec::new(),
+            part: crate::Part::Whole,
         }
+    }
+
+    /// Runs as this part of a sharded run (a shard, or the merge).
+    pub fn part(mut self, part: crate::Part) -> Self {
+        self.part = part;
+        self
     }
 
     /// Uses this TLS double (a [`crate::tls::Peer`] answers every look-up).
@@ -221,6 +229,7 @@ impl<C> TestContext<C> {
             env: Arc::new(self.env) as Arc<dyn Env>,
             tls: Tls::new(self.tls),
             read_dirs: self.read_dirs,
+            part: Arc::new(self.part),
         }
     }
 }

@@ -29,5 +29,7 @@ pub(crate) use warden::plugin::types as wit;
 
 /// The world every plugin targets, for error messages.
 pub const WORLD: &str = "warden:plugin/plugin@0.1.0";
+/// The interface of `host.part`, without its version.
+pub(crate) const HOST_INTERFACE: &str = "warden:plugin/host@";
 /// The exports a component must have to be a plugin.
 pub(crate) const REQUIRED_EXPORTS: [&str; 3] = ["describe", "validate", "run"];

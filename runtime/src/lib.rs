@@ -11,7 +11,9 @@
 //!   turns component bytes into a [`Plugin`]; [`Runtime::run`] runs a
 //!   [`RunRequest`] in a fresh instance and returns a [`RunOutcome`],
 //!   never an error: every failure is an `unknown` outcome that names its
-//!   cause.
+//!   cause. [`Runtime::run_sharded`] splits one run of a plugin that
+//!   imports `host.part` across instances running at once, then merges
+//!   their reports.
 //! - [`Grants`] is the single value that says what a check may reach,
 //!   parsed once from its `allow` section ([`Allow`]) by the capability
 //!   modules in [`caps`]; nothing else can widen it.
@@ -54,6 +56,7 @@ mod memory;
 pub mod report;
 mod runtime;
 mod sandbox;
+mod shards;
 
 pub use bindings::WORLD;
 pub use caps::net::parse_pem;

@@ -14,6 +14,8 @@ pub const DEFAULT_MEMORY: u64 = 64 << 20;
 /// Largest memory limit a check may ask for (also the pooling allocator's
 /// slot size).
 pub const MAX_MEMORY: u64 = 1 << 30;
+/// Most shards one run may be split into (a check's `shards`).
+pub const MAX_SHARDS: u32 = 64;
 /// Budget for `describe` and `validate`, which must be quick.
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How the run's deadline is named in errors.

@@ -440,6 +440,9 @@ pub struct RunOutcome {
     /// Requests or responses the sandbox refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refusals: Vec<String>,
+    /// How many shards the run was split into (absent: run whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -481,6 +484,7 @@ impl RunOutcome {
             attempt,
             http_requests: 0,
             refusals: Vec::new(),
+            shards: None,
         }
     }
 

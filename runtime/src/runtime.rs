@@ -20,7 +20,7 @@ use tracing::Instrument as _;
 use warden_text::units::format_duration;
 use wasmtime::component::Linker;
 
-use crate::bindings::{self, REQUIRED_EXPORTS, WORLD, wit};
+use crate::bindings::{self, HOST_INTERFACE, REQUIRED_EXPORTS, WORLD, host, wit};
 use crate::caps::{Grants, Parts, Sandbox, Shared, StateBackend, StateQuota};
 use crate::engine::WardenEngine;
 use crate::limits;
@@ -60,6 +60,9 @@ pub struct Plugin {
     pub imports: Vec<String>,
     /// True when the compiled code came from the on-disk cache.
     pub from_cache: bool,
+    /// True when it imports `host.part`, so one run may be split into
+    /// shards ([`Runtime::run_sharded`]).
+    pub shardable: bool,
     pre: bindings::PluginPre<Sandbox>,
 }
 
@@ -112,8 +115,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// How a call into the plugin ended.
 enum Ended {
-    /// `run` returned a report within the caps.
-    Report(Report),
+    /// `run` returned a report within the caps (and, for a shard, the
+    /// report as written, for the merge).
+    Report(Report, Option<wit::Report>),
     /// `run` returned an error: the plugin's own verdict on this run.
     PluginError(String),
     /// The sandbox stopped it or refused its report.
@@ -172,6 +176,13 @@ impl Runtime {
             .imports(engine)
             .map(|(name, _)| name.to_string())
             .collect();
+        let shardable = ty.imports(engine).any(|(name, item)| {
+            let wasmtime::component::types::ComponentItem::ComponentInstance(instance) = item.ty
+            else {
+                return false;
+            };
+            name.starts_with(HOST_INTERFACE) && instance.get_export(engine, "part").is_some()
+        });
         let exports: Vec<String> = ty
             .exports(engine)
             .map(|(name, _)| name.to_string())
@@ -201,6 +212,7 @@ impl Runtime {
             info,
             imports,
             from_cache,
+            shardable,
             pre,
         })
     }
@@ -283,6 +295,27 @@ impl Runtime {
     ) -> RunOutcome {
         let t0 = Instant::now();
         let timeout = req.timeout.min(limits::MAX_TIMEOUT);
+        let result = self
+            .execute(plugin, req, host::RunPart::Whole, timeout, &mut outcome)
+            .await
+            .map(|(report, _)| report);
+        outcome.end(result, t0.elapsed());
+        outcome
+    }
+
+    /// One call of `run` in a fresh instance performing `part`, within
+    /// `timeout`: the accepted report (and, for a shard, the report as the
+    /// plugin wrote it, for the merge) or why the run failed. What the
+    /// instance did (requests, refusals) is added to `outcome`.
+    pub(crate) async fn execute(
+        &self,
+        plugin: &Plugin,
+        req: &RunRequest,
+        part: host::RunPart,
+        timeout: Duration,
+        outcome: &mut RunOutcome,
+    ) -> Result<(Report, Option<wit::Report>), String> {
+        let keep_raw = matches!(part, host::RunPart::Shard(_));
         let spec = SandboxSpec {
             check: &req.check,
             grants: &req.grants,
@@ -290,20 +323,17 @@ impl Runtime {
             timeout,
             persistent: true,
             state_quota: req.state_quota,
+            part,
         };
-        let mut store = match spec.build(self.engine.engine(), &self.shared) {
-            Ok(s) => s,
-            Err(e) => {
-                outcome.end(Err(format!("sandbox setup failed: {e:#}")), t0.elapsed());
-                return outcome;
-            }
-        };
+        let mut store = spec
+            .build(self.engine.engine(), &self.shared)
+            .map_err(|e| format!("sandbox setup failed: {e:#}"))?;
         let ctx = wit::RunContext {
             check: req.check.clone(),
             config: req.config.clone(),
             scheduled_unix_ms: outcome.scheduled_unix_ms,
             attempt: req.attempt,
-            deadline_unix_ms: outcome.started_unix_ms + timeout.as_millis() as u64,
+            deadline_unix_ms: crate::report::unix_ms(SystemTime::now()) + timeout.as_millis() as u64,
         };
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -319,23 +349,24 @@ impl Runtime {
                 Ended::Broke(store.data().explain(&trap, timeout, limits::RUN_DEADLINE))
             }
             Ok(Ok(Err(message))) => Ended::PluginError(crate::redact::words(&message)),
-            Ok(Ok(Ok(report))) => match Report::from_wit(report) {
-                Ok(report) => Ended::Report(report),
-                Err(e) => Ended::Broke(e),
-            },
+            Ok(Ok(Ok(report))) => {
+                let raw = keep_raw.then(|| report.clone());
+                match Report::from_wit(report) {
+                    Ok(report) => Ended::Report(report, raw),
+                    Err(e) => Ended::Broke(e),
+                }
+            }
         };
         let mut parts = store.into_data().parts;
-        parts.finish(&mut outcome);
+        parts.finish(outcome);
         // A plugin that returned (a report or its own error) keeps its
         // state changes, like any other result of the run.
         let accepted = !matches!(ended, Ended::Broke(_));
-        let result = match (parts.settle(accepted).await, ended) {
+        match (parts.settle(accepted).await, ended) {
             (Err(e), _) => Err(e),
-            (Ok(()), Ended::Report(report)) => Ok(report),
+            (Ok(()), Ended::Report(report, raw)) => Ok((report, raw)),
             (Ok(()), Ended::PluginError(message)) => Err(format!("plugin error: {message}")),
             (Ok(()), Ended::Broke(reason)) => Err(reason),
-        };
-        outcome.end(result, t0.elapsed());
-        outcome
+        }
     }
 }

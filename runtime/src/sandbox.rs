@@ -8,6 +8,7 @@ use wasmtime::Trap;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+use crate::bindings::host::RunPart;
 use crate::caps::{Grants, Parts, Sandbox, Setup, Shared, StateQuota};
 use crate::limits;
 use crate::memory::MemoryGuard;
@@ -23,6 +24,8 @@ pub(crate) struct SandboxSpec<'a> {
     pub(crate) persistent: bool,
     /// How much plugin state the check may keep.
     pub(crate) state_quota: StateQuota,
+    /// Which part of the check's run (whole, a shard, the merge).
+    pub(crate) part: RunPart,
 }
 
 impl SandboxSpec<'_> {
@@ -37,6 +40,7 @@ impl SandboxSpec<'_> {
             timeout: limits::DESCRIBE_TIMEOUT,
             persistent: false,
             state_quota: StateQuota::default(),
+            part: RunPart::Whole,
         }
     }
 
@@ -71,6 +75,7 @@ impl SandboxSpec<'_> {
             http,
             parts,
             memory: MemoryGuard::new(self.memory),
+            part: self.part,
         };
         let mut store = wasmtime::Store::new(engine, sandbox);
         store.limiter(|s| &mut s.memory);

@@ -54,6 +54,7 @@ struct RawCheck {
     on_unknown: OnUnknown,
     #[serde(default)]
     run_on_start: bool,
+    shards: Option<u32>,
 }
 
 /// What a hard `unknown` (the check could not decide) tells notifiers.
@@ -98,6 +99,9 @@ pub struct CheckConfig {
     pub schedule: Option<Schedule>,
     /// Per-run budget.
     pub timeout: Duration,
+    /// Most instances one run of a plugin that can be split may use at
+    /// once (`None`: one per core; 1: never split).
+    pub shards: Option<u32>,
     /// Memory limit in bytes.
     pub memory: u64,
     /// Retries after an `unknown` result.
@@ -287,6 +291,14 @@ impl CheckConfig {
             err("state_bytes", e);
             limits::DEFAULT_STATE_BYTES
         });
+        if let Some(n) = c.shards
+            && !(1..=limits::MAX_SHARDS).contains(&n)
+        {
+            err(
+                "shards",
+                format!("{n} is outside 1..={}", limits::MAX_SHARDS),
+            );
+        }
         let state_keys = c.state_keys.unwrap_or(limits::DEFAULT_STATE_KEYS);
         if state_keys == 0 || state_keys > limits::MAX_STATE_KEYS {
             err(
@@ -424,6 +436,7 @@ impl CheckConfig {
                 plugin: c.plugin,
                 schedule,
                 timeout,
+                shards: c.shards,
                 memory,
                 retries: c.retries,
                 failure_threshold,

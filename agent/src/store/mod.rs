@@ -384,6 +384,9 @@ impl Store {
                     outputs: json(r.get(16)?),
                     refusals: json(r.get(17)?),
                     http_requests: r.get(18)?,
+                    // Not stored: how a run was split is shown while it is
+                    // the latest (the live view) and in the log.
+                    shards: None,
                 },
             })
         })?;

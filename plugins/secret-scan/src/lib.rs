@@ -6,6 +6,7 @@
 //! - [`detect`]: detection in one file, with gitleaks' semantics;
 //! - [`decode`]: base64, hex and percent decoding between detection passes;
 //! - [`verify`]: asking GitHub, Slack or Stripe whether a token is live;
+//! - [`shards`]: one scan split across instances, and their merge;
 //! - [`scan`]: walking, the incremental cache, redaction, fingerprints,
 //!   `.gitleaksignore`;
 //! - this module: the plugin (its config, baselines, the report).
@@ -19,6 +20,7 @@ pub mod decode;
 pub mod detect;
 pub mod pattern;
 pub mod scan;
+pub mod shards;
 pub mod verify;
 
 use std::collections::BTreeSet;
@@ -38,7 +40,7 @@ pub const DEFAULT_RULES: &str = include_str!("../default.toml");
 pub const DEFAULT_ORIGIN: &str = "<default rules>";
 
 /// State key of the incremental cache.
-const CACHE_KEY: &str = "scan-cache";
+pub(crate) const CACHE_KEY: &str = "scan-cache";
 /// State key of the fingerprints seen by earlier runs.
 const KNOWN_KEY: &str = "known";
 /// Largest cache kept in state (the agent's limit per value is 16 MiB).
@@ -206,6 +208,7 @@ pub struct SecretScan;
 
 impl Plugin for SecretScan {
     type Config = Config;
+    const SHARDED: bool = true;
 
     fn info() -> PluginInfo {
         PluginInfo::new("secret-scan", env!("CARGO_PKG_VERSION"))
@@ -337,6 +340,7 @@ pub fn settings(c: &Config, granted: &[PathBuf]) -> Result<Settings, String> {
         },
         cache: c.incremental.unwrap_or(true),
         ignore_file: c.gitleaks_ignore.unwrap_or(true),
+        shard: None,
     })
 }
 
@@ -395,10 +399,13 @@ pub fn baseline_fingerprints(text: &str) -> Result<BTreeSet<String>, String> {
     Ok(set)
 }
 
-/// One run: scan, compare with the baseline, report.
+/// One run: scan, compare with the baseline, report. In a sharded run a
+/// shard scans its share and reports it for the merge ([`shards`]), and
+/// the merge does the rest.
 pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
+    let part = ctx.part();
     let c = ctx.config.clone();
-    let settings = settings(&c, ctx.read_dirs()).map_err(Error::msg)?;
+    let mut settings = settings(&c, ctx.read_dirs()).map_err(Error::msg)?;
     let (rules, rules_text) = match &c.config_file {
         Some(f) => {
             let path = PathBuf::from(f);
@@ -419,17 +426,50 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
         .max_decode_depth(depth);
     let incremental = settings.cache;
     let key = cache_key(&rules_text, &settings, &c, depth);
-    let previous: Option<Cache> = if incremental {
+    let previous: Option<Cache> = if incremental && !matches!(part, Part::Merge(_)) {
         ctx.state().get(CACHE_KEY).ok().flatten()
     } else {
         None
     };
-    let (found, stats, cache) = if c.verify {
-        let mut verifier = verify::Verifier::new(
-            ctx.http(),
-            c.verify_urls.endpoints(),
-            c.max_verifications.unwrap_or(DEFAULT_MAX_VERIFICATIONS),
-        );
+    let mut max_verifications = c.max_verifications.unwrap_or(DEFAULT_MAX_VERIFICATIONS);
+    let (found, stats, cache) = match part {
+        Part::Merge(parts) => {
+            let (found, stats) = shards::merge(&parts).map_err(Error::msg)?;
+            let cache = shards::merge_caches(ctx.state(), parts.len(), &key, incremental);
+            (found, stats, cache)
+        }
+        Part::Shard { index, count } => {
+            let shard = scan::Shard { index, count };
+            settings.shard = Some(shard);
+            max_verifications = shards::verifications(max_verifications, shard);
+            let (found, stats, cache) =
+                scan_share(ctx, &c, &detector, &settings, previous.as_ref(), &key, max_verifications);
+            if incremental {
+                shards::keep_cache(ctx.state(), shard, &cache)?;
+            }
+            return Ok(shards::report(&found, stats));
+        }
+        Part::Whole => {
+            scan_share(ctx, &c, &detector, &settings, previous.as_ref(), &key, max_verifications)
+        }
+    };
+    finish(ctx, &c, &detector, &settings, (found, stats, cache), rule_count)
+}
+
+/// Scans what `settings` names (all of it, or a shard's share), asking
+/// providers about up to `max_verifications` candidates when `verify`.
+fn scan_share(
+    ctx: &Context<Config>,
+    c: &Config,
+    detector: &Detector,
+    settings: &Settings,
+    previous: Option<&Cache>,
+    key: &str,
+    max_verifications: usize,
+) -> (Vec<Found>, Stats, Cache) {
+    if c.verify {
+        let mut verifier =
+            verify::Verifier::new(ctx.http(), c.verify_urls.endpoints(), max_verifications);
         let mut ask = |h: &detect::Hit| {
             let v = verifier.verify(&h.secret);
             let why = match &v {
@@ -438,16 +478,23 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
             };
             (v.as_str().to_string(), why)
         };
-        scan::scan_verifying(
-            &detector,
-            &settings,
-            previous.as_ref(),
-            &key,
-            Some(&mut ask),
-        )
+        scan::scan_verifying(detector, settings, previous, key, Some(&mut ask))
     } else {
-        scan::scan(&detector, &settings, previous.as_ref(), &key)
-    };
+        scan::scan(detector, settings, previous, key)
+    }
+}
+
+/// The end of a run (whole, or the merge of its shards): the baseline,
+/// the cache and the known fingerprints kept, the report.
+fn finish(
+    ctx: &mut Context<Config>,
+    c: &Config,
+    detector: &Detector,
+    settings: &Settings,
+    (found, stats, cache): (Vec<Found>, Stats, Cache),
+    rule_count: usize,
+) -> Result<Report, Error> {
+    let incremental = settings.cache;
 
     // Baseline: earlier runs' fingerprints and/or a report file.
     let mut known: BTreeSet<String> = BTreeSet::new();
@@ -487,7 +534,7 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
     }
 
     Ok(report(
-        &detector,
+        detector,
         &found,
         &stats,
         is_known,
@@ -526,7 +573,7 @@ fn report(
         Status::Ok
     };
     // Never silently blind: what was not seen sets the status too.
-    let blind = stats.errors.len() + stats.skipped.len();
+    let blind = stats.error_count() + stats.skipped_count();
     if blind > 0 {
         status = status.worst(match on_skipped {
             OnSkipped::Warning => Status::Warning,
@@ -562,14 +609,14 @@ fn report(
     if !stats.errors.is_empty() {
         summary.push_str(&format!(
             "; {} unreadable (first: {})",
-            stats.errors.len(),
+            stats.error_count(),
             stats.errors[..stats.errors.len().min(3)].join("; ")
         ));
     }
     if !stats.skipped.is_empty() {
         summary.push_str(&format!(
             "; {} not scanned (first: {})",
-            stats.skipped.len(),
+            stats.skipped_count(),
             stats.skipped[..stats.skipped.len().min(3)].join("; ")
         ));
     }
@@ -610,10 +657,10 @@ fn report(
             "secret_scan_symlinks_skipped",
             stats.symlinks as f64,
         ))
-        .metric(Metric::new("secret_scan_errors", stats.errors.len() as f64))
+        .metric(Metric::new("secret_scan_errors", stats.error_count() as f64))
         .metric(Metric::new(
             "secret_scan_entries_skipped",
-            stats.skipped.len() as f64,
+            stats.skipped_count() as f64,
         ))
         .metric(Metric::new(
             "secret_scan_directory_loops",

@@ -55,6 +55,33 @@ pub struct Settings {
     pub cache: bool,
     /// Honour `.gitleaksignore` in each root.
     pub ignore_file: bool,
+    /// Scan only this share of the files: (index, count) of a sharded run
+    /// (see [`Shard`]); `None` scans them all.
+    pub shard: Option<Shard>,
+}
+
+/// One share of a sharded scan: the files whose host path hashes to
+/// `index` modulo `count`. Every share walks every directory (so each
+/// sees the same files), and share 0 alone reports what is wrong with the
+/// directories themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which share, from 0.
+    pub index: u32,
+    /// How many shares.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether the file (or entry) at `path` belongs to this share: FNV-1a
+    /// of its host path, modulo the count.
+    pub fn owns(&self, path: &Path) -> bool {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in path.as_os_str().as_encoded_bytes() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h % u64::from(self.count.max(1)) == u64::from(self.index)
+    }
 }
 
 impl Settings {
@@ -70,7 +97,19 @@ impl Settings {
             redact: 100,
             cache: false,
             ignore_file: true,
+            shard: None,
         }
+    }
+
+    /// Whether the file at `path` is this scan's to read.
+    fn owns(&self, path: &Path) -> bool {
+        self.shard.is_none_or(|s| s.owns(path))
+    }
+
+    /// Whether this scan reports problems with directories (every scan
+    /// but shards other than the first).
+    fn reports_dirs(&self) -> bool {
+        self.shard.is_none_or(|s| s.index == 0)
     }
 }
 
@@ -195,18 +234,85 @@ pub struct Stats {
     pub excluded: u64,
     /// Bytes read and scanned.
     pub bytes: u64,
-    /// Files or directories that could not be read (path: error).
+    /// Files or directories that could not be read (path: error); the
+    /// first [`MAX_LISTED`], the rest counted in `errors_unlisted`.
     pub errors: Vec<String>,
+    /// Unreadable entries past the first [`MAX_LISTED`].
+    #[serde(default)]
+    pub errors_unlisted: u64,
     /// Entries not scanned that could hold secrets: names that are not
     /// UTF-8 (no plugin can open them), files over the size limit, FIFOs,
     /// sockets and devices (path: why). Counted in `too_large` too when
-    /// for size.
+    /// for size. The first [`MAX_LISTED`], the rest counted in
+    /// `skipped_unlisted`.
     pub skipped: Vec<String>,
+    /// Skipped entries past the first [`MAX_LISTED`].
+    #[serde(default)]
+    pub skipped_unlisted: u64,
     /// Directories reached again through symbolic links, walked once.
     pub loops: u64,
     /// Where the time went.
     #[serde(skip)]
     pub timings: Timings,
+}
+
+/// How many unreadable and how many skipped entries a scan names; the
+/// rest are counted (a tree of a million unreadable files must not fill
+/// the plugin's memory with their names).
+pub const MAX_LISTED: usize = 100;
+
+impl Stats {
+    /// Records an entry that could not be read.
+    pub fn error(&mut self, what: String) {
+        if self.errors.len() < MAX_LISTED {
+            self.errors.push(what);
+        } else {
+            self.errors_unlisted += 1;
+        }
+    }
+
+    /// Records an entry that could hold secrets but was not scanned.
+    pub fn skip(&mut self, what: String) {
+        if self.skipped.len() < MAX_LISTED {
+            self.skipped.push(what);
+        } else {
+            self.skipped_unlisted += 1;
+        }
+    }
+
+    /// Entries that could not be read, listed or not.
+    pub fn error_count(&self) -> u64 {
+        self.errors.len() as u64 + self.errors_unlisted
+    }
+
+    /// Entries skipped, listed or not.
+    pub fn skipped_count(&self) -> u64 {
+        self.skipped.len() as u64 + self.skipped_unlisted
+    }
+
+    /// Adds another share's stats to these (a sharded scan's merge).
+    pub fn add(&mut self, other: Stats) {
+        self.scanned += other.scanned;
+        self.unchanged += other.unchanged;
+        self.binary += other.binary;
+        self.too_large += other.too_large;
+        self.symlinks += other.symlinks;
+        self.excluded += other.excluded;
+        self.bytes += other.bytes;
+        self.loops += other.loops;
+        self.errors_unlisted += other.errors_unlisted;
+        self.skipped_unlisted += other.skipped_unlisted;
+        for e in other.errors {
+            self.error(e);
+        }
+        for e in other.skipped {
+            self.skip(e);
+        }
+        self.timings.read += other.timings.read;
+        self.timings.prefilter += other.timings.prefilter;
+        self.timings.rules += other.timings.rules;
+        self.timings.decode += other.timings.decode;
+    }
 }
 
 /// Per-file results of earlier scans.
@@ -293,6 +399,7 @@ pub fn scan_verifying<'a>(
     for root in &settings.roots {
         match std::fs::symlink_metadata(root) {
             Ok(m) if m.is_dir() => w.dir(root, root, 0),
+            Ok(_) if !settings.owns(root) => {}
             Ok(_) => {
                 let rel = root
                     .file_name()
@@ -300,7 +407,10 @@ pub fn scan_verifying<'a>(
                     .unwrap_or_default();
                 w.file(root, &rel);
             }
-            Err(e) => w.stats.errors.push(format!("{}: {e}", root.display())),
+            Err(e) if settings.reports_dirs() => {
+                w.stats.error(format!("{}: {e}", root.display()))
+            }
+            Err(_) => {}
         }
     }
     let Walker {
@@ -345,21 +455,26 @@ fn ignore_entries(roots: &[PathBuf]) -> BTreeSet<String> {
 impl Walker<'_> {
     fn dir(&mut self, root: &Path, dir: &Path, depth: usize) {
         if depth > MAX_DEPTH {
-            self.stats
-                .errors
-                .push(format!("{}: deeper than {MAX_DEPTH} levels", dir.display()));
+            if self.settings.reports_dirs() {
+                self.stats
+                    .error(format!("{}: deeper than {MAX_DEPTH} levels", dir.display()));
+            }
             return;
         }
         // Each directory once, however many links lead to it.
         if self.settings.follow_symlinks {
             match warden_plugin_sdk::fs::identity(dir) {
                 Ok(id) if !self.visited.insert(id) => {
-                    self.stats.loops += 1;
+                    if self.settings.reports_dirs() {
+                        self.stats.loops += 1;
+                    }
                     return;
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    self.stats.errors.push(format!("{}: {e}", dir.display()));
+                    if self.settings.reports_dirs() {
+                        self.stats.error(format!("{}: {e}", dir.display()));
+                    }
                     return;
                 }
             }
@@ -369,20 +484,22 @@ impl Walker<'_> {
         let listing = match warden_plugin_sdk::fs::list(dir) {
             Ok(l) => l,
             Err(e) => {
-                self.stats.errors.push(format!("{}: {e}", dir.display()));
+                if self.settings.reports_dirs() {
+                    self.stats.error(format!("{}: {e}", dir.display()));
+                }
                 return;
             }
         };
-        if listing.unnamed > 0 {
-            self.stats.skipped.push(format!(
+        if listing.unnamed > 0 && self.settings.reports_dirs() {
+            self.stats.skip(format!(
                 "{}: {} entr{} whose names are not UTF-8",
                 dir.display(),
                 listing.unnamed,
                 if listing.unnamed == 1 { "y" } else { "ies" }
             ));
         }
-        for e in &listing.errors {
-            self.stats.errors.push(format!(
+        for e in listing.errors.iter().filter(|_| self.settings.reports_dirs()) {
+            self.stats.error(format!(
                 "{}: an entry could not be listed ({e})",
                 dir.display()
             ));
@@ -394,9 +511,12 @@ impl Walker<'_> {
             .collect();
         names.sort_by(|a, b| a.0.cmp(&b.0));
         for (path, kind) in names {
+            // A share walks every directory but reads (and reports) only
+            // its own files and entries.
+            let owns = self.settings.owns(&path);
             let kind = if kind == Kind::Symlink {
                 if !self.settings.follow_symlinks {
-                    self.stats.symlinks += 1;
+                    self.stats.symlinks += u64::from(owns);
                     continue;
                 }
                 match std::fs::metadata(&path) {
@@ -404,13 +524,18 @@ impl Walker<'_> {
                     Ok(m) if m.is_file() => Kind::File,
                     Ok(_) => Kind::Special,
                     Err(e) => {
-                        self.stats.errors.push(format!("{}: {e}", path.display()));
+                        if owns {
+                            self.stats.error(format!("{}: {e}", path.display()));
+                        }
                         continue;
                     }
                 }
             } else {
                 kind
             };
+            if kind != Kind::Dir && !owns {
+                continue;
+            }
             let rel = rel_path(root, &path);
             match kind {
                 Kind::Dir => {
@@ -420,7 +545,7 @@ impl Walker<'_> {
                     self.dir(root, &path, depth + 1);
                 }
                 Kind::File | Kind::Unknown => self.file(&path, &rel),
-                Kind::Special => self.stats.skipped.push(format!(
+                Kind::Special => self.stats.skip(format!(
                     "{}: a FIFO, socket or device, not read",
                     path.display()
                 )),
@@ -457,20 +582,20 @@ impl Walker<'_> {
             // The sandbox refuses to open what is not a regular file or a
             // directory (a FIFO could block the run).
             Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
-                self.stats.skipped.push(format!(
+                self.stats.skip(format!(
                     "{}: a FIFO, socket or device, not read",
                     path.display()
                 ));
                 return;
             }
             Err(e) => {
-                self.stats.errors.push(format!("{}: {e}", path.display()));
+                self.stats.error(format!("{}: {e}", path.display()));
                 return;
             }
         };
         if meta.len() > self.settings.max_file_size {
             self.stats.too_large += 1;
-            self.stats.skipped.push(format!(
+            self.stats.skip(format!(
                 "{}: {} bytes, over max_file_size ({})",
                 path.display(),
                 meta.len(),
@@ -500,7 +625,7 @@ impl Walker<'_> {
         };
         let mut data = std::mem::take(&mut self.buf);
         if let Err(e) = opened.and_then(|f| read_all(f, meta.len(), &mut data)) {
-            self.stats.errors.push(format!("{}: {e}", path.display()));
+            self.stats.error(format!("{}: {e}", path.display()));
             self.buf = data;
             return;
         }

@@ -40,6 +40,7 @@ fn planted_corpus_recall_and_false_positives() {
         redact: 100,
         cache: false,
         ignore_file: true,
+        shard: None,
     };
     let (found, stats, _) = scan::scan(&d, &settings, None, "k");
     assert_eq!(stats.scanned as usize, c.files);

@@ -228,6 +228,7 @@ fn settings(root: &Path) -> Settings {
         redact: 75,
         cache: true,
         ignore_file: true,
+        shard: None,
     }
 }
 

@@ -111,8 +111,9 @@ impl Capability for Http {
     }
 
     fn finish(egress: &mut Egress, outcome: &mut RunOutcome) {
-        outcome.http_requests = egress.requests;
-        outcome.refusals = egress.refusals.list();
+        // Added, not set: the parts of a sharded run add up.
+        outcome.http_requests += egress.requests;
+        outcome.refusals.extend(egress.refusals.list());
     }
 
     /// A request that failed on the agent's side (no descriptors left)

@@ -19,7 +19,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use warden_text::escape::escape;
 use warden_text::truncate;
 
-use super::{Allow, Capability, GrantError, Parts, Sandbox, Setup};
+use super::{Allow, Capability, GrantError, Sandbox, Setup};
 use crate::bindings::{host, wit};
 use crate::limits;
 use crate::report::RunOutcome;
@@ -113,9 +113,9 @@ impl Capability for Log {
     fn show(_: &(), _: &mut serde_json::Map<String, serde_json::Value>) {}
 
     fn link(linker: &mut Linker<Sandbox>) -> anyhow::Result<()> {
-        host::add_to_linker::<Sandbox, HasSelf<Parts>>(linker, |s| &mut s.parts)
+        host::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |s| s)
             .map_err(anyhow::Error::from)?;
-        wit::add_to_linker::<Sandbox, HasSelf<Parts>>(linker, |s| &mut s.parts)
+        wit::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |s| s)
             .map_err(anyhow::Error::from)
     }
 
@@ -161,7 +161,7 @@ fn panic_message(stderr: &str) -> Option<String> {
     ))
 }
 
-impl host::Host for Parts {
+impl host::Host for Sandbox {
     fn log(&mut self, level: host::LogLevel, message: String, fields: Vec<wit::Pair>) {
         let level = match level {
             host::LogLevel::Trace => Level::Trace,
@@ -171,23 +171,27 @@ impl host::Host for Parts {
             host::LogLevel::Error => Level::Error,
         };
         let fields: Vec<(String, String)> = fields.into_iter().map(|p| (p.name, p.value)).collect();
-        self.log.record(level, &message, &fields);
+        self.parts.log.record(level, &message, &fields);
     }
 
     fn state_get(&mut self, key: String) -> Option<String> {
-        self.state.get(&key)
+        self.parts.state.get(&key)
     }
 
     fn state_set(&mut self, key: String, value: String) -> Result<(), String> {
-        self.state.set(key, value)
+        self.parts.state.set(key, value)
     }
 
     fn state_delete(&mut self, key: String) {
-        self.state.delete(key)
+        self.parts.state.delete(key)
+    }
+
+    fn part(&mut self) -> host::RunPart {
+        self.part.clone()
     }
 }
 
-impl wit::Host for Parts {}
+impl wit::Host for Sandbox {}
 
 #[derive(Default)]
 struct Buffer {

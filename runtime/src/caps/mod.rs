@@ -51,6 +51,8 @@ pub struct Sandbox {
     pub(crate) http: WasiHttpCtx,
     pub(crate) parts: Parts,
     pub(crate) memory: MemoryGuard,
+    /// Which part of its check's run the instance performs.
+    pub(crate) part: crate::bindings::host::RunPart,
 }
 
 impl WasiView for Sandbox {
