@@ -166,7 +166,11 @@ async fn only_plugins_that_ask_for_their_part_are_split() {
     );
     assert!(scan.shardable);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.env"), "AWS_ACCESS_KEY_ID=AKIAQ3ZT7WJNB5XKPRM4\n").unwrap();
+    std::fs::write(
+        dir.path().join("a.env"),
+        "AWS_ACCESS_KEY_ID=AKIAQ3ZT7WJNB5XKPRM4\n",
+    )
+    .unwrap();
     let allow = warden_runtime::Allow::new(dir.path()).with("read_dirs", &["."]);
     let mut req = request("scan", "{}", Duration::from_secs(20));
     req.grants = Grants::parse(&allow).unwrap();

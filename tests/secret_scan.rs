@@ -486,7 +486,11 @@ fn one_scan_runs_in_shards_on_every_core_and_reports_as_one() {
     assert_eq!(s["status"], w["status"]);
     assert_eq!(s["summary"], w["summary"]);
     assert_eq!(s["findings"], w["findings"]);
-    assert!(w["findings"].as_array().unwrap().len() > 50, "{}", w["summary"]);
+    assert!(
+        w["findings"].as_array().unwrap().len() > 50,
+        "{}",
+        w["summary"]
+    );
     // By default, one shard per core.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let default = run(&[]).json();

@@ -31,6 +31,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 mod common;
@@ -69,11 +70,23 @@ fn measure_child(cmd: &mut Command) -> (Measured, std::process::Output) {
 /// process's (the runtime's threads; nothing else runs meanwhile).
 fn sandbox_scan(
     rt: &tokio::runtime::Runtime,
-    runtime: &Runtime,
-    plugin: &warden_runtime::Plugin,
+    runtime: &Arc<Runtime>,
+    plugin: &Arc<warden_runtime::Plugin>,
     dir: &Path,
 ) -> (Measured, RunOutcome) {
     let config = r#"{"incremental": false, "baseline": "none", "redact": 100, "max_findings": 100000, "max_file_size": "10MiB"}"#;
+    sandbox_run(rt, runtime, plugin, dir, config, 1)
+}
+
+/// Runs the plugin with `config` over `dir`, in `shards` shards.
+fn sandbox_run(
+    rt: &tokio::runtime::Runtime,
+    runtime: &Arc<Runtime>,
+    plugin: &Arc<warden_runtime::Plugin>,
+    dir: &Path,
+    config: &str,
+    shards: u32,
+) -> (Measured, RunOutcome) {
     let request = RunRequest {
         check: "bench".into(),
         config: config.into(),
@@ -87,7 +100,7 @@ fn sandbox_scan(
     };
     let cpu0 = cpu_seconds("self");
     let t0 = Instant::now();
-    let outcome = rt.block_on(runtime.run(plugin, &request));
+    let outcome = rt.block_on(runtime.run_sharded(plugin, &request, shards));
     let m = Measured {
         wall: t0.elapsed().as_secs_f64(),
         cpu: cpu_seconds("self") - cpu0,
@@ -109,6 +122,15 @@ fn detect_secrets() -> Option<PathBuf> {
 }
 
 type Key = (String, u64, String, String);
+
+/// A finding's attribute, or "".
+fn attr(f: &warden_runtime::Finding, name: &str) -> String {
+    f.attributes
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
 
 fn main() {
     let mb: u64 = std::env::var("WARDEN_BENCH_MB")
@@ -161,11 +183,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    let runtime = Runtime::new(RuntimeOptions::default()).expect("runtime");
+    let runtime = Arc::new(Runtime::new(RuntimeOptions::default()).expect("runtime"));
     let wasm = std::fs::read(Path::new(env!("WARDEN_WASM_DIR")).join("secret_scan.wasm")).unwrap();
-    let plugin = rt
-        .block_on(runtime.load(&wasm, Origin::Embedded("secret-scan".into())))
-        .expect("load secret-scan");
+    let plugin = Arc::new(
+        rt.block_on(runtime.load(&wasm, Origin::Embedded("secret-scan".into())))
+            .expect("load secret-scan"),
+    );
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     sandbox_scan(&rt, &runtime, &plugin, &empty);
@@ -239,13 +262,7 @@ fn main() {
         .findings
         .iter()
         .map(|f| {
-            let attr = |n: &str| {
-                f.attributes
-                    .iter()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
+            let attr = |n: &str| attr(f, n);
             (
                 attr("file"),
                 attr("line").parse().unwrap(),
@@ -345,14 +362,27 @@ fn main() {
             sandbox.mb_per_cpu_s(stats.bytes) / m.mb_per_cpu_s(c.bytes)
         );
     }
-    gitleaks_side_by_side(&root, cfg, c.bytes);
+    let sharded = |shards: u32| {
+        let config = serde_json::json!({
+            "incremental": false, "baseline": "none", "redact": 100,
+            "max_findings": 100000, "max_file_size": "100MiB", "rules_toml": gitleaks,
+        })
+        .to_string();
+        sandbox_run(&rt, &runtime, &plugin, &root, &config, shards)
+    };
+    gitleaks_side_by_side(&root, cfg, c.bytes, &sharded);
     assert!(same, "sandbox and native findings differ");
 }
 
 /// gitleaks 8.30.1 (tests/peers/gitleaks.sh) and the native scanner, both
 /// with gitleaks' own config, on the same corpus: findings (file, line,
 /// rule) must be the same; CPU per MB compared.
-fn gitleaks_side_by_side(root: &Path, cfg: secret_scan::config::Config, bytes: u64) {
+fn gitleaks_side_by_side(
+    root: &Path,
+    cfg: secret_scan::config::Config,
+    bytes: u64,
+    sandbox: &dyn Fn(u32) -> (Measured, RunOutcome),
+) {
     let report = root.with_extension("gitleaks.json");
     let (theirs_m, out) = measure_child(&mut corpus::gitleaks::command(root, &report));
     assert!(
@@ -396,4 +426,35 @@ fn gitleaks_side_by_side(root: &Path, cfg: secret_scan::config::Config, bytes: u
         ours_m.cpu / theirs_m.cpu,
         ours_m.wall / theirs_m.wall
     );
+    // The plugin as the agent runs it, gitleaks' config, whole and in one
+    // shard per core: the wall time of one large scan.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    for shards in [1, cores.max(2)] {
+        let (m, outcome) = sandbox(shards);
+        assert!(outcome.error.is_none(), "sandbox: {:?}", outcome.error);
+        let got: BTreeSet<(String, u64, String)> = outcome
+            .findings
+            .iter()
+            .map(|f| {
+                let attr = |n: &str| attr(f, n);
+                let file = attr("file");
+                let rel = Path::new(&file)
+                    .strip_prefix(root)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or(file);
+                (rel, attr("line").parse().unwrap(), f.rule.clone())
+            })
+            .collect();
+        println!(
+            "sandbox, gitleaks' config, {shards} shard{}: {:>7.2} s wall, {:>7.2} CPU-s, {} findings ({} not gitleaks', {} of gitleaks' missing); wall / gitleaks: {:.2}x, CPU / gitleaks: {:.2}x",
+            if shards == 1 { "" } else { "s" },
+            m.wall,
+            m.cpu,
+            got.len(),
+            got.difference(&theirs).count(),
+            theirs.difference(&got).count(),
+            m.wall / theirs_m.wall,
+            m.cpu / theirs_m.cpu
+        );
+    }
 }

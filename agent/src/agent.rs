@@ -579,15 +579,15 @@ impl Agent {
                         self.runtime.run_sharded(&plugin, &request, shards),
                     )
                     .await
-                        .unwrap_or_else(|fault| {
-                            RunOutcome::unknown(
-                                &check.config.name,
-                                &check.config.plugin,
-                                fault,
-                                request.scheduled,
-                                d.attempt,
-                            )
-                        });
+                    .unwrap_or_else(|fault| {
+                        RunOutcome::unknown(
+                            &check.config.name,
+                            &check.config.plugin,
+                            fault,
+                            request.scheduled,
+                            d.attempt,
+                        )
+                    });
                     drop(more);
                     self.gate.limit.record(&d.check, started.elapsed());
                     outcome

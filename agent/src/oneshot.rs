@@ -142,7 +142,7 @@ async fn run_split(
 ) -> warden_runtime::RunOutcome {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     runtime
-        .run_sharded(&plugin, request, shards.unwrap_or(cores))
+        .run_sharded(plugin, request, shards.unwrap_or(cores))
         .await
 }
 

@@ -40,15 +40,43 @@ pub enum Part {
     Merge(Vec<crate::Report>),
 }
 
-/// Says which part of the run this is.
+/// Says which part of the run this is, and shares a sharded run's work.
 pub trait PartBackend: Send + Sync {
     /// The part.
     fn part(&self) -> Part;
+    /// Whether this part takes the unit of work `key` (see
+    /// [`Context::claim`]).
+    fn claim(&self, key: &str) -> bool;
 }
 
-impl PartBackend for Part {
+/// Claims units of a sharded run's work ([`Context::claimer`]).
+#[derive(Clone)]
+pub struct Claimer(Arc<dyn PartBackend>);
+
+impl Claimer {
+    /// See [`Context::claim`].
+    pub fn claim(&self, key: &str) -> bool {
+        self.0.claim(key)
+    }
+}
+
+impl std::fmt::Debug for Claimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Claimer")
+    }
+}
+
+/// A run that is never split: [`Part::Whole`], every claim granted.
+#[cfg(target_arch = "wasm32")]
+pub(crate) struct Whole;
+
+#[cfg(target_arch = "wasm32")]
+impl PartBackend for Whole {
     fn part(&self) -> Part {
-        self.clone()
+        Part::Whole
+    }
+    fn claim(&self, _: &str) -> bool {
+        true
     }
 }
 
@@ -113,6 +141,21 @@ impl<C> Context<C> {
     /// always told [`Part::Whole`].
     pub fn part(&self) -> Part {
         self.part.part()
+    }
+
+    /// Claims one unit of a sharded run's work (a file, an endpoint):
+    /// true when this shard is the first to claim `key`. Shards that go
+    /// through the same units in the same order, claiming each before
+    /// doing it, share them out as they go; in a whole run every claim is
+    /// true. Claim a unit once: a second claim of it is false.
+    pub fn claim(&self, key: &str) -> bool {
+        self.part.claim(key)
+    }
+
+    /// [`Context::claim`] as a value that outlives the borrow of the
+    /// context (for code that keeps it beside other borrows).
+    pub fn claimer(&self) -> Claimer {
+        Claimer(self.part.clone())
     }
 
     /// Time left before the deadline (zero once it has passed).

@@ -80,7 +80,7 @@ impl<P: Plugin> bindings::Guest for Adapter<P> {
             part: if P::SHARDED {
                 Arc::new(HostPart)
             } else {
-                Arc::new(crate::Part::Whole)
+                Arc::new(crate::context::Whole)
             },
         };
         P::run(&mut context)
@@ -159,6 +159,10 @@ impl crate::PartBackend for HostPart {
                 crate::Part::Merge(reports.into_iter().map(from_wit_report).collect())
             }
         }
+    }
+
+    fn claim(&self, key: &str) -> bool {
+        host::claim(key)
     }
 }
 

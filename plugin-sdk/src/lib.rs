@@ -97,6 +97,8 @@ pub mod tls;
 pub use warden_text::redact;
 /// `${env:NAME}` and `{{capture}}` placeholders.
 pub use warden_text::template;
+/// `s` cut to at most `max` bytes on a character boundary, marked `…`.
+pub use warden_text::truncate;
 /// Durations and sizes, the grammar the agent uses too.
 pub use warden_text::units;
 
@@ -104,7 +106,7 @@ pub use warden_text::units;
 #[doc(hidden)]
 pub mod guest;
 
-pub use context::{Context, Env, Part, PartBackend};
+pub use context::{Claimer, Context, Env, Part, PartBackend};
 pub use error::Error;
 pub use info::{Capability, PluginInfo};
 pub use report::{Finding, Level, Metric, Output, Report, Severity, Status};

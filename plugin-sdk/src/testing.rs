@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::context::{Context, Env};
+use crate::context::{Context, Env, PartBackend};
 use crate::http::{Http, HttpError, Request, Response, Transport};
 use crate::state::{State, StateBackend};
 use crate::tls::{NoTls, Tls, TlsBackend};
@@ -142,6 +142,32 @@ pub struct TestContext<C> {
     tls: Arc<dyn TlsBackend>,
     read_dirs: Vec<std::path::PathBuf>,
     part: crate::Part,
+    claims: Arc<Claims>,
+}
+
+/// The claims of one sharded run, shared by its shards' contexts (as the
+/// agent shares them): the first to claim a key takes it.
+#[derive(Default)]
+pub struct Claims(Mutex<std::collections::HashSet<String>>);
+
+struct TestPart {
+    part: crate::Part,
+    claims: Arc<Claims>,
+}
+
+impl PartBackend for TestPart {
+    fn part(&self) -> crate::Part {
+        self.part.clone()
+    }
+    fn claim(&self, key: &str) -> bool {
+        !matches!(self.part, crate::Part::Shard { .. })
+            || self
+                .claims
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.to_string())
+    }
 }
 
 impl<C> TestContext<C> {
@@ -159,12 +185,15 @@ impl<C> TestContext<C> {
             tls: Arc::new(NoTls),
             read_dirs: Vec::new(),
             part: crate::Part::Whole,
+            claims: Arc::default(),
         }
     }
 
-    /// Runs as this part of a sharded run (a shard, or the merge).
-    pub fn part(mut self, part: crate::Part) -> Self {
+    /// Runs as this part of a sharded run (a shard, or the merge), its
+    /// claims shared with the other shards' contexts through `claims`.
+    pub fn part(mut self, part: crate::Part, claims: Arc<Claims>) -> Self {
         self.part = part;
+        self.claims = claims;
         self
     }
 
@@ -229,7 +258,10 @@ impl<C> TestContext<C> {
             env: Arc::new(self.env) as Arc<dyn Env>,
             tls: Tls::new(self.tls),
             read_dirs: self.read_dirs,
-            part: Arc::new(self.part),
+            part: Arc::new(TestPart {
+                part: self.part,
+                claims: self.claims,
+            }),
         }
     }
 }

@@ -53,6 +53,7 @@ pub mod caps;
 pub mod engine;
 pub mod limits;
 mod memory;
+mod part;
 pub mod report;
 mod runtime;
 mod sandbox;

@@ -16,6 +16,9 @@ pub const DEFAULT_MEMORY: u64 = 64 << 20;
 pub const MAX_MEMORY: u64 = 1 << 30;
 /// Most shards one run may be split into (a check's `shards`).
 pub const MAX_SHARDS: u32 = 64;
+/// Most keys one sharded run may claim (`host.claim`, 16 bytes each);
+/// past it a key goes to the shard its hash names.
+pub const MAX_CLAIMS: usize = 4 << 20;
 /// Budget for `describe` and `validate`, which must be quick.
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How the run's deadline is named in errors.

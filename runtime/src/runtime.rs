@@ -66,6 +66,19 @@ pub struct Plugin {
     pre: bindings::PluginPre<Sandbox>,
 }
 
+impl Plugin {
+    /// The outcome of a run of `req` by this plugin, starting now.
+    pub(crate) fn begin(&self, req: &RunRequest) -> RunOutcome {
+        RunOutcome::begin(
+            &req.check,
+            &self.info.name,
+            &self.sha256,
+            req.scheduled,
+            req.attempt,
+        )
+    }
+}
+
 /// One run to perform.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
@@ -276,13 +289,7 @@ impl Runtime {
     /// Runs the plugin once in a fresh instance. Never fails: every failure
     /// is an `unknown` outcome with its reason.
     pub async fn run(&self, plugin: &Plugin, req: &RunRequest) -> RunOutcome {
-        let outcome = RunOutcome::begin(
-            &req.check,
-            &plugin.info.name,
-            &plugin.sha256,
-            req.scheduled,
-            req.attempt,
-        );
+        let outcome = plugin.begin(req);
         let span = tracing::info_span!("run", check = %req.check, run_id = %outcome.run_id, plugin = %plugin.info.name);
         self.run_inner(plugin, req, outcome).instrument(span).await
     }
@@ -296,7 +303,13 @@ impl Runtime {
         let t0 = Instant::now();
         let timeout = req.timeout.min(limits::MAX_TIMEOUT);
         let result = self
-            .execute(plugin, req, host::RunPart::Whole, timeout, &mut outcome)
+            .execute(
+                plugin,
+                req,
+                crate::part::Share::whole(),
+                timeout,
+                &mut outcome,
+            )
             .await
             .map(|(report, _)| report);
         outcome.end(result, t0.elapsed());
@@ -311,11 +324,11 @@ impl Runtime {
         &self,
         plugin: &Plugin,
         req: &RunRequest,
-        part: host::RunPart,
+        share: crate::part::Share,
         timeout: Duration,
         outcome: &mut RunOutcome,
     ) -> Result<(Report, Option<wit::Report>), String> {
-        let keep_raw = matches!(part, host::RunPart::Shard(_));
+        let keep_raw = matches!(share.part, host::RunPart::Shard(_));
         let spec = SandboxSpec {
             check: &req.check,
             grants: &req.grants,
@@ -323,7 +336,7 @@ impl Runtime {
             timeout,
             persistent: true,
             state_quota: req.state_quota,
-            part,
+            share,
         };
         let mut store = spec
             .build(self.engine.engine(), &self.shared)
@@ -333,7 +346,8 @@ impl Runtime {
             config: req.config.clone(),
             scheduled_unix_ms: outcome.scheduled_unix_ms,
             attempt: req.attempt,
-            deadline_unix_ms: crate::report::unix_ms(SystemTime::now()) + timeout.as_millis() as u64,
+            deadline_unix_ms: crate::report::unix_ms(SystemTime::now())
+                + timeout.as_millis() as u64,
         };
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;

@@ -8,10 +8,10 @@ use wasmtime::Trap;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
-use crate::bindings::host::RunPart;
 use crate::caps::{Grants, Parts, Sandbox, Setup, Shared, StateQuota};
 use crate::limits;
 use crate::memory::MemoryGuard;
+use crate::part::Share;
 use warden_text::units::{format_duration, format_size};
 
 /// What an instance may do: whose state, which grants, which limits.
@@ -25,7 +25,7 @@ pub(crate) struct SandboxSpec<'a> {
     /// How much plugin state the check may keep.
     pub(crate) state_quota: StateQuota,
     /// Which part of the check's run (whole, a shard, the merge).
-    pub(crate) part: RunPart,
+    pub(crate) share: Share,
 }
 
 impl SandboxSpec<'_> {
@@ -40,7 +40,7 @@ impl SandboxSpec<'_> {
             timeout: limits::DESCRIBE_TIMEOUT,
             persistent: false,
             state_quota: StateQuota::default(),
-            part: RunPart::Whole,
+            share: Share::whole(),
         }
     }
 
@@ -75,7 +75,7 @@ impl SandboxSpec<'_> {
             http,
             parts,
             memory: MemoryGuard::new(self.memory),
-            part: self.part,
+            share: self.share,
         };
         let mut store = wasmtime::Store::new(engine, sandbox);
         store.limiter(|s| &mut s.memory);

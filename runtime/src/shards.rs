@@ -4,6 +4,10 @@
 //! their reports into the run's. Only a plugin that imports `host.part`
 //! ([`Plugin::shardable`]) is split; any other runs whole.
 //!
+//! Shards share the work out as they go through `host.claim`: the first
+//! to claim a key (a file) takes it, so a shard held up by one costly
+//! unit leaves the rest to the others.
+//!
 //! Every part has the check's grants, memory limit and state, and the
 //! run's one deadline: the shards and the merge together finish within
 //! the check's timeout. A shard that fails fails the run (`unknown`,
@@ -19,6 +23,7 @@ use warden_text::units::format_duration;
 
 use crate::bindings::host::{RunPart, Shard};
 use crate::limits;
+use crate::part::{Claims, Share};
 use crate::report::RunOutcome;
 use crate::runtime::{Plugin, RunRequest, Runtime};
 
@@ -41,13 +46,7 @@ impl Runtime {
             return self.run(plugin, req).await;
         }
         let count = count.min(limits::MAX_SHARDS);
-        let outcome = RunOutcome::begin(
-            &req.check,
-            &plugin.info.name,
-            &plugin.sha256,
-            req.scheduled,
-            req.attempt,
-        );
+        let outcome = plugin.begin(req);
         let span = tracing::info_span!("run", check = %req.check, run_id = %outcome.run_id, plugin = %plugin.info.name, shards = count);
         self.sharded(plugin, req, count, outcome)
             .instrument(span)
@@ -64,24 +63,17 @@ impl Runtime {
         let t0 = Instant::now();
         let timeout = req.timeout.min(limits::MAX_TIMEOUT);
         let mut tasks = JoinSet::new();
+        let claims = Arc::new(Claims::default());
         for index in 0..count {
             let (runtime, plugin, req) = (self.clone(), plugin.clone(), req.clone());
+            let share = Share {
+                part: RunPart::Shard(Shard { index, count }),
+                claims: Some(claims.clone()),
+            };
             let work = async move {
-                let mut part = RunOutcome::begin(
-                    &req.check,
-                    &plugin.info.name,
-                    &plugin.sha256,
-                    req.scheduled,
-                    req.attempt,
-                );
+                let mut part = plugin.begin(&req);
                 let result = runtime
-                    .execute(
-                        &plugin,
-                        &req,
-                        RunPart::Shard(Shard { index, count }),
-                        timeout,
-                        &mut part,
-                    )
+                    .execute(&plugin, &req, share, timeout, &mut part)
                     .await
                     .map(|(_, raw)| raw.expect("a shard's report is kept as written"));
                 (index, (result, part))
@@ -106,9 +98,8 @@ impl Runtime {
             match result {
                 Ok(report) => reports[index as usize] = Some(report),
                 Err(reason) => {
-                    failure.get_or_insert_with(|| {
-                        format!("shard {} of {count}: {reason}", index + 1)
-                    });
+                    failure
+                        .get_or_insert_with(|| format!("shard {} of {count}: {reason}", index + 1));
                     tasks.abort_all();
                 }
             }
@@ -132,7 +123,16 @@ impl Runtime {
         }
         let reports = reports.into_iter().flatten().collect();
         let result = self
-            .execute(plugin, req, RunPart::Merge(reports), left, &mut outcome)
+            .execute(
+                plugin,
+                req,
+                Share {
+                    part: RunPart::Merge(reports),
+                    claims: None,
+                },
+                left,
+                &mut outcome,
+            )
             .await
             .map(|(report, _)| report)
             .map_err(|reason| format!("merging {count} shards: {reason}"));

@@ -432,28 +432,45 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
         None
     };
     let mut max_verifications = c.max_verifications.unwrap_or(DEFAULT_MAX_VERIFICATIONS);
-    let (found, stats, cache) = match part {
-        Part::Merge(parts) => {
-            let (found, stats) = shards::merge(&parts).map_err(Error::msg)?;
-            let cache = shards::merge_caches(ctx.state(), parts.len(), &key, incremental);
-            (found, stats, cache)
-        }
-        Part::Shard { index, count } => {
-            let shard = scan::Shard { index, count };
+    let (found, stats, cache) = if let Part::Merge(parts) = &part {
+        let (found, stats) = shards::merge(parts).map_err(Error::msg)?;
+        let cache = shards::merge_caches(ctx.state(), parts.len(), &key, incremental);
+        (found, stats, cache)
+    } else {
+        if let Part::Shard { index, count } = part {
+            let shard = scan::Shard {
+                index,
+                count,
+                claimer: Some(ctx.claimer()),
+            };
+            max_verifications = shards::verifications(max_verifications, &shard);
             settings.shard = Some(shard);
-            max_verifications = shards::verifications(max_verifications, shard);
-            let (found, stats, cache) =
-                scan_share(ctx, &c, &detector, &settings, previous.as_ref(), &key, max_verifications);
+        }
+        let (found, stats, cache) = scan_share(
+            ctx,
+            &c,
+            &detector,
+            &settings,
+            previous.as_ref(),
+            &key,
+            max_verifications,
+        );
+        if let Some(shard) = &settings.shard {
             if incremental {
                 shards::keep_cache(ctx.state(), shard, &cache)?;
             }
             return Ok(shards::report(&found, stats));
         }
-        Part::Whole => {
-            scan_share(ctx, &c, &detector, &settings, previous.as_ref(), &key, max_verifications)
-        }
+        (found, stats, cache)
     };
-    finish(ctx, &c, &detector, &settings, (found, stats, cache), rule_count)
+    finish(
+        ctx,
+        &c,
+        &detector,
+        &settings,
+        (found, stats, cache),
+        rule_count,
+    )
 }
 
 /// Scans what `settings` names (all of it, or a shard's share), asking
@@ -657,7 +674,10 @@ fn report(
             "secret_scan_symlinks_skipped",
             stats.symlinks as f64,
         ))
-        .metric(Metric::new("secret_scan_errors", stats.error_count() as f64))
+        .metric(Metric::new(
+            "secret_scan_errors",
+            stats.error_count() as f64,
+        ))
         .metric(Metric::new(
             "secret_scan_entries_skipped",
             stats.skipped_count() as f64,

@@ -60,22 +60,30 @@ pub struct Settings {
     pub shard: Option<Shard>,
 }
 
-/// One share of a sharded scan: the files whose host path hashes to
-/// `index` modulo `count`. Every share walks every directory (so each
-/// sees the same files), and share 0 alone reports what is wrong with the
-/// directories themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One share of a sharded scan. Every share walks every directory in the
+/// same order (so each sees the same files) and share 0 alone reports
+/// what is wrong with the directories themselves. A file is the share's
+/// that claims it first (the agent's `host.claim`: shares take the next
+/// file no other has taken, so a slow file does not hold the others
+/// back); without a claimer, the files whose host path hashes to `index`
+/// modulo `count`.
+#[derive(Debug, Clone)]
 pub struct Shard {
     /// Which share, from 0.
     pub index: u32,
     /// How many shares.
     pub count: u32,
+    /// Claims files for this share.
+    pub claimer: Option<warden_plugin_sdk::Claimer>,
 }
 
 impl Shard {
-    /// Whether the file (or entry) at `path` belongs to this share: FNV-1a
-    /// of its host path, modulo the count.
+    /// Whether the file (or entry) at `path` is this share's; ask once
+    /// per entry (a claim is granted once).
     pub fn owns(&self, path: &Path) -> bool {
+        if let Some(c) = &self.claimer {
+            return c.claim(&path.to_string_lossy());
+        }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in path.as_os_str().as_encoded_bytes() {
             h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
@@ -103,13 +111,13 @@ impl Settings {
 
     /// Whether the file at `path` is this scan's to read.
     fn owns(&self, path: &Path) -> bool {
-        self.shard.is_none_or(|s| s.owns(path))
+        self.shard.as_ref().is_none_or(|s| s.owns(path))
     }
 
     /// Whether this scan reports problems with directories (every scan
     /// but shards other than the first).
     fn reports_dirs(&self) -> bool {
-        self.shard.is_none_or(|s| s.index == 0)
+        self.shard.as_ref().is_none_or(|s| s.index == 0)
     }
 }
 
@@ -407,9 +415,7 @@ pub fn scan_verifying<'a>(
                     .unwrap_or_default();
                 w.file(root, &rel);
             }
-            Err(e) if settings.reports_dirs() => {
-                w.stats.error(format!("{}: {e}", root.display()))
-            }
+            Err(e) if settings.reports_dirs() => w.stats.error(format!("{}: {e}", root.display())),
             Err(_) => {}
         }
     }
@@ -498,7 +504,11 @@ impl Walker<'_> {
                 if listing.unnamed == 1 { "y" } else { "ies" }
             ));
         }
-        for e in listing.errors.iter().filter(|_| self.settings.reports_dirs()) {
+        for e in listing
+            .errors
+            .iter()
+            .filter(|_| self.settings.reports_dirs())
+        {
             self.stats.error(format!(
                 "{}: an entry could not be listed ({e})",
                 dir.display()

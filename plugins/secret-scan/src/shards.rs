@@ -1,6 +1,6 @@
 //! One scan split across instances that run at once (the agent's
-//! sharded runs; see `Context::part`): each shard scans the files whose
-//! path hashes to its index ([`crate::scan::Shard`]) and reports what the
+//! sharded runs; see `Context::part`): each shard scans the files it
+//! claims first ([`crate::scan::Shard`]) and reports what the
 //! merge needs, which puts the run back together as if one instance had
 //! scanned everything: the same findings, counts, status and summary.
 //!
@@ -13,6 +13,7 @@
 
 use warden_plugin_sdk::prelude::*;
 use warden_plugin_sdk::state::State;
+use warden_plugin_sdk::truncate;
 
 use crate::CACHE_KEY;
 use crate::scan::{Cache, Found, Shard, Stats};
@@ -44,13 +45,13 @@ fn cache_key(index: u32) -> String {
 
 /// A shard's share of `max` verifications (the first shards take the
 /// remainder), so that the run asks no more than `max` in all.
-pub fn verifications(max: usize, shard: Shard) -> usize {
+pub fn verifications(max: usize, shard: &Shard) -> usize {
     let count = shard.count.max(1) as usize;
     max / count + usize::from((shard.index as usize) < max % count)
 }
 
 /// Keeps a shard's share of the cache for the merge.
-pub fn keep_cache(state: &State, shard: Shard, cache: &Cache) -> Result<(), Error> {
+pub fn keep_cache(state: &State, shard: &Shard, cache: &Cache) -> Result<(), Error> {
     state.set(&cache_key(shard.index), cache)?;
     Ok(())
 }
@@ -73,17 +74,6 @@ pub fn merge_caches(state: &State, shards: usize, key: &str, incremental: bool) 
     cache
 }
 
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
 /// What a shard reports: its findings and its stats, for the merge.
 pub fn report(found: &[Found], mut stats: Stats) -> Report {
     let t = &stats.timings;
@@ -95,7 +85,7 @@ pub fn report(found: &[Found], mut stats: Stats) -> Report {
         *unlisted += names.len().saturating_sub(NAMES_PASSED) as u64;
         names.truncate(NAMES_PASSED);
         for n in names.iter_mut() {
-            *n = cut(n, NAME_BYTES);
+            *n = truncate(n, NAME_BYTES);
         }
     }
     let stats = serde_json::to_string(&ShardStats { stats, seconds }).unwrap_or_default();
@@ -103,7 +93,7 @@ pub fn report(found: &[Found], mut stats: Stats) -> Report {
         .output(STATS_OUTPUT, stats);
     for f in found {
         let mut f = f.clone();
-        f.matched = cut(&f.matched, MATCH_BYTES);
+        f.matched = truncate(&f.matched, MATCH_BYTES);
         let json = serde_json::to_string(&f).unwrap_or_default();
         r = r.finding(
             Finding::new(&f.fingerprint, &f.rule, Severity::High, "a shard's finding")
@@ -129,8 +119,9 @@ pub fn merge(parts: &[Report]) -> Result<(Vec<Found>, Stats), String> {
         let share: ShardStats =
             serde_json::from_str(&text.value).map_err(|e| bad(&format!("its stats: {e}")))?;
         let mut share_stats = share.stats;
-        let [read, prefilter, rules, decode] =
-            share.seconds.map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+        let [read, prefilter, rules, decode] = share
+            .seconds
+            .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
         share_stats.timings.read = read;
         share_stats.timings.prefilter = prefilter;
         share_stats.timings.rules = rules;

@@ -115,8 +115,7 @@ impl Capability for Log {
     fn link(linker: &mut Linker<Sandbox>) -> anyhow::Result<()> {
         host::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |s| s)
             .map_err(anyhow::Error::from)?;
-        wit::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |s| s)
-            .map_err(anyhow::Error::from)
+        wit::add_to_linker::<Sandbox, HasSelf<Sandbox>>(linker, |s| s).map_err(anyhow::Error::from)
     }
 
     fn prepare(_: &Arc<()>, setup: &mut Setup<'_>) -> anyhow::Result<RunLog> {
@@ -187,7 +186,11 @@ impl host::Host for Sandbox {
     }
 
     fn part(&mut self) -> host::RunPart {
-        self.part.clone()
+        self.share.part.clone()
+    }
+
+    fn claim(&mut self, key: String) -> bool {
+        self.share.claim(&key)
     }
 }
 

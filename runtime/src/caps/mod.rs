@@ -51,8 +51,9 @@ pub struct Sandbox {
     pub(crate) http: WasiHttpCtx,
     pub(crate) parts: Parts,
     pub(crate) memory: MemoryGuard,
-    /// Which part of its check's run the instance performs.
-    pub(crate) part: crate::bindings::host::RunPart,
+    /// Which part of its check's run the instance performs, and the
+    /// run's shared claims.
+    pub(crate) share: crate::part::Share,
 }
 
 impl WasiView for Sandbox {
