@@ -53,16 +53,8 @@ fn get_checks(port: u16) -> (Duration, usize) {
 }
 
 fn main() {
-    let secs: u64 = std::env::var("WARDEN_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
+    let secs = common::env_or("WARDEN_BENCH_SECS", 60);
+    common::two_threads().block_on(async move {
         // Phase 1: 1,000 checks on a 1 s schedule.
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());

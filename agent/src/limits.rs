@@ -24,6 +24,9 @@ pub const MAX_CONCURRENT_RUNS: usize = MAX_CONCURRENT_INSTANCES as usize;
 pub const DEFAULT_KEEP_RUNS: usize = 1000;
 /// Days of runs, output history and resolved findings kept.
 pub const DEFAULT_KEEP_DAYS: u64 = 30;
+/// Days of hourly and daily rollups kept, unless `keep_rollup_days` says
+/// otherwise: over a year, for 90-day bars and yearly uptime.
+pub const DEFAULT_KEEP_ROLLUP_DAYS: u64 = 400;
 /// How often retention runs.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(600);
 /// How long runs in flight may finish after SIGTERM.

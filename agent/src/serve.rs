@@ -80,9 +80,11 @@ impl Agent {
             loop {
                 // As configured now (a reload may change it).
                 let config = retainer.config();
-                retainer
-                    .store
-                    .retain(config.agent.keep_runs, config.agent.keep_days);
+                retainer.store.retain(
+                    config.agent.keep_runs,
+                    config.agent.keep_days,
+                    config.agent.keep_rollup_days,
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(limits::RETENTION_INTERVAL) => {}
                     _ = retention_stop.changed() => break,

@@ -35,6 +35,7 @@ use crate::limits::{self, MAX_API_BODY_BYTES as MAX_BODY_BYTES};
 use crate::scheduler::ManualError;
 use crate::store::RunFilter;
 
+mod history;
 mod quiet;
 
 /// The stable error codes of the API.
@@ -165,6 +166,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/checks", get(checks))
         .route("/v1/checks/{name}", get(check))
         .route("/v1/checks/{name}/run", post(run_check))
+        .route("/v1/checks/{name}/uptime", get(history::uptime))
+        .route("/v1/checks/{name}/history", get(history::history))
         .route("/v1/runs", get(runs))
         .route("/v1/findings", get(findings))
         .route("/v1/outputs", get(outputs))

@@ -24,6 +24,7 @@ struct RawAgent {
     max_concurrent_runs: Option<usize>,
     keep_runs: Option<usize>,
     keep_days: Option<u64>,
+    keep_rollup_days: Option<u64>,
     shutdown_grace: Option<String>,
     ca_file: Option<PathBuf>,
     outputs_dir: Option<PathBuf>,
@@ -46,6 +47,8 @@ pub struct AgentSection {
     pub keep_runs: usize,
     /// Days of history kept.
     pub keep_days: u64,
+    /// Days of hourly and daily rollups kept (uptime and history).
+    pub keep_rollup_days: u64,
     /// How long runs in flight may finish after SIGTERM.
     pub shutdown_grace: Duration,
     /// Extra trust roots (PEM) for plugins' TLS connections.
@@ -66,6 +69,7 @@ impl AgentSection {
             max_concurrent_runs: limits::DEFAULT_MAX_CONCURRENT_RUNS,
             keep_runs: limits::DEFAULT_KEEP_RUNS,
             keep_days: limits::DEFAULT_KEEP_DAYS,
+            keep_rollup_days: limits::DEFAULT_KEEP_ROLLUP_DAYS,
             shutdown_grace: limits::DEFAULT_SHUTDOWN_GRACE,
             ca_file: None,
             outputs_dir: None,
@@ -157,6 +161,16 @@ impl AgentSection {
                 );
             } else {
                 self.keep_days = d.max(1);
+            }
+        }
+        if let Some(d) = a.keep_rollup_days {
+            if d > limits::MAX_KEEP_DAYS {
+                err(
+                    "keep_rollup_days",
+                    format!("{d} is over the maximum of {}", limits::MAX_KEEP_DAYS),
+                );
+            } else {
+                self.keep_rollup_days = d.max(1);
             }
         }
         if let Some(d) = a.outputs_dir {

@@ -12,6 +12,7 @@
 pub mod acks;
 pub mod backup;
 pub mod outbox;
+pub mod rollups;
 mod schema;
 pub mod silences;
 mod writer;
@@ -50,6 +51,20 @@ pub struct RunRecord {
     pub health: Health,
     /// Notifications the run's transition makes, queued with it.
     pub notifications: Vec<outbox::Outgoing>,
+}
+
+impl RunRecord {
+    /// A scheduled run's record with no due time, a default health and no
+    /// notifications (tests, benchmarks, imports).
+    pub fn plain(outcome: RunOutcome) -> RunRecord {
+        RunRecord {
+            outcome: Arc::new(outcome),
+            manual: false,
+            due_ms: None,
+            health: Health::default(),
+            notifications: Vec::new(),
+        }
+    }
 }
 
 /// What recording a run changed.
@@ -163,6 +178,12 @@ impl Store {
     /// Opens (creating or upgrading if needed) the store at `path` and
     /// starts its writer thread.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with(path, true)
+    }
+
+    /// [`Store::open`], keeping rollups up to date or not: `false` only to
+    /// measure what they cost (`cargo bench --bench rollups`).
+    pub fn open_with(path: &Path, rollups: bool) -> Result<Store> {
         if let Some(dir) = path.parent() {
             warden_runtime::engine::create_private_dir(dir)?;
         }
@@ -196,13 +217,21 @@ impl Store {
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .with_context(|| format!("restricting permissions of {}", path.display()))?;
         schema::ensure(&conn, path)?;
+        let counted = rollups::prepare(&conn)
+            .with_context(|| format!("filling rollups from the runs in {}", path.display()))?;
+        if counted > 0 {
+            tracing::info!(
+                runs = counted,
+                "rollups filled from the stored runs (once, on upgrade)"
+            );
+        }
         let writer_conn = open_connection(path)?;
         let (tx, rx) = mpsc::channel();
         let health = Arc::new(WriteHealth::default());
         let writer_health = health.clone();
         std::thread::Builder::new()
             .name("warden-store".into())
-            .spawn(move || writer::writer_loop(writer_conn, rx, writer_health))
+            .spawn(move || writer::writer_loop(writer_conn, rx, writer_health, rollups))
             .context("starting the store writer")?;
         Ok(Store {
             read: Arc::new(Mutex::new(conn)),
@@ -245,11 +274,25 @@ impl Store {
     }
 
     /// Applies the retention policy (in the background).
-    pub fn retain(&self, keep_runs: usize, keep_days: u64) {
+    pub fn retain(&self, keep_runs: usize, keep_days: u64, keep_rollup_days: u64) {
         let _ = self.send(Job::Retain {
             keep_runs,
             keep_days,
+            keep_rollup_days,
         });
+    }
+
+    /// `check`'s rollups of resolution `r` whose buckets start in
+    /// `since_ms..until_ms`, oldest first (buckets without runs are
+    /// absent).
+    pub fn rollups(
+        &self,
+        check: &str,
+        r: rollups::Resolution,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<(i64, rollups::Rollup)>> {
+        rollups::read(&self.conn(), check, r, since_ms, until_ms)
     }
 
     /// Waits until everything sent to the writer is committed.
@@ -631,13 +674,7 @@ mod tests {
     }
 
     fn rec(o: RunOutcome) -> RunRecord {
-        RunRecord {
-            outcome: Arc::new(o),
-            manual: false,
-            due_ms: None,
-            health: Health::default(),
-            notifications: Vec::new(),
-        }
+        RunRecord::plain(o)
     }
 
     fn history_len(store: &Store, check: &str, key: &str) -> i64 {
@@ -749,7 +786,7 @@ mod tests {
             o.finished_unix_ms = now;
             store.record(rec(o)).await.unwrap();
         }
-        store.retain(3, 30);
+        store.retain(3, 30, 400);
         store.flush();
         let runs = store
             .runs(&RunFilter {

@@ -4,8 +4,9 @@
 //! fingerprint, with first/last seen and resolution), `outputs` and
 //! `output_history`, `check_status` (the check's health from
 //! [`crate::health`] plus scheduler bookkeeping), `check_state` (the
-//! plugins' key/value state), `outbox` (notifications), `silences` and
-//! `finding_acks`.
+//! plugins' key/value state), `outbox` (notifications), `silences`,
+//! `finding_acks` and `rollups` (hourly and daily aggregates per check,
+//! [`super::rollups`]).
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use anyhow::{Context as _, Result};
 use rusqlite::Connection;
 
 /// The version this agent writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -113,6 +114,21 @@ CREATE TABLE IF NOT EXISTS finding_acks (
     acked_ms    INTEGER NOT NULL,
     PRIMARY KEY (check_name, fingerprint)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollups (
+    check_name    TEXT NOT NULL,
+    resolution_s  INTEGER NOT NULL,
+    bucket_ms     INTEGER NOT NULL,
+    runs_ok       INTEGER NOT NULL,
+    runs_warning  INTEGER NOT NULL,
+    runs_critical INTEGER NOT NULL,
+    runs_unknown  INTEGER NOT NULL,
+    duration_sum  REAL NOT NULL,
+    duration_max  REAL NOT NULL,
+    durations     BLOB NOT NULL,
+    latencies     BLOB NOT NULL,
+    PRIMARY KEY (check_name, resolution_s, bucket_ms)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollups_by_time ON rollups (bucket_ms);
 CREATE TABLE IF NOT EXISTS check_status (
     check_name       TEXT PRIMARY KEY,
     state            TEXT NOT NULL,
@@ -127,8 +143,12 @@ CREATE TABLE IF NOT EXISTS check_status (
 
 /// Upgrades from older schema versions, in order: `MIGRATIONS[v - 1]`
 /// takes a store from version `v` to `v + 1`.
-const MIGRATIONS: &[&str] =
-    &["ALTER TABLE runs ADD COLUMN http_requests INTEGER NOT NULL DEFAULT 0;"];
+const MIGRATIONS: &[&str] = &[
+    "ALTER TABLE runs ADD COLUMN http_requests INTEGER NOT NULL DEFAULT 0;",
+    // 2 -> 3: `rollups`, created by SCHEMA and filled from the runs by
+    // `rollups::prepare`.
+    "",
+];
 
 /// Creates the schema in a new store, or upgrades an older one.
 pub(super) fn ensure(conn: &Connection, path: &Path) -> Result<()> {

@@ -33,6 +33,8 @@ pub(super) enum Job {
         keep_runs: usize,
         /// Days kept.
         keep_days: u64,
+        /// Days of rollups kept.
+        keep_rollup_days: u64,
     },
     /// Replies once everything before it is committed.
     Flush(mpsc::Sender<()>),
@@ -143,9 +145,15 @@ impl Job {
     }
 }
 
-pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health: Arc<WriteHealth>) {
+pub(super) fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    health: Arc<WriteHealth>,
+    keep_rollups: bool,
+) {
     // Large state commits (and flushes queued behind them), oldest first.
     let mut deferred: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+    let mut rollups = super::rollups::Rollups::default();
     loop {
         let first = if !deferred.is_empty() {
             rx.try_recv().ok()
@@ -209,7 +217,16 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
                 Job::Record(rec, reply) => match live.map(|tx| savepoint(tx, |sp| record_one(sp, &rec))) {
                     // A savepoint per run: one bad record leaves no
                     // partial rows and does not sink the batch.
-                    Some(Ok(r)) => replies.push((reply, r)),
+                    Some(Ok(r)) => {
+                        if r.is_ok()
+                            && keep_rollups
+                            && let Some(tx) = tx.as_ref()
+                            && let Err(e) = rollups.add(tx, &rec.outcome)
+                        {
+                            failed = Some(e);
+                        }
+                        replies.push((reply, r))
+                    }
                     Some(Err(e)) => {
                         failed = Some(e);
                         replies.push((reply, Err(String::new())));
@@ -241,9 +258,10 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
                 Job::Retain {
                     keep_runs,
                     keep_days,
+                    keep_rollup_days,
                 } => {
                     if let Some(tx) = live
-                        && let Err(e) = retain(tx, keep_runs, keep_days)
+                        && let Err(e) = retain(tx, keep_runs, keep_days, keep_rollup_days)
                     {
                         failed = Some(e);
                     }
@@ -274,11 +292,21 @@ pub(super) fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, health:
                 },
             }
         }
+        // The batch's runs, into their rollup rows: once per row.
+        if failed.is_none()
+            && let Some(tx) = &tx
+            && let Err(e) = rollups.write(tx)
+        {
+            failed = Some(e);
+        }
         let result = match (tx, failed) {
             (_, Some(e)) => Err(e),
             (Some(tx), None) => tx.commit(),
             (None, None) => Ok(()),
         };
+        if result.is_err() {
+            rollups.forget();
+        }
         health.record(&result, jobs);
         for (reply, r) in replies {
             let _ = reply.send(committed(&result, r, "run"));
@@ -354,8 +382,13 @@ fn retain(
     tx: &rusqlite::Transaction<'_>,
     keep_runs: usize,
     keep_days: u64,
+    keep_rollup_days: u64,
 ) -> rusqlite::Result<()> {
     let cutoff = now_ms() - (keep_days as i64) * 86_400_000;
+    tx.execute(
+        "DELETE FROM rollups WHERE bucket_ms < ?1",
+        params![now_ms() - (keep_rollup_days as i64) * 86_400_000],
+    )?;
     let by_age = tx.execute("DELETE FROM runs WHERE finished_ms < ?1", params![cutoff])?;
     let by_count = tx.execute(
         "DELETE FROM runs WHERE id IN (

@@ -1,0 +1,167 @@
+//! A check's uptime and history from the store's rollups:
+//! `GET /v1/checks/{name}/uptime?window=24h|7d|30d|90d` and
+//! `GET /v1/checks/{name}/history?resolution=1h|1d&since=`.
+//!
+//! Windows of 24 h and 7 d are read from hourly buckets, 30 d and 90 d
+//! from daily ones (UTC days), each ending with the bucket in progress:
+//! `24h` is the current hour and the 23 before it. Uptime counts decisive
+//! runs only (`ok` and `warning` up, `critical` down; `unknown` runs are
+//! counted but decide nothing). `history` goes back at most 31 days at
+//! `1h` and as far as the store keeps at `1d`; buckets without runs are
+//! absent.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, ApiResult, ErrorCode, ok, path_name};
+use crate::agent::Agent;
+use crate::store::now_ms;
+use crate::store::rollups::{Resolution, Rollup};
+
+/// The windows `uptime` answers for: name, resolution, buckets.
+pub const WINDOWS: [(&str, Resolution, i64); 4] = [
+    ("24h", Resolution::Hour, 24),
+    ("7d", Resolution::Hour, 168),
+    ("30d", Resolution::Day, 30),
+    ("90d", Resolution::Day, 90),
+];
+
+/// How far back `history` goes: 31 days of hours (744 buckets), or as
+/// many days as the store keeps.
+fn max_buckets(r: Resolution) -> i64 {
+    match r {
+        Resolution::Hour => 31 * 24,
+        Resolution::Day => crate::limits::MAX_KEEP_DAYS as i64,
+    }
+}
+
+/// One bucket of `history`.
+#[derive(serde::Serialize)]
+struct Bucket {
+    start: String,
+    #[serde(flatten)]
+    view: crate::store::rollups::RollupView,
+}
+
+fn known_check(
+    agent: &Agent,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<String, ApiError> {
+    let name = path_name(path)?;
+    if !agent.checks().contains_key(&name) {
+        return Err(ApiError::new(
+            ErrorCode::CheckNotFound,
+            format!("no check named {name:?}"),
+        ));
+    }
+    Ok(name)
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[derive(Deserialize)]
+pub(super) struct UptimeQuery {
+    window: Option<String>,
+}
+
+pub(super) async fn uptime(
+    State(agent): State<Arc<Agent>>,
+    path: Result<Path<String>, PathRejection>,
+    q: Result<Query<UptimeQuery>, QueryRejection>,
+) -> ApiResult {
+    let name = known_check(&agent, path)?;
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let asked: Vec<&str> = match q.window.as_deref() {
+        None => WINDOWS.iter().map(|w| w.0).collect(),
+        Some(w) => vec![w],
+    };
+    let now = now_ms();
+    let mut windows = serde_json::Map::new();
+    for w in asked {
+        let Some(&(label, r, buckets)) = WINDOWS.iter().find(|x| x.0 == w) else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("window={w:?}: expected one of 24h, 7d, 30d, 90d"),
+            ));
+        };
+        let until = r.floor(now) + r.ms();
+        let since = until - buckets * r.ms();
+        let mut total = Rollup::default();
+        for (_, b) in agent.store.rollups(&name, r, since, until)? {
+            total.merge(&b);
+        }
+        windows.insert(
+            label.to_string(),
+            json!({"from": rfc3339(since), "to": rfc3339(until), "resolution": r.label(), "summary": total.view()}),
+        );
+    }
+    ok(json!({"check": name, "windows": windows}))
+}
+
+#[derive(Deserialize)]
+pub(super) struct HistoryQuery {
+    resolution: Option<String>,
+    since: Option<String>,
+}
+
+/// `since` as RFC 3339 or unix seconds.
+fn parse_since(s: &str) -> Option<i64> {
+    if let Ok(secs) = s.trim().parse::<i64>() {
+        return secs.checked_mul(1000);
+    }
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+pub(super) async fn history(
+    State(agent): State<Arc<Agent>>,
+    path: Result<Path<String>, PathRejection>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult {
+    let name = known_check(&agent, path)?;
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let text = q.resolution.as_deref().unwrap_or("1h");
+    let r = Resolution::parse(text).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("resolution={text:?}: expected 1h or 1d"),
+        )
+    })?;
+    let now = now_ms();
+    let until = r.floor(now) + r.ms();
+    let since = match q.since.as_deref() {
+        None => until - r.default_buckets() * r.ms(),
+        Some(s) => parse_since(s).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("since={s:?}: expected RFC 3339 (2026-12-01T00:00:00Z) or unix seconds"),
+            )
+        })?,
+    };
+    let since = r.floor(since.clamp(until - max_buckets(r) * r.ms(), until));
+    let buckets: Vec<Bucket> = agent
+        .store
+        .rollups(&name, r, since, until)?
+        .into_iter()
+        .map(|(start, b)| Bucket {
+            start: rfc3339(start),
+            view: b.view(),
+        })
+        .collect();
+    ok(json!({
+        "check": name,
+        "resolution": r.label(),
+        "from": rfc3339(since),
+        "to": rfc3339(until),
+        "buckets": buckets,
+    }))
+}

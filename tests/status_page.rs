@@ -1,0 +1,121 @@
+//! The status page's data, against the real binary: uptime and history
+//! from the store's rollups (`/v1/checks/{name}/uptime` and `/history`)
+//! agree with the stored runs, survive kill -9, and bad requests are
+//! refused naming the parameter.
+
+mod common;
+
+use std::time::Duration;
+
+use common::AgentProcess;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn config(fixture: u16) -> String {
+    // `down` probes a URL that answers 500: critical on every run.
+    format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+         [[check]]\nname = \"up\"\nplugin = \"hello\"\nschedule = \"@every 200ms\"\n\
+         [[check]]\nname = \"down\"\nplugin = \"hello\"\nschedule = \"@every 200ms\"\n\
+         config = {{ url = \"http://127.0.0.1:{fixture}/fail\" }}\n\
+         allow.hosts = [\"http://127.0.0.1:{fixture}\"]\n"
+    )
+}
+
+fn stored_runs(agent: &AgentProcess, check: &str) -> u64 {
+    agent
+        .get(&format!("/v1/runs?check={check}&limit=1000"))
+        .json()["runs"]
+        .as_array()
+        .unwrap()
+        .len() as u64
+}
+
+fn uptime(agent: &AgentProcess, check: &str, window: &str) -> serde_json::Value {
+    let r = agent.get(&format!("/v1/checks/{check}/uptime?window={window}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["windows"][window].clone()
+}
+
+fn total(summary: &serde_json::Value) -> u64 {
+    ["ok", "warning", "critical", "unknown"]
+        .iter()
+        .map(|s| summary["runs"][s].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn uptime_and_history_agree_with_the_runs_and_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = common::fixture_server();
+    let agent = AgentProcess::start(dir.path(), &config(fixture), &[]);
+    agent.wait_until("runs of both", WAIT, |a| {
+        stored_runs(a, "up") >= 5 && stored_runs(a, "down") >= 5
+    });
+    for window in ["24h", "7d", "30d", "90d"] {
+        // Runs go on meanwhile: the stored count lies between two reads.
+        let before = total(&uptime(&agent, "up", window)["summary"]);
+        let runs = stored_runs(&agent, "up");
+        let after = total(&uptime(&agent, "up", window)["summary"]);
+        assert!(
+            before <= runs && runs <= after,
+            "{window}: {before} <= {runs} <= {after}"
+        );
+    }
+    let up = uptime(&agent, "up", "24h");
+    assert_eq!(up["summary"]["uptime"], 1.0, "{up}");
+    assert_eq!(up["resolution"], "1h");
+    assert!(
+        up["summary"]["duration_p50"].as_f64().unwrap() > 0.0,
+        "{up}"
+    );
+    let down = uptime(&agent, "down", "30d");
+    assert_eq!(down["resolution"], "1d");
+    assert_eq!(down["summary"]["uptime"], 0.0, "{down}");
+    assert_eq!(down["summary"]["runs"]["ok"], 0);
+    // Every window at once.
+    let all = agent.get("/v1/checks/up/uptime").json();
+    assert_eq!(all["windows"].as_object().unwrap().len(), 4, "{all}");
+
+    // History: the buckets with runs, oldest first, each with its start.
+    let h = agent.get("/v1/checks/down/history?resolution=1h").json();
+    let buckets = h["buckets"].as_array().unwrap();
+    assert!(!buckets.is_empty() && buckets.len() <= 2, "{h}");
+    assert!(
+        buckets[0]["start"].as_str().unwrap().ends_with(":00:00Z"),
+        "{h}"
+    );
+    assert_eq!(buckets.last().unwrap()["uptime"], 0.0);
+    let d = agent
+        .get("/v1/checks/up/history?resolution=1d&since=2020-01-01T00:00:00Z")
+        .json();
+    assert!(d["buckets"].as_array().unwrap().len() <= 2, "{d}");
+    assert!(
+        d["buckets"][0]["start"]
+            .as_str()
+            .unwrap()
+            .ends_with("T00:00:00Z"),
+        "{d}"
+    );
+
+    // Bad requests name the parameter; an unknown check is 404.
+    for (path, code, needle) in [
+        ("/v1/checks/up/uptime?window=1y", 400, "window"),
+        ("/v1/checks/up/history?resolution=5m", 400, "resolution"),
+        ("/v1/checks/up/history?since=yesterday", 400, "since"),
+        ("/v1/checks/nope/uptime", 404, "nope"),
+        ("/v1/checks/nope/history", 404, "nope"),
+    ] {
+        let r = agent.get(path);
+        assert_eq!(r.status, code, "{path}: {}", r.body);
+        assert!(r.body.contains(needle), "{path}: {}", r.body);
+    }
+
+    // kill -9: what was counted is still there after a restart.
+    let counted = total(&uptime(&agent, "up", "24h")["summary"]);
+    agent.kill9();
+    let agent = AgentProcess::start(dir.path(), &config(fixture), &[]);
+    let again = total(&uptime(&agent, "up", "24h")["summary"]);
+    assert!(again >= counted, "{again} >= {counted}");
+    assert!(again <= stored_runs(&agent, "up"));
+}
