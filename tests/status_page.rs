@@ -119,3 +119,100 @@ fn uptime_and_history_agree_with_the_runs_and_survive_kill_9() {
     assert!(again >= counted, "{again} >= {counted}");
     assert!(again <= stored_runs(&agent, "up"));
 }
+
+#[test]
+fn badges_in_svg_and_shields_json_public_where_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = common::fixture_server();
+    let config = config(fixture).replace(
+        "[agent]",
+        "[api]\ntoken_env = \"WARDEN_TEST_TOKEN\"\nrequire_token_for_reads = true\n\
+         [status_page]\npublic = [\"up\"]\nuptime_thresholds = [100.0, 99.0, 0.0]\n[agent]",
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[("WARDEN_TEST_TOKEN", "s3cret")]);
+    let port = agent.port;
+    let get = |path: &str, token: bool| {
+        let auth = [("authorization", "Bearer s3cret")];
+        common::http(port, "GET", path, if token { &auth[..] } else { &[] }, b"")
+    };
+    agent.wait_until("runs of both", WAIT, |_| {
+        get("/v1/runs?check=down&limit=5", true).json()["runs"]
+            .as_array()
+            .is_some_and(|r| r.len() >= 3)
+            && get("/v1/runs?check=up&limit=5", true).json()["runs"]
+                .as_array()
+                .is_some_and(|r| r.len() >= 3)
+    });
+
+    // `up` is public: no token needed; an SVG labelled for screen readers.
+    let r = get("/badge/up/status.svg", false);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"));
+    assert!(
+        r.body.starts_with("<svg ") && r.body.contains("aria-label=\"up: ok\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("#2f7d00"), "bright green: {}", r.body);
+    let svg = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; E.fromstring(sys.stdin.read())",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(r.body.as_bytes())?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(svg.success(), "the SVG parses as XML");
+    let u = get("/badge/up/uptime.svg?window=30d", false);
+    assert!(
+        u.body.contains("aria-label=\"up uptime 30d: 100%\""),
+        "{}",
+        u.body
+    );
+    let t = get("/badge/up/response-time.svg", false);
+    assert!(
+        t.body.contains("up response 24h: ") && t.body.contains(" ms\""),
+        "{}",
+        t.body
+    );
+    let j = get("/badge/up/status.json", false).json();
+    assert_eq!(
+        j,
+        serde_json::json!({"schemaVersion": 1, "label": "up", "message": "ok", "color": "brightgreen", "cacheSeconds": 60})
+    );
+
+    // `down` is not public: the read policy applies.
+    assert_eq!(get("/badge/down/status.svg", false).status, 401);
+    let d = get("/badge/down/status.svg", true);
+    assert_eq!(d.header("cache-control"), Some("private, max-age=60"));
+    assert!(
+        d.body.contains("aria-label=\"down: critical\""),
+        "{}",
+        d.body
+    );
+    // Thresholds are the config's: 0% is at the third (0.0), yellow.
+    let du = get("/badge/down/uptime.json?window=24h", true).json();
+    assert_eq!(du["message"], "0%");
+    assert_eq!(du["color"], "yellow", "{du}");
+
+    // Bad requests name what is wrong.
+    let r = get("/badge/up/latency.svg", false);
+    assert_eq!(r.status, 404);
+    assert!(
+        r.body.contains("status, uptime and response-time"),
+        "{}",
+        r.body
+    );
+    let r = get("/badge/up/uptime.svg?window=1y", false);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("window"), "{}", r.body);
+    assert_eq!(get("/badge/nope/status.svg", true).status, 404);
+    // The rest of the API still needs the token.
+    assert_eq!(get("/v1/checks/up/uptime", false).status, 401);
+}

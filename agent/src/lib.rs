@@ -30,6 +30,7 @@ mod acks;
 mod agent;
 pub mod alerting;
 pub mod api;
+mod badges;
 mod cli;
 pub mod config;
 mod executor;

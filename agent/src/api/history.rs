@@ -61,6 +61,40 @@ fn known_check(
     Ok(name)
 }
 
+/// A check's rollups merged over one of [`WINDOWS`].
+pub(super) struct Window {
+    pub(super) label: &'static str,
+    pub(super) resolution: Resolution,
+    pub(super) since: i64,
+    pub(super) until: i64,
+    pub(super) total: Rollup,
+}
+
+/// `check`'s rollups over the window named `w` (`24h`, `7d`, `30d`,
+/// `90d`), ending with the bucket in progress; the error names the
+/// parameter.
+pub(super) fn window(agent: &Agent, check: &str, w: &str) -> Result<Window, ApiError> {
+    let Some(&(label, r, buckets)) = WINDOWS.iter().find(|x| x.0 == w) else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("window={w:?}: expected one of 24h, 7d, 30d, 90d"),
+        ));
+    };
+    let until = r.floor(now_ms()) + r.ms();
+    let since = until - buckets * r.ms();
+    let mut total = Rollup::default();
+    for (_, b) in agent.store.rollups(check, r, since, until)? {
+        total.merge(&b);
+    }
+    Ok(Window {
+        label,
+        resolution: r,
+        since,
+        until,
+        total,
+    })
+}
+
 fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -83,21 +117,15 @@ pub(super) async fn uptime(
         None => WINDOWS.iter().map(|w| w.0).collect(),
         Some(w) => vec![w],
     };
-    let now = now_ms();
     let mut windows = serde_json::Map::new();
     for w in asked {
-        let Some(&(label, r, buckets)) = WINDOWS.iter().find(|x| x.0 == w) else {
-            return Err(ApiError::new(
-                ErrorCode::InvalidQuery,
-                format!("window={w:?}: expected one of 24h, 7d, 30d, 90d"),
-            ));
-        };
-        let until = r.floor(now) + r.ms();
-        let since = until - buckets * r.ms();
-        let mut total = Rollup::default();
-        for (_, b) in agent.store.rollups(&name, r, since, until)? {
-            total.merge(&b);
-        }
+        let Window {
+            label,
+            resolution: r,
+            since,
+            until,
+            total,
+        } = window(&agent, &name, w)?;
         windows.insert(
             label.to_string(),
             json!({"from": rfc3339(since), "to": rfc3339(until), "resolution": r.label(), "summary": total.view()}),

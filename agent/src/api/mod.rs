@@ -35,6 +35,7 @@ use crate::limits::{self, MAX_API_BODY_BYTES as MAX_BODY_BYTES};
 use crate::scheduler::ManualError;
 use crate::store::RunFilter;
 
+mod badges;
 mod history;
 mod quiet;
 
@@ -166,6 +167,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/checks", get(checks))
         .route("/v1/checks/{name}", get(check))
         .route("/v1/checks/{name}/run", post(run_check))
+        .route("/badge/{check}/{file}", get(badges::badge))
         .route("/v1/checks/{name}/uptime", get(history::uptime))
         .route("/v1/checks/{name}/history", get(history::history))
         .route("/v1/runs", get(runs))
@@ -276,8 +278,12 @@ fn token_matches(expected: &str, given: &str) -> bool {
 async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let open = matches!(path, "/health" | "/readyz");
     let config = agent.config();
+    // Badges of the checks `[status_page] public` lists are for anyone.
+    let public = !mutating
+        && badges::badge_check(path)
+            .is_some_and(|c| config.status_page.public.iter().any(|p| p == c));
+    let open = matches!(path, "/health" | "/readyz") || public;
     let api = &config.api;
     let needs_token = !open && (mutating || api.require_token_for_reads);
     if needs_token {

@@ -24,6 +24,8 @@ pub enum Scope {
     Check(String),
     /// `[alerting]`.
     Alerting,
+    /// `[status_page]`.
+    StatusPage,
     /// A `[[notifier]]`: `notifier "name"`, or `notifier #2`.
     Notifier(String),
     /// A `[[maintenance]]`: `maintenance "name"`, or `maintenance #2`.
@@ -66,6 +68,8 @@ impl fmt::Display for ConfigError {
             (Scope::Agent, None) => write!(f, ": [agent]: ")?,
             (Scope::Api, Some(field)) => write!(f, ": [api] {field}: ")?,
             (Scope::Api, None) => write!(f, ": [api]: ")?,
+            (Scope::StatusPage, Some(field)) => write!(f, ": [status_page] {field}: ")?,
+            (Scope::StatusPage, None) => write!(f, ": [status_page]: ")?,
             (Scope::Pin(Some(name)), _) => write!(f, ": [[plugin]] {name:?}: ")?,
             (Scope::Pin(None), _) => write!(f, ": [[plugin]]: ")?,
             (

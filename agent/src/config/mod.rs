@@ -28,6 +28,7 @@ pub mod profile;
 pub mod secret;
 mod source;
 mod status;
+mod status_page;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -46,6 +47,7 @@ pub use notifier::NotifierConfig;
 pub use profile::Profile;
 use source::Source;
 pub use status::ReloadStatus;
+pub use status_page::StatusPageSection;
 
 /// sha256 of config text, hex (what tells a reload the file changed).
 pub fn text_sha256(text: &str) -> String {
@@ -74,6 +76,8 @@ struct RawFile {
     plugin: Vec<Spanned<toml::Table>>,
     #[serde(default)]
     check: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    status_page: Option<Spanned<toml::Table>>,
 }
 
 fn unspan(t: Spanned<toml::Table>) -> (toml::Table, Range<usize>) {
@@ -104,6 +108,8 @@ pub struct Config {
     pub notifiers: Vec<NotifierConfig>,
     /// `[[maintenance]]` windows, in file order.
     pub maintenance: Vec<Maintenance>,
+    /// `[status_page]`.
+    pub status_page: StatusPageSection,
 }
 
 impl Config {
@@ -226,6 +232,9 @@ impl Config {
             }
         }
         dependency_errors(&src, &checks, &mut errors);
+        let check_names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        let status_page =
+            StatusPageSection::parse(&src, raw.status_page.map(unspan), &check_names, &mut errors);
         for (mut at, r) in references {
             if !names.contains(&r.check) {
                 at.message = format!("${{output:{r}}} names no check {:?}", r.check);
@@ -246,6 +255,7 @@ impl Config {
             alerting,
             notifiers,
             maintenance,
+            status_page,
         };
         let unsafe_reasons = config.unsafe_settings();
         match config.agent.profile {
