@@ -216,3 +216,115 @@ fn badges_in_svg_and_shields_json_public_where_configured() {
     // The rest of the API still needs the token.
     assert_eq!(get("/v1/checks/up/uptime", false).status, 401);
 }
+
+#[test]
+fn a_hard_problem_opens_an_incident_with_its_timeline_and_recovery_closes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = common::notify::Receiver::start(dir.path(), common::free_port());
+    r.health(200);
+    let p = r.port;
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+         [[notifier]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{p}/hook\"\n\
+         [[check]]\nname = \"svc\"\nplugin = \"hello\"\nschedule = \"@every 200ms\"\n\
+         failure_threshold = 2\nsuccess_threshold = 1\nnotify = [\"hook\"]\n\
+         config = {{ url = \"http://127.0.0.1:{p}/health\" }}\nallow.hosts = [\"http://127.0.0.1:{p}\"]\n"
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[]);
+    let incidents = |a: &AgentProcess, q: &str| {
+        a.get(&format!("/v1/incidents?check=svc{q}")).json()["incidents"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    agent.wait_until("a passing run", WAIT, |a| {
+        a.check("svc")["runs"]["ok"].as_u64().unwrap_or(0) >= 2
+    });
+    assert!(incidents(&agent, "").is_empty(), "no problem, no incident");
+
+    r.health(500);
+    agent.wait_until("an open incident", WAIT, |a| {
+        !incidents(a, "&open=true").is_empty()
+    });
+    let open = &incidents(&agent, "&open=true")[0];
+    assert_eq!(open["severity"], "critical", "{open}");
+    assert!(open["ended_unix_ms"].is_null());
+    let id = open["id"].as_i64().unwrap();
+    let note = |body: &str| {
+        common::http(
+            agent.port,
+            "POST",
+            &format!("/v1/incidents/{id}/notes"),
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+    };
+    let n = note(
+        r#"{"note": "looking into it; token ghp_R8sT2uV4wX6yZ8aB0cD2eF4gH6iJ8kL0mN2p leaked?", "author": "ops"}"#,
+    );
+    assert_eq!(n.status, 201, "{}", n.body);
+    assert!(
+        !n.body.contains("ghp_R8sT2uV4wX6yZ8aB0cD2eF4gH6iJ8kL0mN2p"),
+        "notes are redacted: {}",
+        n.body
+    );
+    let bad = note(r#"{"note": "  "}"#);
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("note"), "{}", bad.body);
+    let missing = common::http(
+        agent.port,
+        "POST",
+        "/v1/incidents/999999/notes",
+        &[],
+        br#"{"note": "x"}"#,
+    );
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing.body.contains("incident_not_found"),
+        "{}",
+        missing.body
+    );
+    assert_eq!(agent.get("/v1/incidents/abc").status, 404);
+
+    r.health(200);
+    agent.wait_until("the incident closed", WAIT, |a| {
+        incidents(a, "&open=true").is_empty()
+    });
+    agent.wait_until("the resolve sent", WAIT, |_| {
+        r.at("/hook")
+            .iter()
+            .any(|h| h.to_string().contains("resolved"))
+    });
+    let all = incidents(&agent, "");
+    assert_eq!(all.len(), 1, "one incident for one problem: {all:?}");
+    let got = agent.get(&format!("/v1/incidents/{id}")).json();
+    assert!(
+        got["incident"]["ended_unix_ms"].as_i64().unwrap()
+            >= got["incident"]["started_unix_ms"].as_i64().unwrap()
+    );
+    let kinds: Vec<&str> = got["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"opened"), "{got}");
+    assert_eq!(kinds.last(), Some(&"resolved"), "{got}");
+    assert!(
+        kinds.contains(&"note") && kinds.contains(&"notification"),
+        "{got}"
+    );
+    let texts: Vec<&str> = got["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "notification")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("firing critical to hook")),
+        "{texts:?}"
+    );
+}

@@ -663,7 +663,7 @@ impl Agent {
                     crate::flapping::Change::Stopped => "check stopped flapping",
                 });
             }
-            (health, transition, rows, told)
+            (health, shown, rows, told)
         };
         let notify = notifications.iter().any(|n| n.suppressed.is_none());
         let record = RunRecord {
@@ -672,6 +672,7 @@ impl Agent {
             due_ms: (!d.manual).then_some(d.due_ms),
             health: health.clone(),
             notifications,
+            transition,
         };
         match self.store.record(record).await {
             Ok(recorded) => {

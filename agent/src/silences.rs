@@ -46,7 +46,8 @@ pub enum Quiet {
     Flapping,
 }
 
-fn rfc3339(ms: i64) -> String {
+/// `ms` since the epoch as RFC 3339 (UTC, seconds).
+pub(crate) fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::{ApiError, ApiResult, ErrorCode, ok, path_name};
 use crate::agent::Agent;
+use crate::silences::rfc3339;
 use crate::store::now_ms;
 use crate::store::rollups::{Resolution, Rollup};
 
@@ -93,12 +94,6 @@ pub(super) fn window(agent: &Agent, check: &str, w: &str) -> Result<Window, ApiE
         until,
         total,
     })
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[derive(Deserialize)]

@@ -37,6 +37,7 @@ use crate::store::RunFilter;
 
 mod badges;
 mod history;
+mod incidents;
 mod quiet;
 
 /// The stable error codes of the API.
@@ -56,6 +57,8 @@ pub enum ErrorCode {
     SilenceNotFound,
     /// A finding to acknowledge is not open (404).
     FindingNotFound,
+    /// No such incident (404).
+    IncidentNotFound,
     /// The body is JSON but not what the route takes (400).
     InvalidBody,
     /// Over a limit of the agent's (429).
@@ -93,6 +96,7 @@ impl ErrorCode {
             ErrorCode::PluginNotFound => (StatusCode::NOT_FOUND, "plugin_not_found"),
             ErrorCode::SilenceNotFound => (StatusCode::NOT_FOUND, "silence_not_found"),
             ErrorCode::FindingNotFound => (StatusCode::NOT_FOUND, "finding_not_found"),
+            ErrorCode::IncidentNotFound => (StatusCode::NOT_FOUND, "incident_not_found"),
             ErrorCode::InvalidBody => (StatusCode::BAD_REQUEST, "invalid_body"),
             ErrorCode::TooMany => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
             ErrorCode::ConfigInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "config_invalid"),
@@ -168,6 +172,9 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/checks/{name}", get(check))
         .route("/v1/checks/{name}/run", post(run_check))
         .route("/badge/{check}/{file}", get(badges::badge))
+        .route("/v1/incidents", get(incidents::list))
+        .route("/v1/incidents/{id}", get(incidents::get))
+        .route("/v1/incidents/{id}/notes", post(incidents::add_note))
         .route("/v1/checks/{name}/uptime", get(history::uptime))
         .route("/v1/checks/{name}/history", get(history::history))
         .route("/v1/runs", get(runs))

@@ -11,6 +11,7 @@
 
 pub mod acks;
 pub mod backup;
+pub mod incidents;
 pub mod outbox;
 pub mod rollups;
 mod schema;
@@ -51,6 +52,9 @@ pub struct RunRecord {
     pub health: Health,
     /// Notifications the run's transition makes, queued with it.
     pub notifications: Vec<outbox::Outgoing>,
+    /// The change of hard status the run made, if any (incidents open
+    /// and close with it).
+    pub transition: Option<crate::health::Transition>,
 }
 
 impl RunRecord {
@@ -63,6 +67,7 @@ impl RunRecord {
             due_ms: None,
             health: Health::default(),
             notifications: Vec::new(),
+            transition: None,
         }
     }
 }

@@ -5,8 +5,9 @@
 //! `output_history`, `check_status` (the check's health from
 //! [`crate::health`] plus scheduler bookkeeping), `check_state` (the
 //! plugins' key/value state), `outbox` (notifications), `silences`,
-//! `finding_acks` and `rollups` (hourly and daily aggregates per check,
-//! [`super::rollups`]).
+//! `finding_acks`, `rollups` (hourly and daily aggregates per check,
+//! [`super::rollups`]), `incidents` and `incident_notes`
+//! ([`super::incidents`]).
 
 use std::path::Path;
 
@@ -129,6 +130,25 @@ CREATE TABLE IF NOT EXISTS rollups (
     PRIMARY KEY (check_name, resolution_s, bucket_ms)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollups_by_time ON rollups (bucket_ms);
+CREATE TABLE IF NOT EXISTS incidents (
+    id         INTEGER PRIMARY KEY,
+    check_name TEXT NOT NULL,
+    severity   TEXT NOT NULL,
+    worst      TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    ended_ms   INTEGER,
+    summary    TEXT NOT NULL,
+    run_id     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_by_check ON incidents (check_name, id);
+CREATE TABLE IF NOT EXISTS incident_notes (
+    id          INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL,
+    note        TEXT NOT NULL,
+    author      TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notes_by_incident ON incident_notes (incident_id, id);
 CREATE TABLE IF NOT EXISTS check_status (
     check_name       TEXT PRIMARY KEY,
     state            TEXT NOT NULL,

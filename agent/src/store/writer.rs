@@ -459,6 +459,9 @@ fn record_one(tx: &Connection, rec: &RunRecord) -> Result<Recorded> {
 
     // In the same transaction as the run: a crash loses or invents none.
     super::outbox::insert(tx, &rec.notifications, now)?;
+    if let Some(t) = &rec.transition {
+        super::incidents::on_transition(tx, t, o)?;
+    }
 
     // Findings: only a decisive run (not unknown) may resolve them.
     if o.status != Status::Unknown {
