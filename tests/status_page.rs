@@ -222,13 +222,25 @@ fn a_hard_problem_opens_an_incident_with_its_timeline_and_recovery_closes_it() {
     let dir = tempfile::tempdir().unwrap();
     let r = common::notify::Receiver::start(dir.path(), common::free_port());
     r.health(200);
+    // `quiet` fails from the start, inside a maintenance window.
+    std::fs::write(dir.path().join("health-quiet"), "500").unwrap();
     let p = r.port;
+    let rfc = |secs: i64| {
+        chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + secs, 0)
+            .unwrap()
+            .to_rfc3339()
+    };
     let config = format!(
         "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
          [[notifier]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:{p}/hook\"\n\
+         [[maintenance]]\nname = \"deploy\"\nchecks = [\"quiet\"]\nstart = \"{}\"\nend = \"{}\"\n\
          [[check]]\nname = \"svc\"\nplugin = \"hello\"\nschedule = \"@every 200ms\"\n\
          failure_threshold = 2\nsuccess_threshold = 1\nnotify = [\"hook\"]\n\
-         config = {{ url = \"http://127.0.0.1:{p}/health\" }}\nallow.hosts = [\"http://127.0.0.1:{p}\"]\n"
+         config = {{ url = \"http://127.0.0.1:{p}/health\" }}\nallow.hosts = [\"http://127.0.0.1:{p}\"]\n\
+         [[check]]\nname = \"quiet\"\nplugin = \"hello\"\nschedule = \"@every 200ms\"\nnotify = [\"hook\"]\n\
+         config = {{ url = \"http://127.0.0.1:{p}/health/quiet\" }}\nallow.hosts = [\"http://127.0.0.1:{p}\"]\n",
+        rfc(-3600),
+        rfc(3600)
     );
     let agent = AgentProcess::start(dir.path(), &config, &[]);
     let incidents = |a: &AgentProcess, q: &str| {
@@ -326,5 +338,27 @@ fn a_hard_problem_opens_an_incident_with_its_timeline_and_recovery_closes_it() {
             .iter()
             .any(|t| t.starts_with("firing critical to hook")),
         "{texts:?}"
+    );
+    assert!(!kinds.contains(&"maintenance"), "{got}");
+
+    // An incident inside a maintenance window says so on its timeline.
+    let quiet = agent.get("/v1/incidents?check=quiet").json();
+    let qid = quiet["incidents"][0]["id"]
+        .as_i64()
+        .expect("quiet's problem is an incident too");
+    let q = agent.get(&format!("/v1/incidents/{qid}")).json();
+    let entry = q["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "maintenance")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        entry["text"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("in maintenance window \"deploy\" until "),
+        "{q}"
     );
 }

@@ -1,7 +1,7 @@
 //! Incidents ([`crate::store::incidents`]): `GET /v1/incidents?check=&open=true&limit=`,
-//! `GET /v1/incidents/{id}` with its timeline (opened, severity, notes,
-//! notifications sent for its check meanwhile, silences over it,
-//! resolved), and `POST /v1/incidents/{id}/notes` (a mutating call: the
+//! `GET /v1/incidents/{id}` with its timeline (opened, notes,
+//! notifications sent for its check meanwhile, silences and maintenance
+//! windows over it, resolved), and `POST /v1/incidents/{id}/notes` (a mutating call: the
 //! token, like every other).
 
 use std::sync::Arc;
@@ -54,11 +54,16 @@ fn not_found(id: i64) -> ApiError {
     ApiError::new(ErrorCode::IncidentNotFound, format!("no incident {id}"))
 }
 
+/// Most maintenance windows of one `[[maintenance]]` shown on a
+/// timeline (a recurring window over a long incident).
+const MAX_WINDOWS: usize = 20;
+
 /// One moment of an incident's timeline.
 #[derive(Serialize)]
 struct Event {
     at_unix_ms: i64,
-    /// `opened`, `note`, `notification`, `silence`, `resolved`.
+    /// `opened`, `note`, `notification`, `silence`, `maintenance`,
+    /// `resolved`.
     kind: &'static str,
     text: String,
 }
@@ -110,6 +115,29 @@ pub(super) async fn get(
                     ),
                 });
             }
+        }
+    }
+    for m in agent.config().maintenance.iter() {
+        let Some(check) = agent
+            .checks()
+            .get(&incident.check)
+            .map(|c| c.config.clone())
+        else {
+            break;
+        };
+        if !m.matches(&check.name, &check.labels) {
+            continue;
+        }
+        for (from, until) in m.windows_between(start, end, MAX_WINDOWS) {
+            timeline.push(Event {
+                at_unix_ms: from.max(start),
+                kind: "maintenance",
+                text: format!(
+                    "in maintenance window {:?} until {}",
+                    m.name,
+                    crate::silences::rfc3339(until)
+                ),
+            });
         }
     }
     if let Some(ended) = incident.ended_unix_ms {

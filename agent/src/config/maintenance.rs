@@ -125,6 +125,37 @@ impl Maintenance {
         }
     }
 
+    /// The windows that overlap `[from_ms, to_ms]`, as `(start, end)`,
+    /// oldest first, at most `max` of them.
+    pub fn windows_between(&self, from_ms: i64, to_ms: i64, max: usize) -> Vec<(i64, i64)> {
+        match &self.window {
+            Window::Once { start_ms, end_ms } => {
+                if *start_ms <= to_ms && *end_ms >= from_ms {
+                    vec![(*start_ms, *end_ms)]
+                } else {
+                    Vec::new()
+                }
+            }
+            Window::Recurring { schedule, duration } => {
+                let d = duration.as_millis() as i64;
+                let mut out = Vec::new();
+                let mut after = DateTime::from_timestamp_millis(from_ms - d);
+                while let Some(a) = after {
+                    let Some(next) = schedule.next_after(a, Duration::ZERO) else {
+                        break;
+                    };
+                    let start = next.timestamp_millis();
+                    if start > to_ms || out.len() >= max {
+                        break;
+                    }
+                    out.push((start, start + d));
+                    after = DateTime::from_timestamp_millis(start + 1);
+                }
+                out
+            }
+        }
+    }
+
     /// Parses the `index`th `[[maintenance]]`.
     pub(super) fn parse(
         src: &Source<'_>,
@@ -295,6 +326,46 @@ mod tests {
         assert!(!glob_match("db-*", "web-db-1"));
         assert!(!glob_match("a?c", "ac"));
         assert!(glob_match("a*b*c", "aXbYbZc"));
+    }
+
+    #[test]
+    fn the_windows_over_an_interval_are_listed_for_timelines() {
+        let m = window(
+            "checks = [\"db-*\"]\nschedule = \"0 2 * * *\"\nduration = \"30m\"\ntimezone = \"UTC\"",
+        )
+        .unwrap();
+        // From the middle of one window to just after the third begins.
+        let w = m.windows_between(ms("2026-12-01T02:10:00Z"), ms("2026-12-03T02:00:00Z"), 10);
+        assert_eq!(
+            w,
+            [
+                (ms("2026-12-01T02:00:00Z"), ms("2026-12-01T02:30:00Z")),
+                (ms("2026-12-02T02:00:00Z"), ms("2026-12-02T02:30:00Z")),
+                (ms("2026-12-03T02:00:00Z"), ms("2026-12-03T02:30:00Z")),
+            ]
+        );
+        assert_eq!(
+            m.windows_between(ms("2026-12-01T03:00:00Z"), ms("2026-12-01T04:00:00Z"), 10),
+            []
+        );
+        assert_eq!(
+            m.windows_between(ms("2026-12-01T00:00:00Z"), ms("2026-12-31T00:00:00Z"), 2)
+                .len(),
+            2
+        );
+        let once = window(
+            "checks = [\"*\"]\nstart = \"2026-12-01T10:00:00Z\"\nend = \"2026-12-01T11:00:00Z\"",
+        )
+        .unwrap();
+        assert_eq!(
+            once.windows_between(ms("2026-12-01T10:59:00Z"), ms("2026-12-01T12:00:00Z"), 10)
+                .len(),
+            1
+        );
+        assert!(
+            once.windows_between(ms("2026-12-01T11:01:00Z"), ms("2026-12-01T12:00:00Z"), 10)
+                .is_empty()
+        );
     }
 
     #[test]
