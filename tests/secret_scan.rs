@@ -183,6 +183,17 @@ fn scheduled_scans_are_incremental_and_findings_leave_through_the_api() {
 
     let first = run(&agent);
     assert_eq!(first["status"], "critical", "{first}");
+    // The agent split the run across its idle places, one per core, and
+    // the next run still finds the cache the shards kept.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores > 1 {
+        assert_eq!(first["shards"], cores, "{first}");
+        let stored = agent.get("/v1/runs?check=repo-secrets&limit=1").json();
+        assert_eq!(
+            stored["runs"][0]["shards"], cores,
+            "kept in the store: {stored}"
+        );
+    }
     assert_eq!(
         metric(&first, "secret_scan_findings"),
         2.0,

@@ -403,7 +403,7 @@ impl Store {
         let sql = format!(
             "SELECT id, run_id, check_name, plugin, plugin_sha256, scheduled_ms, started_ms, finished_ms, duration_s,
                     attempt, manual, status, summary, error, metrics, findings, outputs, refusals,
-                    http_requests
+                    http_requests, shards
              FROM runs WHERE 1 = 1{filter}"
         );
         let mut stmt = conn.prepare(&sql)?;
@@ -432,9 +432,7 @@ impl Store {
                     outputs: json(r.get(16)?),
                     refusals: json(r.get(17)?),
                     http_requests: r.get(18)?,
-                    // Not stored: how a run was split is shown while it is
-                    // the latest (the live view) and in the log.
-                    shards: None,
+                    shards: r.get::<_, Option<i64>>(19)?.map(|n| n as u32),
                 },
             })
         })?;

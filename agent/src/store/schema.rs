@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 use rusqlite::Connection;
 
 /// The version this agent writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS runs (
     findings      TEXT NOT NULL,
     outputs       TEXT NOT NULL,
     refusals      TEXT NOT NULL,
-    http_requests INTEGER NOT NULL DEFAULT 0
+    http_requests INTEGER NOT NULL DEFAULT 0,
+    shards        INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_check ON runs (check_name, id);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (finished_ms);
@@ -168,6 +169,8 @@ const MIGRATIONS: &[&str] = &[
     // 2 -> 3: `rollups`, created by SCHEMA and filled from the runs by
     // `rollups::prepare`.
     "",
+    // 3 -> 4: how many shards a run was split into.
+    "ALTER TABLE runs ADD COLUMN shards INTEGER;",
 ];
 
 /// Creates the schema in a new store, or upgrades an older one.
@@ -214,11 +217,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let conn = Connection::open(&path).unwrap();
-        let v1 = SCHEMA.replace(",\n    http_requests INTEGER NOT NULL DEFAULT 0\n", "\n");
+        let v1 = SCHEMA.replace(
+            ",\n    http_requests INTEGER NOT NULL DEFAULT 0,\n    shards        INTEGER\n",
+            "\n",
+        );
+        assert_ne!(v1, SCHEMA);
         conn.execute_batch(&v1).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         ensure(&conn, &path).unwrap();
-        conn.execute_batch("SELECT http_requests FROM runs")
+        conn.execute_batch("SELECT http_requests, shards FROM runs")
             .unwrap();
         // And a current one is left as it is.
         ensure(&conn, &path).unwrap();
