@@ -1,6 +1,9 @@
-//! End-to-end: the API survives its clients. Clients that hold sockets,
-//! stall mid-request or lie about their bodies get bounded answers, and
-//! running out of file descriptors is reported as the agent's fault.
+//! End-to-end: the API and its clients. Auth (tokens, reads that need
+//! one, browsers refused without one), CORS, errors, findings exports
+//! and outputs through the API; and the API survives its clients:
+//! clients that hold sockets, stall mid-request or lie about their bodies
+//! get bounded answers, one that never finishes cannot hold up shutdown,
+//! and running out of file descriptors is reported as the agent's fault.
 
 mod common;
 
@@ -250,5 +253,342 @@ fn curl_gets_json_answers_within_the_limits() {
     assert!(
         text.contains("\n200 1\n") && text.contains("\n200 0\n"),
         "{text}"
+    );
+}
+
+#[test]
+fn api_auth_cors_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "t0ken-for-tests\n").unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[api]
+token_file = "token"
+cors_origins = ["https://ops.example.com"]
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 1h"
+[[check]]
+name = "slow"
+plugin = "hostile"
+schedule = "@every 1h"
+config = { mode = "slow", ms = 3000 }
+"#,
+        &[],
+    );
+    let port = agent.port;
+    let bearer = ("authorization", "Bearer t0ken-for-tests");
+
+    let next_before = agent.check("greeter")["next_due_unix_ms"].as_i64().unwrap();
+    // Reads are open (require_token_for_reads = false); mutations are not.
+    assert_eq!(agent.get("/v1/checks").status, 200);
+    let r = http(port, "POST", "/v1/checks/greeter/run", &[], b"");
+    assert_eq!((r.status, r.code().as_str()), (401, "unauthorized"));
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = http(
+        port,
+        "POST",
+        "/v1/checks/greeter/run",
+        &[("authorization", "Bearer nope")],
+        b"",
+    );
+    assert_eq!((r.status, r.code().as_str()), (403, "forbidden"));
+    let r = http(port, "POST", "/v1/checks/greeter/run", &[bearer], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "ok");
+    assert!(r.json()["summary"].as_str().unwrap().contains("(run 1)"));
+    // The manual run left the schedule alone (unless the due time itself
+    // passed meanwhile, which an hourly check does not in a test).
+    let next_after = agent.check("greeter")["next_due_unix_ms"].as_i64().unwrap();
+    assert!(
+        next_after == next_before || next_before <= warden::store::now_ms(),
+        "next due moved: {next_before} -> {next_after}"
+    );
+
+    // Errors carry stable codes.
+    let r = http(port, "POST", "/v1/checks/nope/run", &[bearer], b"");
+    assert_eq!((r.status, r.code().as_str()), (404, "check_not_found"));
+    assert_eq!(agent.get("/v1/checks/nope").code(), "check_not_found");
+    assert_eq!(agent.get("/v1/nothing").code(), "not_found");
+    let r = http(
+        port,
+        "POST",
+        "/v1/checks/greeter/run",
+        &[bearer, ("content-type", "application/json")],
+        b"{not json",
+    );
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid_json"));
+    let big = vec![b' '; 200 * 1024];
+    let r = http(port, "POST", "/v1/checks/greeter/run", &[bearer], &big);
+    assert_eq!((r.status, r.code().as_str()), (413, "body_too_large"));
+    assert_eq!(agent.get("/v1/runs?status=maybe").code(), "invalid_query");
+    assert_eq!(agent.get("/v1/runs?limit=x").code(), "invalid_query");
+    // A path that does not decode is a JSON error too.
+    let r = agent.get("/v1/checks/%ff");
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "invalid_path"),
+        "{}",
+        r.body
+    );
+    // The auth scheme is case-insensitive.
+    let lower = ("authorization", "bearer t0ken-for-tests");
+    let r = http(port, "POST", "/v1/checks/greeter/run", &[lower], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A check never overlaps itself, manual runs included.
+    let r = http(
+        port,
+        "POST",
+        "/v1/checks/slow/run?wait=false",
+        &[bearer],
+        b"",
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = http(port, "POST", "/v1/checks/slow/run", &[bearer], b"");
+    assert_eq!((r.status, r.code().as_str()), (409, "already_running"));
+
+    // CORS: the allowed origin is echoed exactly; others get nothing.
+    let r = http(
+        port,
+        "GET",
+        "/v1/status",
+        &[("origin", "https://ops.example.com")],
+        b"",
+    );
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://ops.example.com")
+    );
+    let r = http(
+        port,
+        "GET",
+        "/v1/status",
+        &[("origin", "https://evil.example.com")],
+        b"",
+    );
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    let r = http(
+        port,
+        "OPTIONS",
+        "/v1/checks/greeter/run",
+        &[
+            ("origin", "https://ops.example.com"),
+            ("access-control-request-method", "POST"),
+        ],
+        b"",
+    );
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://ops.example.com")
+    );
+
+    // The token never reaches the log.
+    assert!(!agent.log().contains("t0ken-for-tests"));
+}
+
+#[test]
+fn reads_can_require_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        "[agent]\nlisten = \"127.0.0.1:{PORT}\"\n[api]\ntoken_env = \"WARDEN_TEST_TOKEN\"\nrequire_token_for_reads = true\n",
+        &[("WARDEN_TEST_TOKEN", "read-token")],
+    );
+    assert_eq!(agent.get("/v1/checks").code(), "unauthorized");
+    assert_eq!(agent.get("/metrics").status, 401);
+    assert_eq!(agent.get("/health").status, 200, "liveness stays open");
+    let r = http(
+        agent.port,
+        "GET",
+        "/v1/checks",
+        &[("authorization", "Bearer read-token")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn without_a_token_browsers_cannot_start_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 1h"
+"#;
+    let agent = AgentProcess::start(dir.path(), config, &[]);
+    let port = agent.port;
+    let run = |headers: &[(&str, &str)]| http(port, "POST", "/v1/checks/greeter/run", headers, b"");
+    // A cross-site form or fetch with a text/plain body: no preflight.
+    let r = run(&[
+        ("origin", "https://evil.example"),
+        ("content-type", "text/plain"),
+    ]);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("evil.example"), "{}", r.body);
+    // DNS rebinding: the page's own name now points at 127.0.0.1.
+    let host = format!("rebind.evil.example:{port}");
+    let r = run(&[("host", &host)]);
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden"),
+        "{}",
+        r.body
+    );
+    // This machine's own tools still can.
+    assert_eq!(run(&[]).status, 200);
+    let localhost = format!("localhost:{port}");
+    assert_eq!(run(&[("host", &localhost)]).status, 200);
+    assert_eq!(run(&[("host", &format!("[::1]:{port}"))]).status, 200);
+    // Reads stay open.
+    let r = http(
+        port,
+        "GET",
+        "/v1/checks",
+        &[("origin", "https://evil.example")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn a_client_that_never_finishes_cannot_hold_up_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+shutdown_grace = "1s"
+[[check]]
+name = "greeter"
+plugin = "hello"
+schedule = "@every 1h"
+"#;
+    let mut agent = AgentProcess::start(dir.path(), config, &[]);
+    // Half a request, and then nothing.
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
+    client
+        .write_all(b"GET /v1/checks HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    agent.signal("TERM");
+    let t0 = std::time::Instant::now();
+    while agent.alive() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !agent.alive(),
+        "SIGTERM did not end the agent in 20 s:\n{}",
+        agent.log()
+    );
+    assert!(
+        agent
+            .log()
+            .contains("still connected after the shutdown grace"),
+        "{}",
+        agent.log()
+    );
+    drop(client);
+}
+
+#[test]
+fn stored_findings_export_from_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        "[agent]\nlisten = \"127.0.0.1:{PORT}\"\n[[check]]\nname = \"scan\"\nplugin = \"hostile\"\nschedule = \"@every 1h\"\nconfig = { mode = \"findings\" }\n",
+        &[],
+    );
+    let r = http(agent.port, "POST", "/v1/checks/scan/run", &[], b"");
+    assert_eq!(r.json()["status"], "critical");
+    let sarif = agent.get("/v1/findings?check=scan&format=sarif").json();
+    assert_eq!(
+        sarif["runs"][0]["results"].as_array().unwrap().len(),
+        2,
+        "{sarif}"
+    );
+    let gitleaks = agent.get("/v1/findings?check=scan&format=gitleaks").json();
+    assert!(
+        gitleaks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["File"] == "/srv/app/config.py" && f["StartLine"] == 3),
+        "{gitleaks}"
+    );
+    assert_eq!(
+        agent.get("/v1/findings?check=scan&format=csv").code(),
+        "invalid_query"
+    );
+    assert_eq!(
+        agent.get("/v1/findings?check=nope").code(),
+        "check_not_found"
+    );
+}
+
+#[test]
+fn outputs_findings_retries_and_state_in_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = AgentProcess::start(
+        dir.path(),
+        r#"
+[agent]
+listen = "127.0.0.1:{PORT}"
+[[check]]
+name = "publisher"
+plugin = "hostile"
+schedule = "@every 1h"
+config = { mode = "outputs", value = "https://rpc.example.com/?k=1" }
+outputs_file = "out/app.env"
+[[check]]
+name = "flaky"
+plugin = "hostile"
+schedule = "@every 1h"
+retries = 2
+failure_threshold = 2
+config = { mode = "error" }
+"#,
+        &[],
+    );
+    let port = agent.port;
+    let r = http(port, "POST", "/v1/checks/publisher/run", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let env = std::fs::read_to_string(dir.path().join("out/app.env")).unwrap();
+    assert!(
+        env.contains("TEST_VALUE=\"https://rpc.example.com/?k=1\"\n")
+            || env.contains("TEST_VALUE=https://rpc.example.com/?k=1\n"),
+        "{env}"
+    );
+    assert!(env.contains("TEST_QUOTED=\"a b \\$c\"\n"), "{env}");
+    let outputs = agent.get("/v1/outputs?check=publisher").json();
+    assert_eq!(outputs["outputs"].as_array().unwrap().len(), 2, "{outputs}");
+
+    // A manual unknown is not retried; its state is soft until the threshold.
+    let r = http(port, "POST", "/v1/checks/flaky/run", &[], b"");
+    assert_eq!(r.json()["status"], "unknown");
+    let state = agent.check("flaky")["state"].clone();
+    assert_eq!(state["last_status"], "unknown");
+    assert_eq!(state["consecutive_fail"], 1);
+    let runs = agent.get("/v1/runs?check=flaky").json();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    let r = http(port, "POST", "/v1/checks/flaky/run", &[], b"");
+    assert_eq!(r.json()["status"], "unknown");
+    let state = agent.check("flaky")["state"].clone();
+    assert_eq!(
+        (state["status"].as_str(), state["state_type"].as_str()),
+        (Some("unknown"), Some("hard")),
+        "{state}"
     );
 }
