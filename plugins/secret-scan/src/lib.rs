@@ -431,20 +431,25 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
     } else {
         None
     };
-    let mut max_verifications = c.max_verifications.unwrap_or(DEFAULT_MAX_VERIFICATIONS);
+    let max_verifications = c.max_verifications.unwrap_or(DEFAULT_MAX_VERIFICATIONS);
     let (found, stats, cache) = if let Part::Merge(parts) = &part {
         let (found, stats) = shards::merge(parts).map_err(Error::msg)?;
         let cache = shards::merge_caches(ctx.state(), parts.len(), &key, incremental);
         (found, stats, cache)
     } else {
         if let Part::Shard { index, count } = part {
-            let shard = scan::Shard {
-                index,
-                count,
-                claimer: Some(ctx.claimer()),
-            };
-            max_verifications = shards::verifications(max_verifications, &shard);
-            settings.shard = Some(shard);
+            settings.shard = Some(if c.verify {
+                // Each candidate is asked of its provider once per run
+                // (verdicts are per run, one verifier each): with
+                // verification on, the first shard scans everything.
+                scan::Shard::all_or_nothing(index)
+            } else {
+                scan::Shard {
+                    index,
+                    count,
+                    claimer: Some(ctx.claimer()),
+                }
+            });
         }
         let (found, stats, cache) = scan_share(
             ctx,

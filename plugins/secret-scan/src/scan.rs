@@ -78,6 +78,16 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// A share that takes every file when `index` is 0 and none
+    /// otherwise (a share of one: `hash % 1` is 0).
+    pub fn all_or_nothing(index: u32) -> Shard {
+        Shard {
+            index,
+            count: 1,
+            claimer: None,
+        }
+    }
+
     /// Whether the file (or entry) at `path` is this share's; ask once
     /// per entry (a claim is granted once).
     pub fn owns(&self, path: &Path) -> bool {

@@ -9,7 +9,8 @@
 //! shard's [`Stats`] (names of unreadable and skipped entries cut to the
 //! first few, the rest counted). Its share of the incremental cache goes
 //! to state under its own key, which the merge folds into the one cache
-//! and removes. Verification's budget is divided among the shards.
+//! and removes. With `verify` on, the first shard scans everything and
+//! the others nothing, so each candidate is asked of its provider once.
 
 use warden_plugin_sdk::prelude::*;
 use warden_plugin_sdk::state::State;
@@ -41,13 +42,6 @@ struct ShardStats {
 /// The state key of shard `index`'s share of the cache.
 fn cache_key(index: u32) -> String {
     format!("{CACHE_KEY}.shard-{index}")
-}
-
-/// A shard's share of `max` verifications (the first shards take the
-/// remainder), so that the run asks no more than `max` in all.
-pub fn verifications(max: usize, shard: &Shard) -> usize {
-    let count = shard.count.max(1) as usize;
-    max / count + usize::from((shard.index as usize) < max % count)
 }
 
 /// Keeps a shard's share of the cache for the merge.

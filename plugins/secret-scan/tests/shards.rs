@@ -207,3 +207,39 @@ fn the_cache_and_the_baseline_carry_over_between_sharded_runs() {
     assert_eq!(metric(&whole, "secret_scan_files_scanned"), 0.0);
     assert_eq!(comparable(whole).findings, comparable(second).findings);
 }
+
+#[test]
+fn with_verification_on_the_first_shard_scans_everything() {
+    // One token in two files must be asked of its provider once per run:
+    // shards do not share verdicts, so verification keeps to one shard.
+    let dir = tempfile::tempdir().unwrap();
+    corpus::generate(dir.path(), 100_000, 2_000, 20, 5);
+    let cfg = config(serde_json::json!({"verify": true, "max_verifications": 0}));
+    let state = Arc::new(MemoryState::new());
+    let claims = Arc::new(Claims::default());
+    let second = run_part(
+        &cfg,
+        dir.path(),
+        &state,
+        Part::Shard { index: 1, count: 2 },
+        &claims,
+    );
+    let first = run_part(
+        &cfg,
+        dir.path(),
+        &state,
+        Part::Shard { index: 0, count: 2 },
+        &claims,
+    );
+    assert!(second.findings.is_empty(), "{}", second.summary);
+    assert!(!first.findings.is_empty());
+    let merged = run_part(
+        &cfg,
+        dir.path(),
+        &state,
+        Part::Merge(vec![first, second]),
+        &claims,
+    );
+    let whole = whole(&cfg, dir.path(), &Arc::new(MemoryState::new()));
+    assert_eq!(comparable(merged), comparable(whole));
+}
