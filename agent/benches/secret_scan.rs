@@ -202,16 +202,7 @@ fn main() {
         let cpu0 = cpu_seconds("self");
         let t0 = Instant::now();
         let detector = Detector::new(secret_scan::default_rules());
-        let settings = Settings {
-            roots: vec![root.clone()],
-            max_file_size: 10 << 20,
-            follow_symlinks: false,
-            exclude: Vec::new(),
-            redact: 100,
-            cache: false,
-            ignore_file: true,
-            shard: None,
-        };
+        let settings = Settings::new(vec![root.clone()], 10 << 20);
         let (found, stats, _) = scan::scan(&detector, &settings, None, "bench");
         let m = Measured {
             wall: t0.elapsed().as_secs_f64(),

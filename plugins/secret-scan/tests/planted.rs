@@ -32,16 +32,7 @@ fn planted_corpus_recall_and_false_positives() {
     );
 
     let d = Detector::new(secret_scan::default_rules());
-    let settings = Settings {
-        roots: vec![dir.path().to_path_buf()],
-        max_file_size: 10 << 20,
-        follow_symlinks: false,
-        exclude: Vec::new(),
-        redact: 100,
-        cache: false,
-        ignore_file: true,
-        shard: None,
-    };
+    let settings = Settings::new(vec![dir.path().to_path_buf()], 10 << 20);
     let (found, stats, _) = scan::scan(&d, &settings, None, "k");
     assert_eq!(stats.scanned as usize, c.files);
 
