@@ -362,3 +362,6 @@ fn a_hard_problem_opens_an_incident_with_its_timeline_and_recovery_closes_it() {
         "{q}"
     );
 }
+
+#[path = "status_page/browser.rs"]
+mod browser;

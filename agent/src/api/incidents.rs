@@ -18,6 +18,7 @@ use super::quiet::body;
 use super::{ApiError, ApiResult, ErrorCode, ok};
 use crate::agent::Agent;
 use crate::limits;
+use crate::store::incidents::Incident;
 use crate::store::now_ms;
 
 #[derive(Deserialize)]
@@ -60,7 +61,7 @@ const MAX_WINDOWS: usize = 20;
 
 /// One moment of an incident's timeline.
 #[derive(Serialize)]
-struct Event {
+pub(super) struct Event {
     at_unix_ms: i64,
     /// `opened`, `note`, `notification`, `silence`, `maintenance`,
     /// `resolved`.
@@ -74,6 +75,13 @@ pub(super) async fn get(
 ) -> ApiResult {
     let id = incident_id(path)?;
     let incident = agent.store.incident(id)?.ok_or_else(|| not_found(id))?;
+    let timeline = timeline(&agent, &incident)?;
+    ok(json!({ "incident": incident, "timeline": timeline }))
+}
+
+/// `incident`'s timeline, oldest first.
+pub(super) fn timeline(agent: &Agent, incident: &Incident) -> anyhow::Result<Vec<Event>> {
+    let id = incident.id;
     let start = incident.started_unix_ms;
     let end = incident.ended_unix_ms.unwrap_or_else(now_ms);
     let mut timeline = vec![Event {
@@ -148,7 +156,7 @@ pub(super) async fn get(
         });
     }
     timeline.sort_by_key(|e| e.at_unix_ms);
-    ok(json!({ "incident": incident, "timeline": timeline }))
+    Ok(timeline)
 }
 
 #[derive(Deserialize)]

@@ -38,6 +38,7 @@ use crate::store::RunFilter;
 mod badges;
 mod history;
 mod incidents;
+mod page;
 mod quiet;
 
 /// The stable error codes of the API.
@@ -171,6 +172,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/checks", get(checks))
         .route("/v1/checks/{name}", get(check))
         .route("/v1/checks/{name}/run", post(run_check))
+        .route("/", get(page::index))
+        .route("/checks/{name}", get(page::index))
+        .route("/ui/{file}", get(page::asset))
+        .route("/v1/page", get(page::checks))
+        .route("/v1/page/{check}", get(page::check))
         .route("/badge/{check}/{file}", get(badges::badge))
         .route("/v1/incidents", get(incidents::list))
         .route("/v1/incidents/{id}", get(incidents::get))
@@ -282,15 +288,20 @@ fn token_matches(expected: &str, given: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
-async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+async fn auth(State(agent): State<Arc<Agent>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let config = agent.config();
-    // Badges of the checks `[status_page] public` lists are for anyone.
+    // Badges of the checks `[status_page] public` lists are for anyone,
+    // and so are the page's files (they hold no data).
     let public = !mutating
-        && badges::badge_check(path)
-            .is_some_and(|c| config.status_page.public.iter().any(|p| p == c));
+        && (badges::badge_check(path)
+            .is_some_and(|c| config.status_page.public.iter().any(|p| p == c))
+            || page::is_page_file(path));
     let open = matches!(path, "/health" | "/readyz") || public;
+    // The page's reads answer a visitor without a token for the public
+    // checks only.
+    let page_read = !mutating && page::is_page_read(path);
     let api = &config.api;
     let needs_token = !open && (mutating || api.require_token_for_reads);
     if needs_token {
@@ -314,6 +325,10 @@ async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Resp
                     .and_then(|v| v.to_str().ok())
                     .and_then(bearer);
                 match given {
+                    None if page_read => {
+                        req.extensions_mut().insert(page::Access::Public);
+                        return next.run(req).await;
+                    }
                     None => {
                         return ApiError::new(
                             ErrorCode::Unauthorized,
@@ -330,6 +345,7 @@ async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Resp
             }
         }
     }
+    req.extensions_mut().insert(page::Access::Full);
     next.run(req).await
 }
 

@@ -1,0 +1,301 @@
+//! The status page: its HTML, CSS and JS (embedded in the binary from
+//! `agent/assets/page/`, nothing fetched from elsewhere) at `/`,
+//! `/checks/{name}` and `/ui/{file}`, and the two reads it makes,
+//! `GET /v1/page` (every check with its 24 h / 7 d / 30 d / 90 d uptime,
+//! 90 daily buckets and 24 hourly ones) and `GET /v1/page/{check}` (a
+//! check's recent runs, open findings, outputs and incidents with their
+//! timelines).
+//!
+//! The API's read policy applies to both reads; when reads need a token
+//! and none is given, they answer for the checks `[status_page] public`
+//! lists only (without findings and outputs), and 401 when it lists none.
+//! The pages themselves hold no data and are always served.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use super::history::WINDOWS;
+use super::{ApiError, ApiResult, ErrorCode, ok, path_name};
+use crate::agent::Agent;
+use crate::store::RunFilter;
+use crate::store::now_ms;
+use crate::store::rollups::{Resolution, Rollup, RollupView};
+
+/// What a request may read, set by the API's auth layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Everything (a valid token, or reads need none).
+    Full,
+    /// Only the checks `[status_page] public` lists.
+    Public,
+}
+
+/// The page's files: path under `/ui/`, content type, bytes.
+const FILES: [(&str, &str, &str); 2] = [
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/page/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/page/style.css"),
+    ),
+];
+
+const INDEX: &str = include_str!("../../assets/page/index.html");
+
+/// Scripts and styles from this agent only, no framing, no inline code.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn page_response(content_type: &'static str, body: &'static str) -> Response {
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+/// Whether `path` is one of the page's files (HTML, CSS, JS).
+pub(super) fn is_page_file(path: &str) -> bool {
+    path == "/" || path.starts_with("/checks/") || path.starts_with("/ui/")
+}
+
+/// Whether `path` is one of the page's reads.
+pub(super) fn is_page_read(path: &str) -> bool {
+    path == "/v1/page" || path.starts_with("/v1/page/")
+}
+
+/// `/` and `/checks/{name}`: one HTML page; its script reads the path.
+pub(super) async fn index() -> Response {
+    page_response("text/html; charset=utf-8", INDEX)
+}
+
+/// `/ui/{file}`.
+pub(super) async fn asset(path: Result<Path<String>, PathRejection>) -> ApiResult {
+    let name = path_name(path)?;
+    match FILES.iter().find(|f| f.0 == name) {
+        Some(&(_, content_type, body)) => Ok(page_response(content_type, body)),
+        None => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no page file {name:?}"),
+        )),
+    }
+}
+
+/// The checks `access` may see, in the order of `/v1/checks`; an error
+/// when that is none of them for a visitor without a token.
+fn visible(agent: &Agent, access: Access) -> Result<Vec<crate::views::CheckSummary>, ApiError> {
+    let mut views = agent.check_summaries();
+    if access == Access::Public {
+        let public = &agent.config().status_page.public;
+        views.retain(|v| public.contains(&v.name));
+        if public.is_empty() {
+            return Err(needs_token());
+        }
+    }
+    Ok(views)
+}
+
+fn needs_token() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unauthorized,
+        "missing bearer token (Authorization: Bearer ...); no check is public ([status_page] public)",
+    )
+}
+
+/// One bucket of the page's bars and charts.
+#[derive(Serialize)]
+struct Bucket {
+    start_unix_ms: i64,
+    #[serde(flatten)]
+    view: RollupView,
+}
+
+/// A check on the overview.
+#[derive(Serialize)]
+struct Overview {
+    #[serde(flatten)]
+    summary: crate::views::CheckSummary,
+    /// `24h`, `7d`, `30d`, `90d` → the window's summary, as
+    /// `/v1/checks/{name}/uptime` computes it.
+    uptime: serde_json::Map<String, serde_json::Value>,
+    /// The last 90 UTC days, oldest first, the day in progress last;
+    /// `null` for a day without runs.
+    days: Vec<Option<Bucket>>,
+    /// The last 24 hours, likewise.
+    hours: Vec<Option<Bucket>>,
+}
+
+/// Buckets of resolution `r` from `since` up to `until`, one per slot.
+fn slots(rows: &[(i64, Rollup)], r: Resolution, since: i64, until: i64) -> Vec<Option<Bucket>> {
+    let mut rows = rows.iter().peekable();
+    (0..(until - since) / r.ms())
+        .map(|i| {
+            let start = since + i * r.ms();
+            while rows.next_if(|(s, _)| *s < start).is_some() {}
+            rows.next_if(|(s, _)| *s == start).map(|(_, b)| Bucket {
+                start_unix_ms: start,
+                view: b.view(),
+            })
+        })
+        .collect()
+}
+
+fn overview(agent: &Agent, summary: crate::views::CheckSummary) -> anyhow::Result<Overview> {
+    let now = now_ms();
+    let range = |r: Resolution, buckets: i64| {
+        let until = r.floor(now) + r.ms();
+        (until - buckets * r.ms(), until)
+    };
+    // One read per resolution, as many buckets as the longest window.
+    let (h_since, h_until) = range(Resolution::Hour, 168);
+    let (d_since, d_until) = range(Resolution::Day, 90);
+    let hours = agent
+        .store
+        .rollups(&summary.name, Resolution::Hour, h_since, h_until)?;
+    let days = agent
+        .store
+        .rollups(&summary.name, Resolution::Day, d_since, d_until)?;
+    let mut uptime = serde_json::Map::new();
+    for &(label, r, buckets) in &WINDOWS {
+        let (since, _) = range(r, buckets);
+        let rows = if r == Resolution::Hour { &hours } else { &days };
+        let mut total = Rollup::default();
+        for (_, b) in rows.iter().filter(|(s, _)| *s >= since) {
+            total.merge(b);
+        }
+        uptime.insert(label.into(), json!(total.view()));
+    }
+    let (day_hours, _) = range(Resolution::Hour, 24);
+    Ok(Overview {
+        uptime,
+        days: slots(&days, Resolution::Day, d_since, d_until),
+        hours: slots(&hours, Resolution::Hour, day_hours, h_until),
+        summary,
+    })
+}
+
+/// `GET /v1/page`.
+pub(super) async fn checks(
+    State(agent): State<Arc<Agent>>,
+    Extension(access): Extension<Access>,
+) -> ApiResult {
+    let views = visible(&agent, access)?;
+    let checks = views
+        .into_iter()
+        .map(|v| overview(&agent, v))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    ok(json!({
+        "public_only": access == Access::Public,
+        "version": env!("CARGO_PKG_VERSION"),
+        "now_unix_ms": now_ms(),
+        "uptime_thresholds": agent.config().status_page.uptime_thresholds,
+        "checks": checks,
+    }))
+}
+
+/// How many runs and incidents a check's page shows.
+const RECENT_RUNS: usize = 50;
+const RECENT_INCIDENTS: usize = 10;
+
+/// A run as a check's page lists it.
+#[derive(Serialize)]
+struct RunLine {
+    id: i64,
+    run_id: String,
+    status: warden_runtime::Status,
+    summary: String,
+    started_unix_ms: u64,
+    duration_seconds: f64,
+    manual: bool,
+}
+
+/// `GET /v1/page/{check}`.
+pub(super) async fn check(
+    State(agent): State<Arc<Agent>>,
+    Extension(access): Extension<Access>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let name = path_name(path)?;
+    let Some(summary) = visible(&agent, access)?
+        .into_iter()
+        .find(|v| v.name == name)
+    else {
+        // A check that is not public reads as absent to a visitor.
+        return Err(ApiError::new(
+            ErrorCode::CheckNotFound,
+            format!("no check named {name:?}"),
+        ));
+    };
+    let runs: Vec<RunLine> = agent
+        .store
+        .runs(&RunFilter {
+            check: Some(name.clone()),
+            status: None,
+            since_ms: None,
+            before_id: None,
+            limit: RECENT_RUNS,
+        })?
+        .into_iter()
+        .map(|r| RunLine {
+            id: r.id,
+            run_id: r.run.run_id,
+            status: r.run.status,
+            summary: r.run.summary,
+            started_unix_ms: r.run.started_unix_ms,
+            duration_seconds: r.run.duration_seconds,
+            manual: r.manual,
+        })
+        .collect();
+    let mut incidents = Vec::new();
+    for i in agent
+        .store
+        .incidents(Some(&name), false, RECENT_INCIDENTS)?
+    {
+        let timeline = super::incidents::timeline(&agent, &i)?;
+        incidents.push(json!({ "incident": i, "timeline": timeline }));
+    }
+    let (findings, outputs) = if access == Access::Full {
+        let mut outputs = agent.store.outputs(Some(&name))?;
+        for o in &mut outputs {
+            o.value = crate::redact::url(&o.value);
+        }
+        (
+            Some(agent.store.findings(Some(&name), false)?),
+            Some(outputs),
+        )
+    } else {
+        (None, None)
+    };
+    let overview = overview(&agent, summary)?;
+    ok(json!({
+        "public_only": access == Access::Public,
+        "now_unix_ms": now_ms(),
+        "check": overview,
+        "runs": runs,
+        "incidents": incidents,
+        "findings": findings,
+        "outputs": outputs,
+    }))
+}
