@@ -365,3 +365,9 @@ fn a_hard_problem_opens_an_incident_with_its_timeline_and_recovery_closes_it() {
 
 #[path = "status_page/browser.rs"]
 mod browser;
+
+#[path = "status_page/openapi.rs"]
+mod openapi;
+
+#[path = "status_page/webdriver.rs"]
+mod webdriver;

@@ -52,7 +52,7 @@ pub enum Change {
 }
 
 /// A check's recent results and whether it flaps.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Flap {
     /// The latest results, oldest first, one letter each (`o`, `w`, `c`,
     /// `u`).

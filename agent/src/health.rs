@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use warden_runtime::Status;
 
 /// Soft or hard, as Nagios has it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StateType {
     /// The latest result differs from the confirmed status but has not
@@ -25,7 +25,7 @@ pub enum StateType {
 }
 
 /// Everything known about a check's health.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// The confirmed (hard) status.
     pub status: Status,

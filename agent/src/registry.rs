@@ -29,7 +29,7 @@ use crate::stdplugins::{self, same_name};
 use crate::store::now_ms;
 
 /// Why the latest attempt to load a plugin failed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoadError {
     /// The reason.
     pub message: String,
@@ -53,15 +53,17 @@ pub struct Entry {
 }
 
 /// What the API shows about a plugin.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginView {
     /// Name checks refer to.
     pub name: String,
     /// `loaded`, `compiling` (its first load at start), `failed` (never
     /// loaded) or `missing`.
     pub state: &'static str,
-    /// Where the running version came from.
+    /// Where the running version came from: `{"kind": "file" or
+    /// "embedded", "value": path or name}`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub origin: Option<Origin>,
     /// sha256 of the running version.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -28,7 +28,7 @@ use crate::limits;
 use crate::store::now_ms;
 
 /// What a reload changed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Applied {
     /// Checks added.
     pub added: Vec<String>,

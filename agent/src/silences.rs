@@ -84,10 +84,10 @@ pub fn silence_matches(s: &Silence, check: &CheckConfig) -> bool {
 }
 
 /// A silence as `POST /v1/silences` takes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSilence {
-    /// Name → glob; `check` and `plugin` or a label name.
+    /// Name → glob; `check` and `plugin` or a label name; 1 to 16.
     pub matchers: BTreeMap<String, String>,
     /// From (RFC 3339; default now).
     pub starts_at: Option<String>,
@@ -96,8 +96,10 @@ pub struct NewSilence {
     /// for how long from the start (`2h`).
     pub duration: Option<String>,
     /// Why (required).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     pub comment: String,
     /// Who (required).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     pub author: String,
 }
 

@@ -13,7 +13,7 @@ use crate::health::{Health, StateType};
 use crate::scheduler::SlotInfo;
 
 /// Runs by status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunCounts {
     /// OK.
     pub ok: u64,
@@ -26,7 +26,7 @@ pub struct RunCounts {
 }
 
 /// What `GET /v1/checks` shows about each check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckSummary {
     /// Name.
     pub name: String,
@@ -71,7 +71,7 @@ pub struct CheckSummary {
 
 /// What `GET /v1/checks/{name}` shows: the summary plus the config in
 /// force, the health and the latest run in full.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckView {
     /// The summary fields.
     #[serde(flatten)]
@@ -92,6 +92,7 @@ pub struct CheckView {
     pub state: Option<Health>,
     /// Latest run.
     #[serde(serialize_with = "shared")]
+    #[schema(value_type = Option<RunOutcome>)]
     pub last_run: Option<Arc<RunOutcome>>,
     /// Grants, from the parsed grants.
     pub grants: serde_json::Value,

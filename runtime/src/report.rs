@@ -14,7 +14,7 @@ use crate::bindings::wit;
 use crate::limits;
 
 /// A run's verdict, with the Nagios meaning and exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// All good (exit 0).
@@ -105,7 +105,7 @@ impl std::str::FromStr for Status {
 }
 
 /// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Info.
@@ -144,7 +144,7 @@ impl Severity {
 }
 
 /// A measured number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Metric {
     /// Name.
     pub name: String,
@@ -159,7 +159,7 @@ pub struct Metric {
 }
 
 /// A problem found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// Stable identity.
     pub fingerprint: String,
@@ -184,7 +184,7 @@ pub struct Finding {
 /// as an RPC URL may carry an API key. The clear value goes only to the
 /// check's `outputs_file` and the store's `outputs` table it is rendered
 /// from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 pub struct Output {
     /// Key.
     pub key: String,
@@ -339,7 +339,7 @@ impl Report {
 }
 
 /// What a plugin says about itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginInfo {
     /// Name.
     pub name: String,
@@ -398,7 +398,7 @@ impl PluginInfo {
 
 /// What happened in a run: the one record of a run that the runtime
 /// returns, the store keeps and the API shows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunOutcome {
     /// Run id (unique within this agent process).
     pub run_id: String,

@@ -301,7 +301,7 @@ fn the_page_shows_what_the_api_says_in_a_real_browser() {
         .collect();
     assert_eq!(kinds.first(), Some(&"opened"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"resolved"), "{kinds:?}");
-    assert!(queue.contains("Resolved: critical since "), "{queue}");
+    assert!(queue.contains("Resolved: critical, "), "{queue}");
 
     // Findings are shown redacted; never the secret.
     let repo_page = dom(&profile, agent.port, "/checks/repo");
@@ -422,4 +422,129 @@ fn with_a_token_for_reads_the_page_shows_public_checks_only_or_asks_for_it() {
         js.headers
     );
     assert_eq!(agent.get("/ui/nope.js").status, 404);
+}
+
+/// Driven as a person would, through chromedriver: the token typed into
+/// the form from the keyboard, a status change shown by the page's own
+/// refresh (no reload, focus kept, announced), Enter on a focused link,
+/// and nothing wider than a phone's screen.
+#[test]
+fn the_page_refreshes_in_place_and_works_from_the_keyboard() {
+    use super::webdriver::{Browser, ENTER, TAB};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = common::notify::Receiver::start(&dir.path().join("svc"), common::free_port());
+    let p = receiver.port;
+    let config = format!(
+        "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+         [api]\ntoken_env = \"WARDEN_TEST_TOKEN\"\nrequire_token_for_reads = true\n\
+         [[check]]\nname = \"api\"\nplugin = \"hello\"\nschedule = \"@every 24h\"\n\
+         failure_threshold = 2\n\
+         config = {{ url = \"http://127.0.0.1:{p}/health/api\" }}\n\
+         allow.hosts = [\"http://127.0.0.1:{p}\"]\n\
+         [[check]]\nname = \"worker\"\nplugin = \"hello\"\nschedule = \"@every 24h\"\n"
+    );
+    let agent = AgentProcess::start(dir.path(), &config, &[("WARDEN_TEST_TOKEN", "s3cret")]);
+    let run = |check: &str| {
+        let r = common::http(
+            agent.port,
+            "POST",
+            &format!("/v1/checks/{check}/run"),
+            &[("authorization", "Bearer s3cret")],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    run("api");
+    run("worker");
+
+    let b = Browser::start(&dir.path().join("chromium"), 1280, 900);
+    b.goto(&format!("http://127.0.0.1:{}/", agent.port));
+    b.wait_for(
+        "the token form",
+        "return !!document.getElementById('token-form')",
+        Duration::from_secs(20),
+    );
+    // The first Tab reaches the skip link; more reach the token field.
+    b.press(TAB);
+    assert_eq!(
+        b.eval("return document.activeElement.textContent"),
+        "Skip to content"
+    );
+    for _ in 0..5 {
+        if b.eval("return document.activeElement.id") == "token" {
+            break;
+        }
+        b.press(TAB);
+    }
+    assert_eq!(b.eval("return document.activeElement.id"), "token");
+    b.press(&format!("s3cret{ENTER}"));
+    b.wait_for(
+        "both checks after the token",
+        "return document.querySelectorAll('li.check').length === 2",
+        Duration::from_secs(20),
+    );
+
+    // `api` fails twice: hard critical. The page shows it by itself.
+    b.eval(
+        "window.stillTheSamePage = true; document.getElementById('link-api').focus(); return null",
+    );
+    std::fs::write(receiver.dir.join("health-api"), "500").unwrap();
+    run("api");
+    run("api");
+    b.wait_for(
+        "api shown critical by the page's refresh",
+        "return document.querySelector('[data-check=\"api\"]').dataset.status === 'critical'",
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        b.eval("return window.stillTheSamePage === true"),
+        true,
+        "refreshed in place, not reloaded"
+    );
+    assert_eq!(
+        b.eval("return document.activeElement.id"),
+        "link-api",
+        "the focus stays where it was"
+    );
+    let announced = b.eval("return document.getElementById('announce').textContent");
+    assert!(
+        announced
+            .as_str()
+            .unwrap_or("")
+            .contains("api is now CRITICAL"),
+        "{announced}"
+    );
+    assert!(
+        b.eval("return document.title")
+            .as_str()
+            .unwrap_or("")
+            .contains("1 critical"),
+        "the title says it too"
+    );
+
+    // Enter on the focused link opens the check's page.
+    b.press(ENTER);
+    b.wait_for(
+        "api's page",
+        "return location.pathname === '/checks/api' && document.querySelectorAll('tr[data-run]').length === 3",
+        Duration::from_secs(20),
+    );
+
+    // On a phone, nothing is wider than the screen.
+    let narrow = Browser::start(&dir.path().join("chromium-phone"), 390, 844);
+    narrow.goto(&format!("http://127.0.0.1:{}/", agent.port));
+    narrow.eval("sessionStorage.setItem('warden-token', 's3cret'); return null");
+    for path in ["/", "/checks/api"] {
+        narrow.goto(&format!("http://127.0.0.1:{}{path}", agent.port));
+        narrow.wait_for(
+            "the page rendered",
+            "return document.querySelectorAll('li.check').length > 0",
+            Duration::from_secs(20),
+        );
+        let fits = narrow.eval(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth",
+        );
+        assert_eq!(fits, true, "{path} fits a 390 px screen");
+    }
 }

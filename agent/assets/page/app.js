@@ -351,7 +351,13 @@
         el(
           "section",
           { class: "incident" + (open ? " open" : ""), "data-incident": i.id, "aria-label": "Incident " + i.id },
-          el("h3", {}, (open ? "Open: " : "Resolved: ") + i.worst + " since " + when(i.started_unix_ms)),
+          el(
+            "h3",
+            {},
+            open
+              ? "Open: " + i.worst + " since " + when(i.started_unix_ms)
+              : "Resolved: " + i.worst + ", " + when(i.started_unix_ms) + " to " + when(i.ended_unix_ms),
+          ),
           el("p", { class: "text" }, i.summary),
           el(
             "ol",
@@ -382,7 +388,7 @@
       ev.preventDefault();
       sessionStorage.setItem(TOKEN_KEY, input.value.trim());
       history.replaceState(null, "", location.pathname);
-      refresh();
+      load();
     });
     return [el("h1", {}, "Status"), message ? el("p", { class: "error", role: "alert" }, message) : null, el("p", {}, "This agent needs a token to read its status."), form];
   }
@@ -392,12 +398,14 @@
     return m ? { check: decodeURIComponent(m[1]) } : {};
   }
 
-  async function refresh() {
+  // The timer's refresh: never while someone is at the token form.
+  function refresh() {
+    if (location.hash === "#token" || document.getElementById("token-form")) return;
+    load();
+  }
+
+  async function load() {
     clearTimeout(timer);
-    if (location.hash === "#token" || document.activeElement?.id === "token") {
-      if (!document.getElementById("token-form")) replace(tokenForm(null));
-      return;
-    }
     const r = route();
     try {
       const data = await api(r.check ? "/v1/page/" + encodeURIComponent(r.check) : "/v1/page");
@@ -408,6 +416,8 @@
       if (e.status === 401 || e.status === 403) {
         sessionStorage.removeItem(TOKEN_KEY);
         replace(tokenForm(e.status === 403 ? e.message : null));
+        const field = document.getElementById("token");
+        if (e.status === 403 && field) field.focus();
         return;
       }
       if (e.status === 404) {
@@ -429,9 +439,10 @@
 
   window.addEventListener("hashchange", () => {
     if (location.hash === "#token") {
+      clearTimeout(timer);
       replace(tokenForm(null));
       document.getElementById("token").focus();
     }
   });
-  refresh();
+  load();
 })();

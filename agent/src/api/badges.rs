@@ -14,7 +14,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
-use super::history::window;
+use super::history::{window, window_named};
 use super::{ApiError, ApiResult, ErrorCode};
 use crate::agent::Agent;
 use crate::badges;
@@ -22,11 +22,29 @@ use crate::badges;
 /// How long clients and proxies may keep a badge.
 const CACHE_SECONDS: u32 = 60;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct BadgeQuery {
+    /// For `uptime` (default 30d) and `response-time` (default 24h).
+    #[param(value_type = Option<String>, pattern = "^(24h|7d|30d|90d)$")]
     window: Option<String>,
 }
 
+/// A check's badge: `status`, `uptime` or `response-time`, as `.svg` or
+/// `.json` (shields.io's endpoint schema).
+#[utoipa::path(get, path = "/badge/{check}/{file}", tag = "page",
+    params(
+        ("check" = String, Path, description = "The check"),
+        ("file" = String, Path, description = "`status`, `uptime` or `response-time`, then `.svg` or `.json`", pattern = "^(status|uptime|response-time)\\.(svg|json)$"),
+        BadgeQuery,
+    ),
+    responses(
+        (status = 200, description = "The badge (`Cache-Control: max-age=60`, `public` for public checks)", content(
+            (String = "image/svg+xml"),
+            (Object = "application/json"),
+        )),
+        (status = 404, description = "`check_not_found`, or `not_found` for a file that is not a badge", body = super::ErrorBody),
+    ))]
 pub(super) async fn badge(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -35,6 +53,10 @@ pub(super) async fn badge(
     let Path((check, file)) =
         path.map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))?;
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    // A malformed window is refused whichever badge it is given to.
+    if let Some(w) = &q.window {
+        window_named(w)?;
+    }
     let Some(view) = agent.check_view(&check) else {
         return Err(ApiError::new(
             ErrorCode::CheckNotFound,

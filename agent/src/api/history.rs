@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{ApiError, ApiResult, ErrorCode, ok, path_name};
+use super::{ApiError, ApiResult, ErrorCode, path_name};
 use crate::agent::Agent;
 use crate::silences::rfc3339;
 use crate::store::now_ms;
-use crate::store::rollups::{Resolution, Rollup};
+use crate::store::rollups::{Resolution, Rollup, RollupView};
 
 /// The windows `uptime` answers for: name, resolution, buckets.
 pub const WINDOWS: [(&str, Resolution, i64); 4] = [
@@ -41,8 +41,9 @@ fn max_buckets(r: Resolution) -> i64 {
 }
 
 /// One bucket of `history`.
-#[derive(serde::Serialize)]
-struct Bucket {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Bucket {
+    /// Its start (RFC 3339).
     start: String,
     #[serde(flatten)]
     view: crate::store::rollups::RollupView,
@@ -62,6 +63,16 @@ fn known_check(
     Ok(name)
 }
 
+/// The one of [`WINDOWS`] named `w`; the error names the parameter.
+pub(super) fn window_named(w: &str) -> Result<(&'static str, Resolution, i64), ApiError> {
+    WINDOWS.iter().find(|x| x.0 == w).copied().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("window={w:?}: expected one of 24h, 7d, 30d, 90d"),
+        )
+    })
+}
+
 /// A check's rollups merged over one of [`WINDOWS`].
 pub(super) struct Window {
     pub(super) label: &'static str,
@@ -75,12 +86,7 @@ pub(super) struct Window {
 /// `90d`), ending with the bucket in progress; the error names the
 /// parameter.
 pub(super) fn window(agent: &Agent, check: &str, w: &str) -> Result<Window, ApiError> {
-    let Some(&(label, r, buckets)) = WINDOWS.iter().find(|x| x.0 == w) else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("window={w:?}: expected one of 24h, 7d, 30d, 90d"),
-        ));
-    };
+    let (label, r, buckets) = window_named(w)?;
     let until = r.floor(now_ms()) + r.ms();
     let since = until - buckets * r.ms();
     let mut total = Rollup::default();
@@ -96,11 +102,42 @@ pub(super) fn window(agent: &Agent, check: &str, w: &str) -> Result<Window, ApiE
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UptimeQuery {
+    /// One window (default: all four).
+    #[param(value_type = Option<String>, pattern = "^(24h|7d|30d|90d)$")]
     window: Option<String>,
 }
 
+/// A window of `uptime`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct WindowView {
+    /// Its start (RFC 3339).
+    from: String,
+    /// Its end (RFC 3339): the end of the bucket in progress.
+    to: String,
+    /// `1h` or `1d`.
+    resolution: &'static str,
+    /// Runs, uptime and durations over it.
+    summary: RollupView,
+}
+
+/// `uptime`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Uptime {
+    check: String,
+    /// Window name (`24h`, `7d`, `30d`, `90d`) → the window.
+    windows: std::collections::BTreeMap<&'static str, WindowView>,
+}
+
+/// A check's uptime over 24 h, 7 d, 30 d, 90 d.
+#[utoipa::path(get, path = "/v1/checks/{name}/uptime", tag = "history",
+    params(("name" = String, Path, description = "The check"), UptimeQuery),
+    responses(
+        (status = 200, description = "The windows asked for", body = Uptime),
+        (status = 404, description = "`check_not_found`", body = super::ErrorBody),
+    ))]
 pub(super) async fn uptime(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
@@ -112,7 +149,7 @@ pub(super) async fn uptime(
         None => WINDOWS.iter().map(|w| w.0).collect(),
         Some(w) => vec![w],
     };
-    let mut windows = serde_json::Map::new();
+    let mut windows = std::collections::BTreeMap::new();
     for w in asked {
         let Window {
             label,
@@ -122,17 +159,44 @@ pub(super) async fn uptime(
             total,
         } = window(&agent, &name, w)?;
         windows.insert(
-            label.to_string(),
-            json!({"from": rfc3339(since), "to": rfc3339(until), "resolution": r.label(), "summary": total.view()}),
+            label,
+            WindowView {
+                from: rfc3339(since),
+                to: rfc3339(until),
+                resolution: r.label(),
+                summary: total.view(),
+            },
         );
     }
-    ok(json!({"check": name, "windows": windows}))
+    Ok(axum::Json(Uptime {
+        check: name,
+        windows,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct HistoryQuery {
+    /// `1h` (default) or `1d`.
+    #[param(value_type = Option<String>, pattern = "^(1h|1d)$")]
     resolution: Option<String>,
+    /// From (RFC 3339 or unix seconds; default 7 days of hours, 90 days).
     since: Option<String>,
+}
+
+/// `history`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct History {
+    check: String,
+    /// `1h` or `1d`.
+    resolution: &'static str,
+    /// Its start (RFC 3339).
+    from: String,
+    /// Its end (RFC 3339).
+    to: String,
+    /// The buckets with runs, oldest first.
+    buckets: Vec<Bucket>,
 }
 
 /// `since` as RFC 3339 or unix seconds.
@@ -145,6 +209,13 @@ fn parse_since(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// A check's hourly or daily buckets.
+#[utoipa::path(get, path = "/v1/checks/{name}/history", tag = "history",
+    params(("name" = String, Path, description = "The check"), HistoryQuery),
+    responses(
+        (status = 200, description = "The buckets", body = History),
+        (status = 404, description = "`check_not_found`", body = super::ErrorBody),
+    ))]
 pub(super) async fn history(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
@@ -180,11 +251,12 @@ pub(super) async fn history(
             view: b.view(),
         })
         .collect();
-    ok(json!({
-        "check": name,
-        "resolution": r.label(),
-        "from": rfc3339(since),
-        "to": rfc3339(until),
-        "buckets": buckets,
-    }))
+    Ok(axum::Json(History {
+        check: name,
+        resolution: r.label(),
+        from: rfc3339(since),
+        to: rfc3339(until),
+        buckets,
+    })
+    .into_response())
 }

@@ -12,23 +12,44 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::quiet::body;
-use super::{ApiError, ApiResult, ErrorCode, ok};
+use super::{ApiError, ApiResult, ErrorCode};
 use crate::agent::Agent;
 use crate::limits;
 use crate::store::incidents::Incident;
 use crate::store::now_ms;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Only this check's.
     check: Option<String>,
+    /// Only open ones.
     #[serde(default)]
     open: bool,
+    /// How many (default 50; clamped to 1..=1000).
     limit: Option<usize>,
 }
 
+/// `GET /v1/incidents`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Incidents {
+    /// Newest first.
+    incidents: Vec<Incident>,
+}
+
+/// `GET /v1/incidents/{id}`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct WithTimeline {
+    incident: Incident,
+    /// Oldest first.
+    timeline: Vec<Event>,
+}
+
+/// Incidents, newest first.
+#[utoipa::path(get, path = "/v1/incidents", tag = "incidents", operation_id = "incidents", params(ListQuery),
+    responses((status = 200, description = "Incidents", body = Incidents)))]
 pub(super) async fn list(
     State(agent): State<Arc<Agent>>,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -38,7 +59,8 @@ pub(super) async fn list(
         .limit
         .unwrap_or(limits::DEFAULT_RUNS_PAGE)
         .clamp(1, limits::MAX_RUNS_PAGE);
-    ok(json!({ "incidents": agent.store.incidents(q.check.as_deref(), q.open, limit)? }))
+    let incidents = agent.store.incidents(q.check.as_deref(), q.open, limit)?;
+    Ok(axum::Json(Incidents { incidents }).into_response())
 }
 
 fn incident_id(path: Result<Path<String>, PathRejection>) -> Result<i64, ApiError> {
@@ -60,15 +82,24 @@ fn not_found(id: i64) -> ApiError {
 const MAX_WINDOWS: usize = 20;
 
 /// One moment of an incident's timeline.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct Event {
+    /// When (ms since the epoch).
     at_unix_ms: i64,
     /// `opened`, `note`, `notification`, `silence`, `maintenance`,
     /// `resolved`.
     kind: &'static str,
+    /// What happened.
     text: String,
 }
 
+/// An incident and its timeline.
+#[utoipa::path(get, path = "/v1/incidents/{id}", tag = "incidents", operation_id = "incident",
+    params(("id" = String, Path, description = "The incident's id (a number)")),
+    responses(
+        (status = 200, description = "The incident and its timeline", body = WithTimeline),
+        (status = 404, description = "`incident_not_found`", body = super::ErrorBody),
+    ))]
 pub(super) async fn get(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
@@ -76,7 +107,7 @@ pub(super) async fn get(
     let id = incident_id(path)?;
     let incident = agent.store.incident(id)?.ok_or_else(|| not_found(id))?;
     let timeline = timeline(&agent, &incident)?;
-    ok(json!({ "incident": incident, "timeline": timeline }))
+    Ok(axum::Json(WithTimeline { incident, timeline }).into_response())
 }
 
 /// `incident`'s timeline, oldest first.
@@ -159,14 +190,26 @@ pub(super) fn timeline(agent: &Agent, incident: &Incident) -> anyhow::Result<Vec
     Ok(timeline)
 }
 
-#[derive(Deserialize)]
+/// A note to add.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewNote {
+pub(super) struct NewNote {
+    /// 1 to 4,096 bytes (redacted like every text).
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
     note: String,
+    /// Who (default `anonymous`).
     #[serde(default)]
     author: String,
 }
 
+/// Adds a note to an incident's timeline.
+#[utoipa::path(post, path = "/v1/incidents/{id}/notes", tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id (a number)")),
+    request_body(content = NewNote, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The note", body = crate::store::incidents::Note),
+        (status = 404, description = "`incident_not_found`", body = super::ErrorBody),
+    ))]
 pub(super) async fn add_note(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,

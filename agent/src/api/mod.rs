@@ -22,11 +22,13 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use warden_runtime::Status;
 
@@ -38,80 +40,92 @@ use crate::store::RunFilter;
 mod badges;
 mod history;
 mod incidents;
+mod openapi;
 mod page;
 mod quiet;
 
-/// The stable error codes of the API.
-#[derive(Debug, Clone, Copy)]
-pub enum ErrorCode {
-    /// No or malformed `Authorization` header (401).
-    Unauthorized,
-    /// Wrong token, or mutating calls disabled (403).
-    Forbidden,
-    /// No such route (404).
-    NotFound,
-    /// No such check (404).
-    CheckNotFound,
-    /// No such plugin (404).
-    PluginNotFound,
-    /// No such silence (404).
-    SilenceNotFound,
-    /// A finding to acknowledge is not open (404).
-    FindingNotFound,
-    /// No such incident (404).
-    IncidentNotFound,
-    /// The body is JSON but not what the route takes (400).
-    InvalidBody,
-    /// Over a limit of the agent's (429).
-    TooMany,
-    /// A reload found errors in the config file (422).
-    ConfigInvalid,
-    /// Method not allowed on this route (405).
-    MethodNotAllowed,
-    /// The body is not valid JSON, or not an object (400).
-    InvalidJson,
-    /// A query parameter is malformed (400).
-    InvalidQuery,
-    /// The path does not decode (bad percent-encoding, not UTF-8) (400).
-    InvalidPath,
-    /// The body is over [`crate::limits::MAX_API_BODY_BYTES`] (413).
-    BodyTooLarge,
-    /// The body did not arrive within [`crate::limits::API_BODY_TIMEOUT`]
-    /// (408).
-    BodyTimeout,
-    /// The check is running; it never overlaps itself (409).
-    AlreadyRunning,
-    /// Not ready (503).
-    NotReady,
-    /// The store failed (500).
-    Internal,
+/// Defines [`ErrorCode`], its HTTP status and code string, and
+/// [`ErrorCode::ALL`], from one table.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = ($status:ident, $code:literal),)*) => {
+        /// The stable error codes of the API.
+        #[derive(Debug, Clone, Copy)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for the OpenAPI description.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            fn parts(self) -> (StatusCode, &'static str) {
+                match self {
+                    $(ErrorCode::$variant => (StatusCode::$status, $code),)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    fn parts(self) -> (StatusCode, &'static str) {
-        match self {
-            ErrorCode::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-            ErrorCode::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ErrorCode::CheckNotFound => (StatusCode::NOT_FOUND, "check_not_found"),
-            ErrorCode::PluginNotFound => (StatusCode::NOT_FOUND, "plugin_not_found"),
-            ErrorCode::SilenceNotFound => (StatusCode::NOT_FOUND, "silence_not_found"),
-            ErrorCode::FindingNotFound => (StatusCode::NOT_FOUND, "finding_not_found"),
-            ErrorCode::IncidentNotFound => (StatusCode::NOT_FOUND, "incident_not_found"),
-            ErrorCode::InvalidBody => (StatusCode::BAD_REQUEST, "invalid_body"),
-            ErrorCode::TooMany => (StatusCode::TOO_MANY_REQUESTS, "too_many"),
-            ErrorCode::ConfigInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "config_invalid"),
-            ErrorCode::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ErrorCode::InvalidJson => (StatusCode::BAD_REQUEST, "invalid_json"),
-            ErrorCode::InvalidQuery => (StatusCode::BAD_REQUEST, "invalid_query"),
-            ErrorCode::InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
-            ErrorCode::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            ErrorCode::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
-            ErrorCode::AlreadyRunning => (StatusCode::CONFLICT, "already_running"),
-            ErrorCode::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-            ErrorCode::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
+error_codes! {
+    /// No or malformed `Authorization` header (401).
+    Unauthorized = (UNAUTHORIZED, "unauthorized"),
+    /// Wrong token, or mutating calls disabled (403).
+    Forbidden = (FORBIDDEN, "forbidden"),
+    /// No such route (404).
+    NotFound = (NOT_FOUND, "not_found"),
+    /// No such check (404).
+    CheckNotFound = (NOT_FOUND, "check_not_found"),
+    /// No such plugin (404).
+    PluginNotFound = (NOT_FOUND, "plugin_not_found"),
+    /// No such silence (404).
+    SilenceNotFound = (NOT_FOUND, "silence_not_found"),
+    /// A finding to acknowledge is not open (404).
+    FindingNotFound = (NOT_FOUND, "finding_not_found"),
+    /// No such incident (404).
+    IncidentNotFound = (NOT_FOUND, "incident_not_found"),
+    /// The body is JSON but not what the route takes (400).
+    InvalidBody = (BAD_REQUEST, "invalid_body"),
+    /// Over a limit of the agent's (429).
+    TooMany = (TOO_MANY_REQUESTS, "too_many"),
+    /// A reload found errors in the config file (422).
+    ConfigInvalid = (UNPROCESSABLE_ENTITY, "config_invalid"),
+    /// Method not allowed on this route (405).
+    MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed"),
+    /// The body is not valid JSON, or not an object (400).
+    InvalidJson = (BAD_REQUEST, "invalid_json"),
+    /// A query parameter is malformed (400).
+    InvalidQuery = (BAD_REQUEST, "invalid_query"),
+    /// The path does not decode (bad percent-encoding, not UTF-8) (400).
+    InvalidPath = (BAD_REQUEST, "invalid_path"),
+    /// The body is over [`crate::limits::MAX_API_BODY_BYTES`] (413).
+    BodyTooLarge = (PAYLOAD_TOO_LARGE, "body_too_large"),
+    /// The body did not arrive within [`crate::limits::API_BODY_TIMEOUT`]
+    /// (408).
+    BodyTimeout = (REQUEST_TIMEOUT, "body_timeout"),
+    /// The check is running; it never overlaps itself (409).
+    AlreadyRunning = (CONFLICT, "already_running"),
+    /// Not ready (503).
+    NotReady = (SERVICE_UNAVAILABLE, "not_ready"),
+    /// The store failed (500).
+    Internal = (INTERNAL_SERVER_ERROR, "internal"),
+}
+
+/// The body of every error response.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    error: ErrorDetail,
+}
+
+/// An error's code and message.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    /// The stable code ([`ErrorCode`]).
+    #[schema(schema_with = openapi::error_codes)]
+    code: &'static str,
+    /// What a person reads: names the field, parameter or limit.
+    message: String,
 }
 
 /// An API error response.
@@ -126,11 +140,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.0.parts();
-        let mut resp = (
-            status,
-            axum::Json(json!({"error": {"code": code, "message": self.1}})),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: self.1,
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
         if matches!(self.0, ErrorCode::Unauthorized) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -159,45 +175,45 @@ pub(crate) fn ok(v: serde_json::Value) -> ApiResult {
     Ok(axum::Json(v).into_response())
 }
 
+/// Every route, each with its OpenAPI description ([`openapi`]).
+pub(crate) fn routes(r: OpenApiRouter<Arc<Agent>>) -> OpenApiRouter<Arc<Agent>> {
+    r.routes(routes!(health))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(status))
+        .routes(routes!(reload))
+        .routes(routes!(plugins))
+        .routes(routes!(plugin))
+        .routes(routes!(checks))
+        .routes(routes!(check))
+        .routes(routes!(run_check))
+        .routes(routes!(history::uptime))
+        .routes(routes!(history::history))
+        .routes(routes!(runs))
+        .routes(routes!(findings))
+        .routes(routes!(outputs))
+        .routes(routes!(notifications))
+        .routes(routes!(incidents::list))
+        .routes(routes!(incidents::get))
+        .routes(routes!(incidents::add_note))
+        .routes(routes!(quiet::list_silences, quiet::add_silence))
+        .routes(routes!(quiet::expire_silence))
+        .routes(routes!(quiet::list_acks))
+        .routes(routes!(quiet::ack_findings))
+        .routes(routes!(page::index))
+        .routes(routes!(page::check_page))
+        .routes(routes!(page::asset))
+        .routes(routes!(page::checks))
+        .routes(routes!(page::check))
+        .routes(routes!(badges::badge))
+}
+
 /// The router for `agent`.
 pub fn router(agent: Arc<Agent>) -> Router {
     let cors_origins = agent.config().api.cors_origins.clone();
-    let mut router = Router::new()
-        .route("/health", get(health))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/status", get(status))
-        .route("/v1/plugins", get(plugins))
-        .route("/v1/plugins/{name}", get(plugin))
-        .route("/v1/checks", get(checks))
-        .route("/v1/checks/{name}", get(check))
-        .route("/v1/checks/{name}/run", post(run_check))
-        .route("/", get(page::index))
-        .route("/checks/{name}", get(page::index))
-        .route("/ui/{file}", get(page::asset))
-        .route("/v1/page", get(page::checks))
-        .route("/v1/page/{check}", get(page::check))
-        .route("/badge/{check}/{file}", get(badges::badge))
-        .route("/v1/incidents", get(incidents::list))
-        .route("/v1/incidents/{id}", get(incidents::get))
-        .route("/v1/incidents/{id}/notes", post(incidents::add_note))
-        .route("/v1/checks/{name}/uptime", get(history::uptime))
-        .route("/v1/checks/{name}/history", get(history::history))
-        .route("/v1/runs", get(runs))
-        .route("/v1/findings", get(findings))
-        .route("/v1/outputs", get(outputs))
-        .route("/v1/notifications", get(notifications))
-        .route(
-            "/v1/silences",
-            get(quiet::list_silences).post(quiet::add_silence),
-        )
-        .route(
-            "/v1/silences/{id}",
-            axum::routing::delete(quiet::expire_silence),
-        )
-        .route("/v1/findings/acks", get(quiet::list_acks))
-        .route("/v1/findings/ack", post(quiet::ack_findings))
-        .route("/v1/reload", post(reload))
+    let (router, _) = routes(OpenApiRouter::new()).split_for_parts();
+    let mut router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(read_body))
@@ -297,7 +313,8 @@ async fn auth(State(agent): State<Arc<Agent>>, mut req: Request, next: Next) -> 
     let public = !mutating
         && (badges::badge_check(path)
             .is_some_and(|c| config.status_page.public.iter().any(|p| p == c))
-            || page::is_page_file(path));
+            || page::is_page_file(path)
+            || path == "/openapi.json");
     let open = matches!(path, "/health" | "/readyz") || public;
     // The page's reads answer a visitor without a token for the public
     // checks only.
@@ -393,10 +410,44 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
-async fn health() -> ApiResult {
-    ok(json!({"status": "ok"}))
+/// `GET /health`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+struct Alive {
+    /// Always `ok`.
+    status: &'static str,
 }
 
+/// Liveness: the process serves.
+#[utoipa::path(get, path = "/health", tag = "agent",
+    responses((status = 200, description = "The agent serves", body = Alive)))]
+async fn health() -> ApiResult {
+    Ok(axum::Json(Alive { status: "ok" }).into_response())
+}
+
+/// `GET /readyz`'s answer when ready.
+#[derive(serde::Serialize, ToSchema)]
+struct Ready {
+    /// Every condition below holds.
+    ready: bool,
+    /// Every plugin a check uses is loaded.
+    plugins_loaded: bool,
+    /// Plugins whose first load (compilation) is in progress.
+    plugins_compiling: Vec<String>,
+    /// The scheduler runs.
+    scheduler_running: bool,
+    /// Store writes succeed.
+    store_writable: bool,
+    /// No EMFILE within the window.
+    file_descriptors_available: bool,
+}
+
+/// Readiness: plugins loaded, scheduler running, store writable, file
+/// descriptors available.
+#[utoipa::path(get, path = "/readyz", tag = "agent",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "`not_ready`: the message says what is not", body = ErrorBody),
+    ))]
 async fn readyz(State(agent): State<Arc<Agent>>) -> ApiResult {
     let plugins_loaded = agent.registry.all_loaded();
     let scheduler_running = agent.scheduling();
@@ -406,16 +457,16 @@ async fn readyz(State(agent): State<Arc<Agent>>) -> ApiResult {
         limits::FD_EXHAUSTION_WINDOW.as_millis() as i64,
     );
     let ready = plugins_loaded && scheduler_running && store_writable && fds_ok;
-    let body = json!({
-        "ready": ready,
-        "plugins_loaded": plugins_loaded,
-        "plugins_compiling": agent.registry.compiling(),
-        "scheduler_running": scheduler_running,
-        "store_writable": store_writable,
-        "file_descriptors_available": fds_ok,
-    });
     if ready {
-        ok(body)
+        Ok(axum::Json(Ready {
+            ready,
+            plugins_loaded,
+            plugins_compiling: agent.registry.compiling(),
+            scheduler_running,
+            store_writable,
+            file_descriptors_available: fds_ok,
+        })
+        .into_response())
     } else {
         let mut why = Vec::new();
         let fds;
@@ -444,6 +495,9 @@ async fn readyz(State(agent): State<Arc<Agent>>) -> ApiResult {
     }
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "agent",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
 async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
     (
         [(
@@ -455,9 +509,28 @@ async fn metrics(State(agent): State<Arc<Agent>>) -> Response {
         .into_response()
 }
 
+/// `POST /v1/reload`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+struct Reloaded {
+    /// Whether anything changed.
+    reloaded: bool,
+    /// What changed.
+    applied: crate::reload::Applied,
+}
+
+/// Reads the config file again and applies what changed.
+#[utoipa::path(post, path = "/v1/reload", tag = "agent",
+    responses(
+        (status = 200, description = "Applied (or unchanged)", body = Reloaded),
+        (status = 422, description = "`config_invalid`: the file has errors (each named); the config in force stays", body = ErrorBody),
+    ))]
 async fn reload(State(agent): State<Arc<Agent>>) -> ApiResult {
     match agent.reload("POST /v1/reload").await {
-        Ok(applied) => ok(json!({ "reloaded": !applied.unchanged, "applied": applied })),
+        Ok(applied) => Ok(axum::Json(Reloaded {
+            reloaded: !applied.unchanged,
+            applied,
+        })
+        .into_response()),
         Err(errors) => Err(ApiError::new(
             ErrorCode::ConfigInvalid,
             format!(
@@ -470,6 +543,9 @@ async fn reload(State(agent): State<Arc<Agent>>) -> ApiResult {
     }
 }
 
+/// The agent: version, config, uptime, checks by status.
+#[utoipa::path(get, path = "/v1/status", tag = "agent",
+    responses((status = 200, description = "The agent's status", body = Object)))]
 async fn status(State(agent): State<Arc<Agent>>) -> ApiResult {
     let views = agent.check_summaries();
     let count = |s: Status| views.iter().filter(|v| v.status == Some(s)).count();
@@ -495,35 +571,70 @@ async fn status(State(agent): State<Arc<Agent>>) -> ApiResult {
     }))
 }
 
-fn plugin_json(agent: &Agent, view: crate::registry::PluginView) -> serde_json::Value {
-    let users: Vec<serde_json::Value> = agent
+/// A plugin and the checks that use it.
+#[derive(serde::Serialize, ToSchema)]
+struct PluginEntry {
+    #[serde(flatten)]
+    view: crate::registry::PluginView,
+    /// The checks that use it, with what each grants it.
+    checks: Vec<PluginUser>,
+}
+
+/// A check that uses a plugin.
+#[derive(serde::Serialize, ToSchema)]
+struct PluginUser {
+    /// The check.
+    check: String,
+    /// What it grants.
+    grants: serde_json::Value,
+}
+
+/// `GET /v1/plugins`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+struct Plugins {
+    plugins: Vec<PluginEntry>,
+}
+
+fn plugin_entry(agent: &Agent, view: crate::registry::PluginView) -> PluginEntry {
+    let checks = agent
         .checks()
         .values()
         .filter(|c| c.config.plugin == view.name)
-        .map(|c| json!({ "check": c.config.name, "grants": c.config.grants.view() }))
+        .map(|c| PluginUser {
+            check: c.config.name.clone(),
+            grants: c.config.grants.view(),
+        })
         .collect();
-    let mut v = serde_json::to_value(view).unwrap_or_default();
-    v["checks"] = json!(users);
-    v
+    PluginEntry { view, checks }
 }
 
+/// Every plugin: state, origin, sha256, describe, load errors.
+#[utoipa::path(get, path = "/v1/plugins", tag = "checks",
+    responses((status = 200, description = "Every plugin", body = Plugins)))]
 async fn plugins(State(agent): State<Arc<Agent>>) -> ApiResult {
-    let list: Vec<_> = agent
+    let plugins = agent
         .registry
         .views()
         .into_iter()
-        .map(|v| plugin_json(&agent, v))
+        .map(|v| plugin_entry(&agent, v))
         .collect();
-    ok(json!({ "plugins": list }))
+    Ok(axum::Json(Plugins { plugins }).into_response())
 }
 
+/// One plugin.
+#[utoipa::path(get, path = "/v1/plugins/{name}", tag = "checks",
+    params(("name" = String, Path, description = "The plugin")),
+    responses(
+        (status = 200, description = "The plugin", body = PluginEntry),
+        (status = 404, description = "`plugin_not_found`", body = ErrorBody),
+    ))]
 async fn plugin(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let name = path_name(path)?;
     match agent.registry.views().into_iter().find(|v| v.name == name) {
-        Some(v) => ok(plugin_json(&agent, v)),
+        Some(v) => Ok(axum::Json(plugin_entry(&agent, v)).into_response()),
         None => Err(ApiError::new(
             ErrorCode::PluginNotFound,
             format!("no plugin named {name:?}"),
@@ -531,11 +642,15 @@ async fn plugin(
     }
 }
 
-#[derive(serde::Serialize)]
+/// `GET /v1/checks`'s answer.
+#[derive(serde::Serialize, ToSchema)]
 struct Checks {
     checks: Vec<crate::views::CheckSummary>,
 }
 
+/// Every check with its status.
+#[utoipa::path(get, path = "/v1/checks", tag = "checks",
+    responses((status = 200, description = "Every check", body = Checks)))]
 async fn checks(State(agent): State<Arc<Agent>>) -> ApiResult {
     // Serialized straight to bytes: going through serde_json::Value for a
     // thousand checks costs more than building the views.
@@ -545,6 +660,13 @@ async fn checks(State(agent): State<Arc<Agent>>) -> ApiResult {
     .into_response())
 }
 
+/// One check: config in force, health, latest run.
+#[utoipa::path(get, path = "/v1/checks/{name}", tag = "checks",
+    params(("name" = String, Path, description = "The check")),
+    responses(
+        (status = 200, description = "The check", body = crate::views::CheckView),
+        (status = 404, description = "`check_not_found`", body = ErrorBody),
+    ))]
 async fn check(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
@@ -559,16 +681,39 @@ async fn check(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RunParams {
+    /// Wait for the run and answer with it (default), or answer 202 at
+    /// once.
     #[serde(default = "yes")]
+    #[param(default = true)]
     wait: bool,
+}
+
+/// `POST /v1/checks/{name}/run?wait=false`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+struct Started {
+    /// The check.
+    check: String,
+    /// Always true.
+    started: bool,
 }
 
 fn yes() -> bool {
     true
 }
 
+/// Runs a check now (it never overlaps itself).
+#[utoipa::path(post, path = "/v1/checks/{name}/run", tag = "checks",
+    params(("name" = String, Path, description = "The check"), RunParams),
+    request_body(content = Option<Object>, description = "Optional: a JSON object, `null` or nothing", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The run, once it ended", body = warden_runtime::RunOutcome),
+        (status = 202, description = "Started (`wait=false`)", body = Started),
+        (status = 404, description = "`check_not_found`", body = ErrorBody),
+        (status = 409, description = "`already_running`", body = ErrorBody),
+    ))]
 async fn run_check(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
@@ -592,7 +737,7 @@ async fn run_check(
                 format!("body is not valid JSON: {e}"),
             )
         })?;
-        if !v.is_object() {
+        if !v.is_object() && !v.is_null() {
             return Err(ApiError::new(
                 ErrorCode::InvalidJson,
                 "body must be a JSON object",
@@ -615,21 +760,43 @@ async fn run_check(
         agent.run_now_detached(&name).map_err(manual_error)?;
         Ok((
             StatusCode::ACCEPTED,
-            axum::Json(json!({"check": name, "started": true})),
+            axum::Json(Started {
+                check: name,
+                started: true,
+            }),
         )
             .into_response())
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RunsQuery {
+    /// Only this check's.
     check: Option<String>,
+    /// Only runs with this status.
+    #[param(value_type = Option<warden_runtime::Status>)]
     status: Option<String>,
+    /// Only runs since (ms since the epoch).
     since: Option<i64>,
+    /// The page before this run id (`next_before`).
     before: Option<i64>,
+    /// How many (default 50; clamped to 1..=1000).
     limit: Option<usize>,
 }
 
+/// `GET /v1/runs`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+struct Runs {
+    /// Newest first.
+    runs: Vec<crate::store::StoredRun>,
+    /// `before` for the next page, when this one is full.
+    next_before: Option<i64>,
+}
+
+/// Stored runs, newest first, paged.
+#[utoipa::path(get, path = "/v1/runs", tag = "checks", params(RunsQuery),
+    responses((status = 200, description = "A page of runs", body = Runs)))]
 async fn runs(
     State(agent): State<Arc<Agent>>,
     q: Result<Query<RunsQuery>, QueryRejection>,
@@ -656,17 +823,39 @@ async fn runs(
     let next = (runs.len() == limit)
         .then(|| runs.last().map(|r| r.id))
         .flatten();
-    ok(json!({ "runs": runs, "next_before": next }))
+    Ok(axum::Json(Runs {
+        runs,
+        next_before: next,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FindingsQuery {
+    /// Only this check's.
     check: Option<String>,
+    /// Resolved findings instead of open ones.
     #[serde(default)]
     resolved: bool,
+    /// `json` (default), `sarif` (SARIF 2.1.0) or `gitleaks` (gitleaks'
+    /// JSON report).
+    #[param(value_type = Option<String>, pattern = "^(json|sarif|gitleaks)$")]
     format: Option<String>,
 }
 
+/// `GET /v1/findings`'s answer (`format=json`).
+#[derive(serde::Serialize, ToSchema)]
+struct Findings {
+    findings: Vec<crate::store::StoredFinding>,
+}
+
+/// Findings, de-duplicated by fingerprint.
+#[utoipa::path(get, path = "/v1/findings", tag = "results", params(FindingsQuery),
+    responses(
+        (status = 200, description = "`{\"findings\": [...]}` (see `Findings`), or a SARIF 2.1.0 log, or gitleaks' JSON report (an array)", body = serde_json::Value),
+        (status = 404, description = "`check_not_found`", body = ErrorBody),
+    ))]
 async fn findings(
     State(agent): State<Arc<Agent>>,
     q: Result<Query<FindingsQuery>, QueryRejection>,
@@ -682,7 +871,7 @@ async fn findings(
     }
     let findings = agent.store.findings(q.check.as_deref(), q.resolved)?;
     match q.format.as_deref().unwrap_or("json") {
-        "json" => ok(json!({ "findings": findings })),
+        "json" => Ok(axum::Json(Findings { findings }).into_response()),
         format @ ("sarif" | "gitleaks") => {
             let attributes: Vec<Vec<(String, String)>> = findings
                 .iter()
@@ -714,11 +903,23 @@ async fn findings(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OutputsQuery {
+    /// Only this check's.
     check: Option<String>,
 }
 
+/// `GET /v1/outputs`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+struct Outputs {
+    /// Values redacted like URLs (credentials and query values masked).
+    outputs: Vec<crate::store::StoredOutput>,
+}
+
+/// Current outputs.
+#[utoipa::path(get, path = "/v1/outputs", tag = "results", params(OutputsQuery),
+    responses((status = 200, description = "Current outputs", body = Outputs)))]
 async fn outputs(
     State(agent): State<Arc<Agent>>,
     q: Result<Query<OutputsQuery>, QueryRejection>,
@@ -729,15 +930,29 @@ async fn outputs(
     for o in &mut outputs {
         o.value = crate::redact::url(&o.value);
     }
-    ok(json!({ "outputs": outputs }))
+    Ok(axum::Json(Outputs { outputs }).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct NotificationsQuery {
+    /// Only this check's.
     check: Option<String>,
+    /// How many (1..=1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+/// `GET /v1/notifications`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+struct Notifications {
+    /// Newest first.
+    notifications: Vec<crate::store::outbox::StoredNotification>,
+}
+
+/// Notifications, newest first.
+#[utoipa::path(get, path = "/v1/notifications", tag = "results", params(NotificationsQuery),
+    responses((status = 200, description = "Notifications", body = Notifications)))]
 async fn notifications(
     State(agent): State<Arc<Agent>>,
     q: Result<Query<NotificationsQuery>, QueryRejection>,
@@ -751,7 +966,10 @@ async fn notifications(
         ));
     }
     let list = agent.store.notifications(q.check.as_deref(), limit)?;
-    ok(json!({ "notifications": list }))
+    Ok(axum::Json(Notifications {
+        notifications: list,
+    })
+    .into_response())
 }
 
 #[cfg(test)]

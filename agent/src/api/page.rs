@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::history::WINDOWS;
-use super::{ApiError, ApiResult, ErrorCode, ok, path_name};
+use super::{ApiError, ApiResult, ErrorCode, path_name};
 use crate::agent::Agent;
 use crate::store::RunFilter;
 use crate::store::now_ms;
@@ -86,12 +86,31 @@ pub(super) fn is_page_read(path: &str) -> bool {
     path == "/v1/page" || path.starts_with("/v1/page/")
 }
 
-/// `/` and `/checks/{name}`: one HTML page; its script reads the path.
+/// The status page: every check.
+#[utoipa::path(get, path = "/", tag = "page",
+    responses((status = 200, description = "The status page (HTML; its script reads `/v1/page`)", content_type = "text/html; charset=utf-8", body = String)))]
 pub(super) async fn index() -> Response {
     page_response("text/html; charset=utf-8", INDEX)
 }
 
-/// `/ui/{file}`.
+/// A check's page: the same HTML; its script reads the path.
+#[utoipa::path(get, path = "/checks/{name}", tag = "page",
+    params(("name" = String, Path, description = "The check")),
+    responses((status = 200, description = "A check's page (HTML; its script reads `/v1/page/{check}`)", content_type = "text/html; charset=utf-8", body = String)))]
+pub(super) async fn check_page() -> Response {
+    page_response("text/html; charset=utf-8", INDEX)
+}
+
+/// The page's script and style sheet.
+#[utoipa::path(get, path = "/ui/{file}", tag = "page",
+    params(("file" = String, Path, description = "`app.js` or `style.css`")),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/javascript; charset=utf-8"),
+            (String = "text/css; charset=utf-8"),
+        )),
+        (status = 404, description = "`not_found`", body = super::ErrorBody),
+    ))]
 pub(super) async fn asset(path: Result<Path<String>, PathRejection>) -> ApiResult {
     let name = path_name(path)?;
     match FILES.iter().find(|f| f.0 == name) {
@@ -125,36 +144,37 @@ fn needs_token() -> ApiError {
 }
 
 /// One bucket of the page's bars and charts.
-#[derive(Serialize)]
-struct Bucket {
+#[derive(Serialize, utoipa::ToSchema)]
+struct PageBucket {
     start_unix_ms: i64,
     #[serde(flatten)]
     view: RollupView,
 }
 
 /// A check on the overview.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Overview {
     #[serde(flatten)]
     summary: crate::views::CheckSummary,
     /// `24h`, `7d`, `30d`, `90d` → the window's summary, as
     /// `/v1/checks/{name}/uptime` computes it.
+    #[schema(value_type = std::collections::BTreeMap<String, RollupView>)]
     uptime: serde_json::Map<String, serde_json::Value>,
     /// The last 90 UTC days, oldest first, the day in progress last;
     /// `null` for a day without runs.
-    days: Vec<Option<Bucket>>,
+    days: Vec<Option<PageBucket>>,
     /// The last 24 hours, likewise.
-    hours: Vec<Option<Bucket>>,
+    hours: Vec<Option<PageBucket>>,
 }
 
-/// Buckets of resolution `r` from `since` up to `until`, one per slot.
-fn slots(rows: &[(i64, Rollup)], r: Resolution, since: i64, until: i64) -> Vec<Option<Bucket>> {
+/// PageBuckets of resolution `r` from `since` up to `until`, one per slot.
+fn slots(rows: &[(i64, Rollup)], r: Resolution, since: i64, until: i64) -> Vec<Option<PageBucket>> {
     let mut rows = rows.iter().peekable();
     (0..(until - since) / r.ms())
         .map(|i| {
             let start = since + i * r.ms();
             while rows.next_if(|(s, _)| *s < start).is_some() {}
-            rows.next_if(|(s, _)| *s == start).map(|(_, b)| Bucket {
+            rows.next_if(|(s, _)| *s == start).map(|(_, b)| PageBucket {
                 start_unix_ms: start,
                 view: b.view(),
             })
@@ -196,7 +216,24 @@ fn overview(agent: &Agent, summary: crate::views::CheckSummary) -> anyhow::Resul
     })
 }
 
-/// `GET /v1/page`.
+/// `GET /v1/page`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+struct PageChecks {
+    /// A visitor without a token: the public checks only.
+    public_only: bool,
+    /// The agent's version.
+    version: &'static str,
+    /// The agent's clock (ms since the epoch).
+    now_unix_ms: i64,
+    /// `[status_page] uptime_thresholds`.
+    uptime_thresholds: [f64; 3],
+    checks: Vec<Overview>,
+}
+
+/// The status page's data: every check (the public ones for a visitor
+/// without a token when reads need one).
+#[utoipa::path(get, path = "/v1/page", tag = "page", operation_id = "page_checks",
+    responses((status = 200, description = "Every check the caller may see, with uptime, 90 days and 24 hours of buckets", body = PageChecks)))]
 pub(super) async fn checks(
     State(agent): State<Arc<Agent>>,
     Extension(access): Extension<Access>,
@@ -206,13 +243,14 @@ pub(super) async fn checks(
         .into_iter()
         .map(|v| overview(&agent, v))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    ok(json!({
-        "public_only": access == Access::Public,
-        "version": env!("CARGO_PKG_VERSION"),
-        "now_unix_ms": now_ms(),
-        "uptime_thresholds": agent.config().status_page.uptime_thresholds,
-        "checks": checks,
-    }))
+    Ok(axum::Json(PageChecks {
+        public_only: access == Access::Public,
+        version: env!("CARGO_PKG_VERSION"),
+        now_unix_ms: now_ms(),
+        uptime_thresholds: agent.config().status_page.uptime_thresholds,
+        checks,
+    })
+    .into_response())
 }
 
 /// How many runs and incidents a check's page shows.
@@ -220,7 +258,7 @@ const RECENT_RUNS: usize = 50;
 const RECENT_INCIDENTS: usize = 10;
 
 /// A run as a check's page lists it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RunLine {
     id: i64,
     run_id: String,
@@ -231,7 +269,38 @@ struct RunLine {
     manual: bool,
 }
 
-/// `GET /v1/page/{check}`.
+/// An incident with its timeline.
+#[derive(Serialize, utoipa::ToSchema)]
+struct PageIncident {
+    incident: crate::store::incidents::Incident,
+    timeline: Vec<super::incidents::Event>,
+}
+
+/// `GET /v1/page/{check}`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+struct PageCheck {
+    /// A visitor without a token: no findings or outputs.
+    public_only: bool,
+    /// The agent's clock (ms since the epoch).
+    now_unix_ms: i64,
+    check: Overview,
+    /// The latest 50, newest first.
+    runs: Vec<RunLine>,
+    /// The latest 10, newest first.
+    incidents: Vec<PageIncident>,
+    /// Open findings (`null` for a visitor).
+    findings: Option<Vec<crate::store::StoredFinding>>,
+    /// Outputs, redacted (`null` for a visitor).
+    outputs: Option<Vec<crate::store::StoredOutput>>,
+}
+
+/// A check's page data: recent runs, open findings, outputs, incidents.
+#[utoipa::path(get, path = "/v1/page/{check}", tag = "page", operation_id = "page_check",
+    params(("check" = String, Path, description = "The check")),
+    responses(
+        (status = 200, description = "The check's page data", body = PageCheck),
+        (status = 404, description = "`check_not_found` (also for a check that is not public, to a visitor)", body = super::ErrorBody),
+    ))]
 pub(super) async fn check(
     State(agent): State<Arc<Agent>>,
     Extension(access): Extension<Access>,
@@ -274,7 +343,10 @@ pub(super) async fn check(
         .incidents(Some(&name), false, RECENT_INCIDENTS)?
     {
         let timeline = super::incidents::timeline(&agent, &i)?;
-        incidents.push(json!({ "incident": i, "timeline": timeline }));
+        incidents.push(PageIncident {
+            incident: i,
+            timeline,
+        });
     }
     let (findings, outputs) = if access == Access::Full {
         let mut outputs = agent.store.outputs(Some(&name))?;
@@ -289,13 +361,14 @@ pub(super) async fn check(
         (None, None)
     };
     let overview = overview(&agent, summary)?;
-    ok(json!({
-        "public_only": access == Access::Public,
-        "now_unix_ms": now_ms(),
-        "check": overview,
-        "runs": runs,
-        "incidents": incidents,
-        "findings": findings,
-        "outputs": outputs,
-    }))
+    Ok(axum::Json(PageCheck {
+        public_only: access == Access::Public,
+        now_unix_ms: now_ms(),
+        check: overview,
+        runs,
+        incidents,
+        findings,
+        outputs,
+    })
+    .into_response())
 }

@@ -52,6 +52,9 @@ fn state(s: &crate::silences::Silence, now: i64) -> &'static str {
     }
 }
 
+/// Every silence and maintenance window.
+#[utoipa::path(get, path = "/v1/silences", tag = "quiet",
+    responses((status = 200, description = "`{\"silences\": [Silence + state (active, pending, expired) + checks it matches], \"maintenance\": [{name, active_until_unix_ms, checks}]}`", body = Object)))]
 pub(super) async fn list_silences(State(agent): State<Arc<Agent>>) -> ApiResult {
     let now = now_ms();
     let list: Vec<serde_json::Value> = agent
@@ -86,6 +89,13 @@ pub(super) async fn list_silences(State(agent): State<Arc<Agent>>) -> ApiResult 
     ok(json!({ "silences": list, "maintenance": windows }))
 }
 
+/// Silences matching checks for a while.
+#[utoipa::path(post, path = "/v1/silences", tag = "quiet",
+    request_body(content = NewSilence, content_type = "application/json"),
+    responses(
+        (status = 201, description = "`{\"silence\": Silence + state + checks}`", body = Object),
+        (status = 429, description = "`too_many`: the most silences there may be are in force or pending", body = super::ErrorBody),
+    ))]
 pub(super) async fn add_silence(
     State(agent): State<Arc<Agent>>,
     raw: Result<Bytes, BytesRejection>,
@@ -119,6 +129,13 @@ pub(super) async fn add_silence(
     Ok((StatusCode::CREATED, axum::Json(json!({ "silence": v }))).into_response())
 }
 
+/// Ends a silence now.
+#[utoipa::path(delete, path = "/v1/silences/{id}", tag = "quiet",
+    params(("id" = i64, Path, description = "The silence")),
+    responses(
+        (status = 200, description = "`{\"expired\": id}`", body = Object),
+        (status = 404, description = "`silence_not_found`: none in force or pending with that id", body = super::ErrorBody),
+    ))]
 pub(super) async fn expire_silence(
     State(agent): State<Arc<Agent>>,
     path: Result<Path<String>, PathRejection>,
@@ -142,15 +159,30 @@ pub(super) async fn expire_silence(
     ok(json!({ "expired": id }))
 }
 
-#[derive(Deserialize)]
+/// Findings to acknowledge.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AckRequest {
+pub(super) struct AckRequest {
+    /// Fingerprints of open findings.
+    #[schema(min_items = 1, max_items = 1000)]
     fingerprints: Vec<String>,
+    /// Only this check's findings.
     check: Option<String>,
+    /// Why (required).
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     comment: String,
+    /// Who (default `api`).
+    #[schema(max_length = 1024)]
     author: Option<String>,
 }
 
+/// Acknowledges open findings and runs their checks again.
+#[utoipa::path(post, path = "/v1/findings/ack", tag = "quiet",
+    request_body(content = AckRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"acknowledged\": n, \"checks\": [...], \"rerun\": [...]}`", body = Object),
+        (status = 404, description = "`finding_not_found` (naming each fingerprint that is not an open finding) or `check_not_found`", body = super::ErrorBody),
+    ))]
 pub(super) async fn ack_findings(
     State(agent): State<Arc<Agent>>,
     raw: Result<Bytes, BytesRejection>,
@@ -239,6 +271,9 @@ pub(super) async fn ack_findings(
     ok(json!({ "acknowledged": acks.len(), "checks": checks, "rerun": rerun }))
 }
 
+/// Every acknowledgement.
+#[utoipa::path(get, path = "/v1/findings/acks", tag = "quiet",
+    responses((status = 200, description = "`{\"acks\": [Ack]}`", body = Object)))]
 pub(super) async fn list_acks(State(agent): State<Arc<Agent>>) -> ApiResult {
     ok(json!({ "acks": agent.store.acks()? }))
 }

@@ -1,6 +1,6 @@
-//! `[status_page]`: which checks' badges (and, later, pages) are public
-//! without a token when reads need one, and the thresholds that colour
-//! the uptime and response-time badges.
+//! `[status_page]`: which checks' badges and status page entries are
+//! public without a token when reads need one, and the thresholds that
+//! colour the uptime badges, bars and response-time badges.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -23,7 +23,8 @@ struct RawStatusPage {
 /// `[status_page]`.
 #[derive(Debug, Clone)]
 pub struct StatusPageSection {
-    /// Checks whose badges anyone may read, token or not.
+    /// Checks whose badges and page entries anyone may read, token or
+    /// not.
     pub public: Vec<String>,
     /// Uptime percentages at or above which a badge is bright green,
     /// green, yellow (below the last: red); descending.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::Store;
 
 /// One acknowledgement.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Ack {
     /// The check it applies to (`None`: every check).
     pub check: Option<String>,

@@ -14,7 +14,7 @@ use super::Store;
 use crate::health::Transition;
 
 /// One incident.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Incident {
     /// Its id.
     pub id: i64,
@@ -35,7 +35,7 @@ pub struct Incident {
 }
 
 /// A note on an incident.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Note {
     /// Its id.
     pub id: i64,

@@ -81,7 +81,7 @@ pub struct Recorded {
 
 /// A stored run, as the API shows it: the run's outcome, its row id (for
 /// pagination) and whether it was started from the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredRun {
     /// Row id.
     pub id: i64,
@@ -93,7 +93,7 @@ pub struct StoredRun {
 }
 
 /// A de-duplicated finding.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredFinding {
     /// Check.
     pub check: String,
@@ -118,7 +118,7 @@ pub struct StoredFinding {
 }
 
 /// An output's current value.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredOutput {
     /// Check.
     pub check: String,

@@ -31,7 +31,7 @@ pub struct Outgoing {
 }
 
 /// A queued or settled notification, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredNotification {
     /// Row id.
     pub id: i64,

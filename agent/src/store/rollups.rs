@@ -169,7 +169,7 @@ impl Histogram {
 }
 
 /// Runs by status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     /// `ok` runs.
     pub ok: u64,
@@ -257,7 +257,7 @@ impl Rollup {
 
 /// A bucket or window as the API shows it (seconds; `null` when there is
 /// nothing to say).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RollupView {
     /// Runs by status.
     pub runs: Counts,

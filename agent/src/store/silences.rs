@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::Store;
 
 /// One silence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Silence {
     /// Its id (from the store).
     pub id: i64,
