@@ -1,13 +1,16 @@
-//! The HTTP API (axum): health, status, plugins, checks, manual runs, run
-//! history, findings, outputs and `/metrics`.
+//! The HTTP API (axum): [`routes`] lists every route with its OpenAPI
+//! description ([`openapi`], served at `/openapi.json`); here are health,
+//! status, plugins, checks, manual runs, run history, findings, outputs
+//! and `/metrics`, and in the submodules history, incidents, silences and
+//! acknowledgements, badges and the status page ([`page`]).
 //!
 //! Errors are JSON, `{"error":{"code":"...","message":"..."}}`, with the
-//! stable codes of [`ErrorCode`]. A bearer token (compared in constant
-//! time) guards every mutating call, and reads too when
-//! `require_token_for_reads` is set; `/health` and `/readyz` stay open for
-//! orchestrators. With no token configured, mutating calls are allowed only
-//! while the API listens on loopback. CORS headers are sent only for the
-//! configured origins. Request bodies are capped at
+//! stable codes of [`ErrorCode`] ([`error`]). A bearer token (compared in
+//! constant time, [`guard`]) guards every mutating call, and reads too when
+//! `require_token_for_reads` is set; `/health`, `/readyz`, `/openapi.json`
+//! and the page's files stay open. With no token configured, mutating calls
+//! are allowed only while the API listens on loopback. CORS headers are sent
+//! only for the configured origins. Request bodies are capped at
 //! [`crate::limits::MAX_API_BODY_BYTES`] (a larger `Content-Length` is
 //! answered 413 before any of it is read) and must arrive within
 //! [`crate::limits::API_BODY_TIMEOUT`] (else 408). Connections, their
@@ -20,12 +23,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,143 +37,17 @@ use crate::limits::{self, MAX_API_BODY_BYTES as MAX_BODY_BYTES};
 use crate::scheduler::ManualError;
 use crate::store::RunFilter;
 
+pub use error::{ApiError, ErrorBody, ErrorCode};
+pub(crate) use error::{ApiResult, ok, path_name, too_large};
+
 mod badges;
+mod error;
+mod guard;
 mod history;
 mod incidents;
 mod openapi;
 mod page;
 mod quiet;
-
-/// Defines [`ErrorCode`], its HTTP status and code string, and
-/// [`ErrorCode::ALL`], from one table.
-macro_rules! error_codes {
-    ($($(#[$doc:meta])* $variant:ident = ($status:ident, $code:literal),)*) => {
-        /// The stable error codes of the API.
-        #[derive(Debug, Clone, Copy)]
-        pub enum ErrorCode {
-            $($(#[$doc])* $variant,)*
-        }
-
-        impl ErrorCode {
-            /// Every code, for the OpenAPI description.
-            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
-
-            fn parts(self) -> (StatusCode, &'static str) {
-                match self {
-                    $(ErrorCode::$variant => (StatusCode::$status, $code),)*
-                }
-            }
-        }
-    };
-}
-
-error_codes! {
-    /// No or malformed `Authorization` header (401).
-    Unauthorized = (UNAUTHORIZED, "unauthorized"),
-    /// Wrong token, or mutating calls disabled (403).
-    Forbidden = (FORBIDDEN, "forbidden"),
-    /// No such route (404).
-    NotFound = (NOT_FOUND, "not_found"),
-    /// No such check (404).
-    CheckNotFound = (NOT_FOUND, "check_not_found"),
-    /// No such plugin (404).
-    PluginNotFound = (NOT_FOUND, "plugin_not_found"),
-    /// No such silence (404).
-    SilenceNotFound = (NOT_FOUND, "silence_not_found"),
-    /// A finding to acknowledge is not open (404).
-    FindingNotFound = (NOT_FOUND, "finding_not_found"),
-    /// No such incident (404).
-    IncidentNotFound = (NOT_FOUND, "incident_not_found"),
-    /// The body is JSON but not what the route takes (400).
-    InvalidBody = (BAD_REQUEST, "invalid_body"),
-    /// Over a limit of the agent's (429).
-    TooMany = (TOO_MANY_REQUESTS, "too_many"),
-    /// A reload found errors in the config file (422).
-    ConfigInvalid = (UNPROCESSABLE_ENTITY, "config_invalid"),
-    /// Method not allowed on this route (405).
-    MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed"),
-    /// The body is not valid JSON, or not an object (400).
-    InvalidJson = (BAD_REQUEST, "invalid_json"),
-    /// A query parameter is malformed (400).
-    InvalidQuery = (BAD_REQUEST, "invalid_query"),
-    /// The path does not decode (bad percent-encoding, not UTF-8) (400).
-    InvalidPath = (BAD_REQUEST, "invalid_path"),
-    /// The body is over [`crate::limits::MAX_API_BODY_BYTES`] (413).
-    BodyTooLarge = (PAYLOAD_TOO_LARGE, "body_too_large"),
-    /// The body did not arrive within [`crate::limits::API_BODY_TIMEOUT`]
-    /// (408).
-    BodyTimeout = (REQUEST_TIMEOUT, "body_timeout"),
-    /// The check is running; it never overlaps itself (409).
-    AlreadyRunning = (CONFLICT, "already_running"),
-    /// Not ready (503).
-    NotReady = (SERVICE_UNAVAILABLE, "not_ready"),
-    /// The store failed (500).
-    Internal = (INTERNAL_SERVER_ERROR, "internal"),
-}
-
-/// The body of every error response.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong.
-    error: ErrorDetail,
-}
-
-/// An error's code and message.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-struct ErrorDetail {
-    /// The stable code ([`ErrorCode`]).
-    #[schema(schema_with = openapi::error_codes)]
-    code: &'static str,
-    /// What a person reads: names the field, parameter or limit.
-    message: String,
-}
-
-/// An API error response.
-pub struct ApiError(ErrorCode, String);
-
-impl ApiError {
-    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError(code, message.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.0.parts();
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code,
-                message: self.1,
-            },
-        };
-        let mut resp = (status, axum::Json(body)).into_response();
-        if matches!(self.0, ErrorCode::Unauthorized) {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> Self {
-        tracing::error!(error = %format!("{e:#}"), "API request failed");
-        ApiError::new(ErrorCode::Internal, "internal error; see the agent's log")
-    }
-}
-
-pub(crate) type ApiResult = Result<Response, ApiError>;
-
-/// The `{name}` of a route, or the JSON error for a path that does not
-/// decode.
-pub(crate) fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(name)| name)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidPath, e.body_text()))
-}
-
-pub(crate) fn ok(v: serde_json::Value) -> ApiResult {
-    Ok(axum::Json(v).into_response())
-}
 
 /// Every route, each with its OpenAPI description ([`openapi`]).
 pub(crate) fn routes(r: OpenApiRouter<Arc<Agent>>) -> OpenApiRouter<Arc<Agent>> {
@@ -216,8 +90,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
     let mut router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(read_body))
-        .layer(axum::middleware::from_fn_with_state(agent.clone(), auth))
+        .layer(axum::middleware::from_fn(guard::read_body))
+        .layer(axum::middleware::from_fn_with_state(
+            agent.clone(),
+            guard::auth,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(agent);
     if !cors_origins.is_empty() {
@@ -239,161 +116,6 @@ pub fn router(agent: Arc<Agent>) -> Router {
         );
     }
     router
-}
-
-/// Reads a request's whole body, within the size cap and the body timeout,
-/// before any handler sees it: a `Content-Length` over the cap is refused
-/// at once, and a client that stops sending gets 408 instead of holding
-/// the handler.
-async fn read_body(req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return too_large().into_response();
-    }
-    if declared == Some(0)
-        || matches!(*req.method(), Method::GET | Method::HEAD) && declared.is_none()
-    {
-        return next.run(req).await;
-    }
-    let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(
-        limits::API_BODY_TIMEOUT,
-        axum::body::to_bytes(body, MAX_BODY_BYTES),
-    );
-    let bytes = match read.await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => return too_large().into_response(),
-        Err(_) => {
-            return ApiError::new(
-                ErrorCode::BodyTimeout,
-                format!(
-                    "the request body did not arrive within {}",
-                    warden_text::units::format_duration(limits::API_BODY_TIMEOUT)
-                ),
-            )
-            .into_response();
-        }
-    };
-    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
-}
-
-pub(crate) fn too_large() -> ApiError {
-    ApiError::new(
-        ErrorCode::BodyTooLarge,
-        format!("request body is over {MAX_BODY_BYTES} bytes"),
-    )
-}
-
-/// The token of an `Authorization: Bearer <token>` value; the scheme is
-/// case-insensitive (RFC 9110, section 11.1).
-fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim_start().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token)
-}
-
-fn token_matches(expected: &str, given: &str) -> bool {
-    // Compare digests so neither the content nor the length leaks through
-    // timing.
-    let a = Sha256::digest(expected.as_bytes());
-    let b = Sha256::digest(given.as_bytes());
-    a.ct_eq(&b).into()
-}
-
-async fn auth(State(agent): State<Arc<Agent>>, mut req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let config = agent.config();
-    // Badges of the checks `[status_page] public` lists are for anyone,
-    // and so are the page's files (they hold no data).
-    let public = !mutating
-        && (badges::badge_check(path)
-            .is_some_and(|c| config.status_page.public.iter().any(|p| p == c))
-            || page::is_page_file(path)
-            || path == "/openapi.json");
-    let open = matches!(path, "/health" | "/readyz") || public;
-    // The page's reads answer a visitor without a token for the public
-    // checks only.
-    let page_read = !mutating && page::is_page_read(path);
-    let api = &config.api;
-    let needs_token = !open && (mutating || api.require_token_for_reads);
-    if needs_token {
-        match &api.token {
-            None if mutating && !config.agent.listen.ip().is_loopback() => {
-                return ApiError::new(
-                    ErrorCode::Forbidden,
-                    "no API token is configured; mutating calls are refused on a non-loopback address",
-                )
-                .into_response();
-            }
-            None => {
-                if let Some(why) = browser_refusal(&req, &agent) {
-                    return ApiError::new(ErrorCode::Forbidden, why).into_response();
-                }
-            }
-            Some(expected) => {
-                let given = req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(bearer);
-                match given {
-                    None if page_read => {
-                        req.extensions_mut().insert(page::Access::Public);
-                        return next.run(req).await;
-                    }
-                    None => {
-                        return ApiError::new(
-                            ErrorCode::Unauthorized,
-                            "missing bearer token (Authorization: Bearer ...)",
-                        )
-                        .into_response();
-                    }
-                    Some(t) if !token_matches(expected, t.trim()) => {
-                        return ApiError::new(ErrorCode::Forbidden, "wrong bearer token")
-                            .into_response();
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-    }
-    req.extensions_mut().insert(page::Access::Full);
-    next.run(req).await
-}
-
-/// Without a token, a mutating call on loopback is trusted because only
-/// this machine can make it, which a browser on it defeats: a page may
-/// POST cross-site (a `text/plain` body needs no preflight), or rebind its
-/// own name to 127.0.0.1. Such calls carry a foreign `Origin`, or a `Host`
-/// that is not a loopback name or address; they are refused.
-fn browser_refusal(req: &Request, agent: &Agent) -> Option<String> {
-    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    if let Some(origin) = header(header::ORIGIN)
-        && !agent.config().api.cors_origins.iter().any(|o| o == origin)
-    {
-        return Some(format!(
-            "a request from the web origin {origin:?} is refused: without an API token, mutating calls are accepted only from this machine's own tools (configure a token, or list the origin in [api] cors_origins)"
-        ));
-    }
-    let host = header(header::HOST).unwrap_or("");
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    let loopback = name.eq_ignore_ascii_case("localhost")
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    (!loopback).then(|| {
-        format!(
-            "Host {host:?} is refused: without an API token, mutating calls must address the agent by a loopback name or address (a DNS rebinding page would not)"
-        )
-    })
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -970,25 +692,4 @@ async fn notifications(
         notifications: list,
     })
     .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer("Bearer abc"), Some("abc"));
-        assert_eq!(bearer("bearer abc"), Some("abc"));
-        assert_eq!(bearer("BEARER abc"), Some("abc"));
-        assert_eq!(bearer("Basic abc"), None);
-        assert_eq!(bearer("Bearerabc"), None);
-    }
-
-    #[test]
-    fn tokens_compare_by_content() {
-        assert!(token_matches("s3cret", "s3cret"));
-        assert!(!token_matches("s3cret", "s3cre"));
-        assert!(!token_matches("s3cret", "S3cret"));
-    }
 }
