@@ -1,12 +1,12 @@
 //! The HTTP API (axum): [`routes`] lists every route with its OpenAPI
-//! description ([`openapi`], served at `/openapi.json`); here are health,
+//! description (`openapi`, served at `/openapi.json`); here are health,
 //! status, plugins, checks, manual runs, run history, findings, outputs
 //! and `/metrics`, and in the submodules history, incidents, silences and
-//! acknowledgements, badges and the status page ([`page`]).
+//! acknowledgements, badges and the status page (`page`).
 //!
 //! Errors are JSON, `{"error":{"code":"...","message":"..."}}`, with the
-//! stable codes of [`ErrorCode`] ([`error`]). A bearer token (compared in
-//! constant time, [`guard`]) guards every mutating call, and reads too when
+//! stable codes of [`ErrorCode`] (`error`). A bearer token (compared in
+//! constant time, `guard`) guards every mutating call, and reads too when
 //! `require_token_for_reads` is set; `/health`, `/readyz`, `/openapi.json`
 //! and the page's files stay open. With no token configured, mutating calls
 //! are allowed only while the API listens on loopback. CORS headers are sent
