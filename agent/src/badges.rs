@@ -146,7 +146,7 @@ pub fn response_time(
 }
 
 /// shields.io's endpoint schema.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint<'a> {
     schema_version: u8,

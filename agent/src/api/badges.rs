@@ -41,7 +41,7 @@ pub(super) struct BadgeQuery {
     responses(
         (status = 200, description = "The badge (`Cache-Control: max-age=60`, `public` for public checks)", content(
             (String = "image/svg+xml"),
-            (Object = "application/json"),
+            (crate::badges::Endpoint = "application/json"),
         )),
         (status = 404, description = "`check_not_found`, or `not_found` for a file that is not a badge", body = super::ErrorBody),
     ))]

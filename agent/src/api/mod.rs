@@ -25,7 +25,6 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -265,32 +264,70 @@ async fn reload(State(agent): State<Arc<Agent>>) -> ApiResult {
     }
 }
 
+/// `GET /v1/status`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+struct AgentStatus {
+    /// The agent's version.
+    version: &'static str,
+    /// `development` or `production`.
+    profile: crate::config::Profile,
+    /// The config file (or `<embedded defaults>`).
+    config: String,
+    /// The config in force and the latest reload.
+    reload: crate::config::ReloadStatus,
+    /// When the agent started (ms since the epoch).
+    started_unix_ms: i64,
+    /// Seconds since then.
+    uptime_seconds: f64,
+    /// The instance allocator (`pooling` or `on-demand`).
+    allocation: String,
+    /// How many plugins the registry knows.
+    plugins: usize,
+    /// Checks by hard status, and running now.
+    checks: StatusCounts,
+    /// Runs in flight.
+    runs_in_flight: usize,
+}
+
+/// Checks by hard status.
+#[derive(serde::Serialize, ToSchema)]
+struct StatusCounts {
+    total: usize,
+    ok: usize,
+    warning: usize,
+    critical: usize,
+    unknown: usize,
+    running: usize,
+}
+
 /// The agent: version, config, uptime, checks by status.
 #[utoipa::path(get, path = "/v1/status", tag = "agent",
-    responses((status = 200, description = "The agent's status", body = Object)))]
+    responses((status = 200, description = "The agent's status", body = AgentStatus)))]
 async fn status(State(agent): State<Arc<Agent>>) -> ApiResult {
     let views = agent.check_summaries();
     let count = |s: Status| views.iter().filter(|v| v.status == Some(s)).count();
     let now = crate::store::now_ms();
-    ok(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "profile": agent.config().agent.profile,
-        "config": agent.config().source,
-        "reload": *agent.reloads(),
-        "started_unix_ms": agent.started_unix_ms,
-        "uptime_seconds": (now - agent.started_unix_ms) as f64 / 1000.0,
-        "allocation": format!("{:?}", agent.runtime.engine().allocation()).to_lowercase(),
-        "plugins": agent.registry.views().len(),
-        "checks": {
-            "total": views.len(),
-            "ok": count(Status::Ok),
-            "warning": count(Status::Warning),
-            "critical": count(Status::Critical),
-            "unknown": count(Status::Unknown),
-            "running": views.iter().filter(|v| v.running).count(),
+    let config = agent.config();
+    Ok(axum::Json(AgentStatus {
+        version: env!("CARGO_PKG_VERSION"),
+        profile: config.agent.profile,
+        config: config.source.clone(),
+        reload: agent.reloads().clone(),
+        started_unix_ms: agent.started_unix_ms,
+        uptime_seconds: (now - agent.started_unix_ms) as f64 / 1000.0,
+        allocation: format!("{:?}", agent.runtime.engine().allocation()).to_lowercase(),
+        plugins: agent.registry.views().len(),
+        checks: StatusCounts {
+            total: views.len(),
+            ok: count(Status::Ok),
+            warning: count(Status::Warning),
+            critical: count(Status::Critical),
+            unknown: count(Status::Unknown),
+            running: views.iter().filter(|v| v.running).count(),
         },
-        "runs_in_flight": agent.in_flight(),
-    }))
+        runs_in_flight: agent.in_flight(),
+    })
+    .into_response())
 }
 
 /// A plugin and the checks that use it.

@@ -19,7 +19,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 
 use super::history::WINDOWS;
 use super::{ApiError, ApiResult, ErrorCode, path_name};
@@ -158,8 +157,7 @@ struct Overview {
     summary: crate::views::CheckSummary,
     /// `24h`, `7d`, `30d`, `90d` → the window's summary, as
     /// `/v1/checks/{name}/uptime` computes it.
-    #[schema(value_type = std::collections::BTreeMap<String, RollupView>)]
-    uptime: serde_json::Map<String, serde_json::Value>,
+    uptime: std::collections::BTreeMap<&'static str, RollupView>,
     /// The last 90 UTC days, oldest first, the day in progress last;
     /// `null` for a day without runs.
     days: Vec<Option<PageBucket>>,
@@ -197,7 +195,7 @@ fn overview(agent: &Agent, summary: crate::views::CheckSummary) -> anyhow::Resul
     let days = agent
         .store
         .rollups(&summary.name, Resolution::Day, d_since, d_until)?;
-    let mut uptime = serde_json::Map::new();
+    let mut uptime = std::collections::BTreeMap::new();
     for &(label, r, buckets) in &WINDOWS {
         let (since, _) = range(r, buckets);
         let rows = if r == Resolution::Hour { &hours } else { &days };
@@ -205,7 +203,7 @@ fn overview(agent: &Agent, summary: crate::views::CheckSummary) -> anyhow::Resul
         for (_, b) in rows.iter().filter(|(s, _)| *s >= since) {
             total.merge(b);
         }
-        uptime.insert(label.into(), json!(total.view()));
+        uptime.insert(label, total.view());
     }
     let (day_hours, _) = range(Resolution::Hour, 24);
     Ok(Overview {

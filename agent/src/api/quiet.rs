@@ -11,16 +11,16 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiResult, ErrorCode, ok, path_name, too_large};
+use super::{ApiError, ApiResult, ErrorCode, path_name, too_large};
 use crate::agent::Agent;
 use crate::limits;
 use crate::silences::{NewSilence, silence_matches};
 use crate::store::acks::Ack;
 use crate::store::now_ms;
+use crate::store::silences::Silence;
 
 /// The body as `T`, or an error naming what is wrong.
 pub(super) fn body<T: DeserializeOwned>(
@@ -52,48 +52,100 @@ fn state(s: &crate::silences::Silence, now: i64) -> &'static str {
     }
 }
 
+/// A silence as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SilenceView {
+    #[serde(flatten)]
+    silence: Silence,
+    /// `active`, `pending` or `expired`.
+    state: &'static str,
+    /// The checks it matches now.
+    checks: Vec<String>,
+}
+
+/// A `[[maintenance]]` window as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct MaintenanceView {
+    name: String,
+    /// In force until (ms since the epoch); `null` when not in force.
+    active_until_unix_ms: Option<i64>,
+    /// The checks it matches.
+    checks: Vec<String>,
+}
+
+/// `GET /v1/silences`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Silences {
+    /// Newest first.
+    silences: Vec<SilenceView>,
+    maintenance: Vec<MaintenanceView>,
+}
+
+/// `POST /v1/silences`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Added {
+    silence: SilenceView,
+}
+
+/// `DELETE /v1/silences/{id}`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Expired {
+    /// The silence's id.
+    expired: i64,
+}
+
+fn view(agent: &Agent, silence: Silence, now: i64) -> SilenceView {
+    let checks = agent
+        .checks()
+        .values()
+        .filter(|c| silence_matches(&silence, &c.config))
+        .map(|c| c.config.name.clone())
+        .collect();
+    SilenceView {
+        state: state(&silence, now),
+        silence,
+        checks,
+    }
+}
+
 /// Every silence and maintenance window.
 #[utoipa::path(get, path = "/v1/silences", tag = "quiet",
-    responses((status = 200, description = "`{\"silences\": [Silence + state (active, pending, expired) + checks it matches], \"maintenance\": [{name, active_until_unix_ms, checks}]}`", body = Object)))]
+    responses((status = 200, description = "Every silence and maintenance window", body = Silences)))]
 pub(super) async fn list_silences(State(agent): State<Arc<Agent>>) -> ApiResult {
     let now = now_ms();
-    let list: Vec<serde_json::Value> = agent
+    let silences = agent
         .store
         .silences(0)?
         .into_iter()
-        .map(|s| {
-            let checks = agent.checks();
-            let matches: Vec<&str> = checks
-                .values()
-                .filter(|c| silence_matches(&s, &c.config))
-                .map(|c| c.config.name.as_str())
-                .collect();
-            let mut v = serde_json::to_value(&s).unwrap_or_default();
-            v["state"] = json!(state(&s, now));
-            v["checks"] = json!(matches);
-            v
-        })
+        .map(|s| view(&agent, s, now))
         .collect();
-    let windows: Vec<serde_json::Value> = agent
+    let maintenance = agent
         .silences
         .windows()
         .iter()
-        .map(|m| {
-            json!({
-                "name": m.name,
-                "active_until_unix_ms": m.active_until(now),
-                "checks": agent.checks().values().filter(|c| m.matches(&c.config.name, &c.config.labels)).map(|c| c.config.name.as_str()).collect::<Vec<_>>(),
-            })
+        .map(|m| MaintenanceView {
+            name: m.name.clone(),
+            active_until_unix_ms: m.active_until(now),
+            checks: agent
+                .checks()
+                .values()
+                .filter(|c| m.matches(&c.config.name, &c.config.labels))
+                .map(|c| c.config.name.clone())
+                .collect(),
         })
         .collect();
-    ok(json!({ "silences": list, "maintenance": windows }))
+    Ok(axum::Json(Silences {
+        silences,
+        maintenance,
+    })
+    .into_response())
 }
 
 /// Silences matching checks for a while.
 #[utoipa::path(post, path = "/v1/silences", tag = "quiet",
     request_body(content = NewSilence, content_type = "application/json"),
     responses(
-        (status = 201, description = "`{\"silence\": Silence + state + checks}`", body = Object),
+        (status = 201, description = "The silence, with the checks it matches", body = Added),
         (status = 429, description = "`too_many`: the most silences there may be are in force or pending", body = super::ErrorBody),
     ))]
 pub(super) async fn add_silence(
@@ -116,24 +168,16 @@ pub(super) async fn add_silence(
     }
     silence.id = agent.store.add_silence(silence.clone()).await?;
     agent.silences.add(silence.clone(), now);
-    let checks = agent.checks();
-    let matches: Vec<&str> = checks
-        .values()
-        .filter(|c| silence_matches(&silence, &c.config))
-        .map(|c| c.config.name.as_str())
-        .collect();
-    tracing::info!(id = silence.id, author = %warden_text::escape::escape(&silence.author), checks = matches.len(), "silence added");
-    let mut v = serde_json::to_value(&silence).unwrap_or_default();
-    v["state"] = json!(state(&silence, now));
-    v["checks"] = json!(matches);
-    Ok((StatusCode::CREATED, axum::Json(json!({ "silence": v }))).into_response())
+    let silence = view(&agent, silence, now);
+    tracing::info!(id = silence.silence.id, author = %warden_text::escape::escape(&silence.silence.author), checks = silence.checks.len(), "silence added");
+    Ok((StatusCode::CREATED, axum::Json(Added { silence })).into_response())
 }
 
 /// Ends a silence now.
 #[utoipa::path(delete, path = "/v1/silences/{id}", tag = "quiet",
     params(("id" = i64, Path, description = "The silence")),
     responses(
-        (status = 200, description = "`{\"expired\": id}`", body = Object),
+        (status = 200, description = "Expired", body = Expired),
         (status = 404, description = "`silence_not_found`: none in force or pending with that id", body = super::ErrorBody),
     ))]
 pub(super) async fn expire_silence(
@@ -156,7 +200,7 @@ pub(super) async fn expire_silence(
     }
     agent.silences.expire(id, now);
     tracing::info!(id, "silence expired");
-    ok(json!({ "expired": id }))
+    Ok(axum::Json(Expired { expired: id }).into_response())
 }
 
 /// Findings to acknowledge.
@@ -176,11 +220,28 @@ pub(super) struct AckRequest {
     author: Option<String>,
 }
 
+/// `POST /v1/findings/ack`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Acknowledged {
+    /// How many findings.
+    acknowledged: usize,
+    /// The checks they belong to.
+    checks: BTreeSet<String>,
+    /// Those of them started again now.
+    rerun: Vec<String>,
+}
+
+/// `GET /v1/findings/acks`'s answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Acks {
+    acks: Vec<Ack>,
+}
+
 /// Acknowledges open findings and runs their checks again.
 #[utoipa::path(post, path = "/v1/findings/ack", tag = "quiet",
     request_body(content = AckRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "`{\"acknowledged\": n, \"checks\": [...], \"rerun\": [...]}`", body = Object),
+        (status = 200, description = "Acknowledged", body = Acknowledged),
         (status = 404, description = "`finding_not_found` (naming each fingerprint that is not an open finding) or `check_not_found`", body = super::ErrorBody),
     ))]
 pub(super) async fn ack_findings(
@@ -268,12 +329,20 @@ pub(super) async fn ack_findings(
         .filter(|c| agent.run_now_detached(c).is_ok())
         .collect();
     tracing::info!(count = acks.len(), author = %warden_text::escape::escape(&author), "findings acknowledged");
-    ok(json!({ "acknowledged": acks.len(), "checks": checks, "rerun": rerun }))
+    Ok(axum::Json(Acknowledged {
+        acknowledged: acks.len(),
+        checks: checks.iter().map(|c| c.to_string()).collect(),
+        rerun: rerun.iter().map(|c| c.to_string()).collect(),
+    })
+    .into_response())
 }
 
 /// Every acknowledgement.
 #[utoipa::path(get, path = "/v1/findings/acks", tag = "quiet",
-    responses((status = 200, description = "`{\"acks\": [Ack]}`", body = Object)))]
+    responses((status = 200, description = "Every acknowledgement", body = Acks)))]
 pub(super) async fn list_acks(State(agent): State<Arc<Agent>>) -> ApiResult {
-    ok(json!({ "acks": agent.store.acks()? }))
+    Ok(axum::Json(Acks {
+        acks: agent.store.acks()?,
+    })
+    .into_response())
 }

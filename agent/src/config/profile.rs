@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::Config;
 
 /// Deployment profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// A developer's machine: anything goes.

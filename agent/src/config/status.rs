@@ -8,7 +8,7 @@ use super::Config;
 
 /// How the configuration in force came to be, and how the latest reload
 /// went (for `/v1/status` and `/metrics`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReloadStatus {
     /// The file (or `<embedded defaults>`).
     pub source: String,
