@@ -727,14 +727,15 @@ impl Agent {
         {
             return refusal.clone();
         }
-        let (runtime, p, config) = (
+        let (runtime, p, config, memory) = (
             self.runtime.clone(),
             plugin.clone(),
             check.config.config_json.clone(),
+            check.config.memory,
         );
         let verdict = self
             .executor
-            .run(async move { runtime.validate(&p, &config).await })
+            .run(async move { runtime.validate(&p, &config, memory).await })
             .await
             .unwrap_or_else(Err);
         let refusal = verdict.err().map(|e| {

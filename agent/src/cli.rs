@@ -54,6 +54,9 @@ enum Command {
     Inspect(InspectArgs),
     /// Create a plugin crate from a template.
     New(NewArgs),
+    /// Write the plugin contract (`plugin.wit`) with the WASI interfaces
+    /// it uses (`deps/`), for building a plugin in any language.
+    Wit(WitArgs),
     /// Silence checks' notifications on a running agent (add, list,
     /// expire).
     Silence(crate::remote::SilenceArgs),
@@ -88,6 +91,14 @@ struct CompileArgs {
     /// The state directory whose cache to fill (default: the config's).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct WitArgs {
+    /// The directory to write (created if missing; files of the contract
+    /// already there are replaced).
+    #[arg(long, default_value = "wit")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -145,6 +156,20 @@ pub fn main() -> ExitCode {
                 println!(
                     "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
                     dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("warden: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Wit(args) => match crate::sdk::write_wit(&args.out) {
+            Ok(files) => {
+                println!(
+                    "wrote {} files to {} (the world warden:plugin/plugin and its WASI deps)",
+                    files.len(),
+                    args.out.display()
                 );
                 ExitCode::SUCCESS
             }
@@ -427,7 +452,10 @@ async fn validate(args: ConfigArg) -> ExitCode {
         let at = format!("{}:{}: check {:?}", config.source, check.line, check.name);
         match registry.get(&check.plugin) {
             Some(plugin) => {
-                if let Err(e) = runtime.validate(&plugin, &check.config_json).await {
+                if let Err(e) = runtime
+                    .validate(&plugin, &check.config_json, check.memory)
+                    .await
+                {
                     problems.push(format!("{at}: config: {e}"));
                 }
             }

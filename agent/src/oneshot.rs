@@ -250,7 +250,7 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
         let runtime = runtime(state_dir, args.ca_file.as_deref())?;
         let plugin = load(&runtime, &plugin_spec).await?;
         runtime
-            .validate(&plugin, &config)
+            .validate(&plugin, &config, memory)
             .await
             .map_err(|e| anyhow!("invalid config for {}: {e}", plugin.info.name))?;
         let request = RunRequest {
@@ -432,7 +432,7 @@ async fn configured(args: CheckArgs) -> ExitCode {
             );
         };
         runtime
-            .validate(&plugin, &check.config_json)
+            .validate(&plugin, &check.config_json, check.memory)
             .await
             .map_err(|e| anyhow!("check {name:?}: the plugin refused its config: {e}"))?;
         let resolved = crate::references::resolve(&check.config_json, |c, k| {

@@ -3,7 +3,8 @@
 //! (`$XDG_DATA_HOME/warden/sdk-<version>-<hash>`, else
 //! `~/.local/share/warden/...`) as a small workspace (`plugin-sdk/`,
 //! `text/`, `wit/`), which new crates depend on by path. `--sdk PATH` or
-//! `$WARDEN_SDK` point at another `plugin-sdk` instead.
+//! `$WARDEN_SDK` point at another `plugin-sdk` instead. `warden wit` writes
+//! its `wit/` alone, for plugins in other languages.
 
 use std::path::PathBuf;
 
@@ -11,6 +12,25 @@ use anyhow::{Context as _, Result};
 use sha2::{Digest, Sha256};
 
 include!(concat!(env!("OUT_DIR"), "/sdk_files.rs"));
+
+/// Writes the embedded contract (`wit/` of the SDK: `plugin.wit` and
+/// `deps/`) under `dir`; the files written.
+pub fn write_wit(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (path, bytes) in SDK_FILES {
+        let Some(rel) = path.strip_prefix("wit/") else {
+            continue;
+        };
+        let file = dir.join(rel);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&file, bytes).with_context(|| format!("writing {}", file.display()))?;
+        written.push(file);
+    }
+    Ok(written)
+}
 
 /// The embedded SDK's `plugin-sdk` directory, written out if needed.
 pub fn install() -> Result<PathBuf> {

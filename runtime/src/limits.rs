@@ -57,6 +57,9 @@ pub const MAX_ATTRIBUTES: usize = 64;
 /// Plugin stdout/stderr kept per run (each); the rest is dropped and
 /// counted.
 pub const MAX_STDIO_BYTES: usize = 64 << 10;
+/// The end of a run's stderr kept with the run (its traceback or error
+/// message), whatever came before.
+pub const STDERR_TAIL_BYTES: usize = 4 << 10;
 /// Most `host.log` records per run; the rest are dropped and counted.
 pub const MAX_LOG_RECORDS: usize = 1000;
 

@@ -443,6 +443,10 @@ pub struct RunOutcome {
     /// How many shards the run was split into (absent: run whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<u32>,
+    /// The end of what the plugin wrote to stderr (at most
+    /// [`limits::STDERR_TAIL_BYTES`], redacted), when it wrote anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
 }
 
 static RUN_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -485,6 +489,7 @@ impl RunOutcome {
             http_requests: 0,
             refusals: Vec::new(),
             shards: None,
+            stderr: None,
         }
     }
 

@@ -17,7 +17,7 @@ use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::Instrument as _;
-use warden_text::units::format_duration;
+use warden_text::units::{format_duration, format_size};
 use wasmtime::component::Linker;
 
 use crate::bindings::{self, HOST_INTERFACE, REQUIRED_EXPORTS, WORLD, host, wit};
@@ -63,7 +63,39 @@ pub struct Plugin {
     /// True when it imports `host.part`, so one run may be split into
     /// shards ([`Runtime::run_sharded`]).
     pub shardable: bool,
+    /// The largest linear memory its core modules start with, in bytes:
+    /// a check's `memory` below it can never run.
+    pub initial_memory: u64,
     pre: bindings::PluginPre<Sandbox>,
+}
+
+/// The largest initial linear memory any core module of the component
+/// `bytes` declares, in bytes.
+fn initial_memory(bytes: &[u8]) -> u64 {
+    let mut largest = 0u64;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Ok(wasmparser::Payload::MemorySection(memories)) = payload {
+            for m in memories.into_iter().flatten() {
+                let page = 1u64 << m.page_size_log2.unwrap_or(16);
+                largest = largest.max(m.initial.saturating_mul(page));
+            }
+        }
+    }
+    largest
+}
+
+impl Plugin {
+    /// The memory `describe` and `validate` get: `asked` (the check's
+    /// limit, or the default), and never less than twice what the
+    /// plugin's memory starts at (a language runtime grows while it
+    /// starts), within [`limits::MAX_MEMORY`].
+    pub fn quick_memory(&self, asked: u64) -> u64 {
+        quick_memory(self.initial_memory, asked)
+    }
+}
+
+fn quick_memory(initial: u64, asked: u64) -> u64 {
+    asked.max(initial.saturating_mul(2)).min(limits::MAX_MEMORY)
 }
 
 impl Plugin {
@@ -217,7 +249,14 @@ impl Runtime {
         })?;
         let pre = bindings::PluginPre::new(instance_pre)
             .map_err(|e| anyhow!("{origin} does not match the world {WORLD}: {e:#}"))?;
-        let info = self.describe(&pre, &origin).await?;
+        let initial_memory = initial_memory(bytes);
+        let info = self
+            .describe(
+                &pre,
+                &origin,
+                quick_memory(initial_memory, limits::DEFAULT_MEMORY),
+            )
+            .await?;
         Ok(Plugin {
             sha256,
             size: bytes.len() as u64,
@@ -226,6 +265,7 @@ impl Runtime {
             imports,
             from_cache,
             shardable,
+            initial_memory,
             pre,
         })
     }
@@ -234,8 +274,10 @@ impl Runtime {
         &self,
         pre: &bindings::PluginPre<Sandbox>,
         origin: &Origin,
+        memory: u64,
     ) -> Result<PluginInfo> {
-        let mut store = SandboxSpec::quick("describe").build(self.engine.engine(), &self.shared)?;
+        let mut store =
+            SandboxSpec::quick("describe", memory).build(self.engine.engine(), &self.shared)?;
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -262,9 +304,18 @@ impl Runtime {
     }
 
     /// Asks the plugin whether a check's config is acceptable, without
-    /// running the check. `Err` carries the plugin's message.
-    pub async fn validate(&self, plugin: &Plugin, config: &str) -> Result<(), String> {
-        let mut store = SandboxSpec::quick("validate")
+    /// running the check, with the check's `memory` limit (see
+    /// [`Plugin::quick_memory`]). `Err` carries the plugin's message.
+    pub async fn validate(&self, plugin: &Plugin, config: &str, memory: u64) -> Result<(), String> {
+        if memory < plugin.initial_memory {
+            return Err(format!(
+                "memory: {} is less than the {} the plugin's memory starts at; give the check memory = \"{}MiB\" or more",
+                format_size(memory),
+                format_size(plugin.initial_memory),
+                plugin.quick_memory(0).div_ceil(1 << 20)
+            ));
+        }
+        let mut store = SandboxSpec::quick("validate", plugin.quick_memory(memory))
             .build(self.engine.engine(), &self.shared)
             .map_err(|e| format!("sandbox setup failed: {e:#}"))?;
         let call = async {

@@ -29,14 +29,14 @@ pub(crate) struct SandboxSpec<'a> {
 }
 
 impl SandboxSpec<'_> {
-    /// For `describe`/`validate`: no grants, default memory, a short
-    /// deadline, state for the call only.
-    pub(crate) fn quick(purpose: &'static str) -> SandboxSpec<'static> {
+    /// For `describe`/`validate`: no grants, `memory`, a short deadline,
+    /// state for the call only.
+    pub(crate) fn quick(purpose: &'static str, memory: u64) -> SandboxSpec<'static> {
         static NONE: std::sync::OnceLock<Grants> = std::sync::OnceLock::new();
         SandboxSpec {
             check: purpose,
             grants: NONE.get_or_init(Grants::none),
-            memory: limits::DEFAULT_MEMORY,
+            memory,
             timeout: limits::DESCRIBE_TIMEOUT,
             persistent: false,
             state_quota: StateQuota::default(),
@@ -156,6 +156,14 @@ impl Sandbox {
         } else {
             root
         };
-        format!("plugin trapped: {}", crate::redact::words(&root))
+        // A JS engine traps on an uncaught error after printing it.
+        match self.parts.log.last_error() {
+            Some(cause) => format!(
+                "plugin failed: {} (then trapped: {})",
+                crate::redact::words(&cause),
+                crate::redact::words(&root)
+            ),
+            None => format!("plugin trapped: {}", crate::redact::words(&root)),
+        }
     }
 }

@@ -403,7 +403,7 @@ impl Store {
         let sql = format!(
             "SELECT id, run_id, check_name, plugin, plugin_sha256, scheduled_ms, started_ms, finished_ms, duration_s,
                     attempt, manual, status, summary, error, metrics, findings, outputs, refusals,
-                    http_requests, shards
+                    http_requests, shards, stderr
              FROM runs WHERE 1 = 1{filter}"
         );
         let mut stmt = conn.prepare(&sql)?;
@@ -433,6 +433,7 @@ impl Store {
                     refusals: json(r.get(17)?),
                     http_requests: r.get(18)?,
                     shards: r.get::<_, Option<i64>>(19)?.map(|n| n as u32),
+                    stderr: r.get(20)?,
                 },
             })
         })?;

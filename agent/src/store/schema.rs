@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 use rusqlite::Connection;
 
 /// The version this agent writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS runs (
     outputs       TEXT NOT NULL,
     refusals      TEXT NOT NULL,
     http_requests INTEGER NOT NULL DEFAULT 0,
-    shards        INTEGER
+    shards        INTEGER,
+    stderr        TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_check ON runs (check_name, id);
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (finished_ms);
@@ -171,6 +172,8 @@ const MIGRATIONS: &[&str] = &[
     "",
     // 3 -> 4: how many shards a run was split into.
     "ALTER TABLE runs ADD COLUMN shards INTEGER;",
+    // 4 -> 5: the end of the plugin's stderr.
+    "ALTER TABLE runs ADD COLUMN stderr TEXT;",
 ];
 
 /// Creates the schema in a new store, or upgrades an older one.
@@ -218,14 +221,14 @@ mod tests {
         let path = dir.path().join("w.db");
         let conn = Connection::open(&path).unwrap();
         let v1 = SCHEMA.replace(
-            ",\n    http_requests INTEGER NOT NULL DEFAULT 0,\n    shards        INTEGER\n",
+            ",\n    http_requests INTEGER NOT NULL DEFAULT 0,\n    shards        INTEGER,\n    stderr        TEXT\n",
             "\n",
         );
         assert_ne!(v1, SCHEMA);
         conn.execute_batch(&v1).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         ensure(&conn, &path).unwrap();
-        conn.execute_batch("SELECT http_requests, shards FROM runs")
+        conn.execute_batch("SELECT http_requests, shards, stderr FROM runs")
             .unwrap();
         // And a current one is left as it is.
         ensure(&conn, &path).unwrap();

@@ -419,8 +419,8 @@ fn record_one(tx: &Connection, rec: &RunRecord) -> Result<Recorded> {
     tx.prepare_cached(
         "INSERT INTO runs (run_id, check_name, plugin, plugin_sha256, scheduled_ms, started_ms, finished_ms,
                            duration_s, attempt, manual, status, summary, error, metrics, findings, outputs, refusals,
-                           http_requests, shards)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                           http_requests, shards, stderr)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?
     .execute(params![
         o.run_id,
@@ -442,6 +442,7 @@ fn record_one(tx: &Connection, rec: &RunRecord) -> Result<Recorded> {
         serde_json::to_string(&o.refusals)?,
         o.http_requests,
         o.shards,
+        o.stderr,
     ])?;
 
     // The check's health, as the agent decided it.

@@ -80,6 +80,12 @@ impl RunLog {
         }
     }
 
+    /// The error line the plugin wrote to stderr last, if any
+    /// ([`last_error`]).
+    pub(crate) fn last_error(&self) -> Option<String> {
+        last_error(&self.stderr.tail())
+    }
+
     /// Forwards the captured stdout and stderr, line by line, redacted.
     fn forward_stdio(&self) {
         for (name, cap) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
@@ -128,12 +134,22 @@ impl Capability for Log {
     }
 
     fn explain(log: &RunLog) -> Option<String> {
-        let (text, _) = log.stderr.contents();
-        let panic = panic_message(&text)?;
-        Some(format!("plugin panicked: {}", crate::redact::words(&panic)))
+        let tail = log.stderr.tail();
+        let (before, panic) = panic_message(&tail)?;
+        let why = match last_error(before) {
+            // A runtime (Python's, JS's) that panics on an uncaught
+            // exception printed the exception first: that is the cause.
+            Some(cause) => format!("plugin failed: {cause} (its runtime then panicked: {panic})"),
+            None => format!("plugin panicked: {panic}"),
+        };
+        Some(crate::redact::words(&why))
     }
 
-    fn finish(log: &mut RunLog, _: &mut RunOutcome) {
+    fn finish(log: &mut RunLog, outcome: &mut RunOutcome) {
+        let tail = log.stderr.tail();
+        if !tail.trim().is_empty() {
+            outcome.stderr = Some(crate::redact::words(&tail));
+        }
         log.forward_stdio();
         if log.dropped > 0 {
             tracing::warn!(
@@ -144,20 +160,47 @@ impl Capability for Log {
     }
 }
 
-/// The message of a Rust panic as the standard hook prints it.
-fn panic_message(stderr: &str) -> Option<String> {
-    let start = stderr.find("panicked at ")?;
+/// What stderr held before the last Rust panic, and the panic's message
+/// as the standard hook prints it.
+fn panic_message(stderr: &str) -> Option<(&str, String)> {
+    let start = stderr.rfind("panicked at ")?;
+    let before = stderr[..start]
+        .rfind('\n')
+        .map_or("", |line| &stderr[..line]);
     let rest = &stderr[start + "panicked at ".len()..];
     let (location, message) = rest.split_once(":\n").unwrap_or((rest, ""));
     let message: Vec<&str> = message
         .lines()
         .take_while(|l| !l.starts_with("note: "))
         .collect();
-    Some(format!(
-        "{} (at {})",
-        message.join(" ").trim(),
-        location.trim()
+    Some((
+        before,
+        format!("{} (at {})", message.join(" ").trim(), location.trim()),
     ))
+}
+
+/// The error a plugin's runtime printed last: the last line that names an
+/// error or exception (`ValueError: boom` ending a Python traceback,
+/// `Error: boom` or `Uncaught TypeError: ...` from JS), else the last
+/// line of text. Truncated to one line's worth.
+fn last_error(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let names_error = |l: &&&str| {
+        let head = l.split(':').next().unwrap_or("");
+        l.contains(':')
+            && !head.contains(' ')
+            && (head.ends_with("Error")
+                || head.ends_with("Exception")
+                || head.ends_with("Interrupt"))
+            || l.starts_with("Uncaught ")
+            || l.starts_with("error: ")
+    };
+    let line = lines.iter().rev().find(names_error).or(lines.last())?;
+    Some(truncate(line, 512))
 }
 
 impl host::Host for Sandbox {
@@ -198,8 +241,11 @@ impl wit::Host for Sandbox {}
 
 #[derive(Default)]
 struct Buffer {
+    /// The first [`limits::MAX_STDIO_BYTES`].
     bytes: Vec<u8>,
     dropped: u64,
+    /// The last [`limits::STDERR_TAIL_BYTES`].
+    tail: std::collections::VecDeque<u8>,
 }
 
 /// A bounded capture of a plugin's stdout or stderr. Writes never fail:
@@ -217,6 +263,24 @@ impl Captured {
         let take = room.min(data.len());
         b.bytes.extend_from_slice(&data[..take]);
         b.dropped += (data.len() - take) as u64;
+        let keep = &data[data.len().saturating_sub(limits::STDERR_TAIL_BYTES)..];
+        b.tail.extend(keep);
+        let over = b.tail.len().saturating_sub(limits::STDERR_TAIL_BYTES);
+        b.tail.drain(..over);
+    }
+
+    /// The last [`limits::STDERR_TAIL_BYTES`] written (lossy UTF-8), from
+    /// a line's start when the front was cut.
+    pub fn tail(&self) -> String {
+        let b = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+        let (front, back) = b.tail.as_slices();
+        let bytes = [front, back].concat();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let cut = b.bytes.len() + b.dropped as usize > bytes.len();
+        match text.find('\n') {
+            Some(i) if cut => text[i + 1..].to_string(),
+            _ => text,
+        }
     }
 
     /// The text captured so far (lossy UTF-8) and the bytes dropped.
@@ -283,10 +347,57 @@ mod tests {
     #[test]
     fn panic_messages_are_extracted() {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nboom went the plugin\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(
-            panic_message(stderr).unwrap(),
-            "boom went the plugin (at src/lib.rs:12:9)"
-        );
+        let (before, panic) = panic_message(stderr).unwrap();
+        assert_eq!(panic, "boom went the plugin (at src/lib.rs:12:9)");
+        assert_eq!(before, "");
         assert!(panic_message("nothing here").is_none());
+    }
+
+    #[test]
+    fn the_last_error_is_what_a_runtime_printed_last() {
+        // componentize-py: the traceback, then its Rust runtime panics.
+        let python = "Traceback (most recent call last):\n  File \"app.py\", line 9, in run\n    raise ValueError(\"bad threshold\")\nValueError: bad threshold\n\nthread '<unnamed>' panicked at runtime/src/lib.rs:1293:29:\nPython function threw an unexpected exception\n";
+        let (before, panic) = panic_message(python).unwrap();
+        assert_eq!(
+            last_error(before).as_deref(),
+            Some("ValueError: bad threshold")
+        );
+        assert!(panic.starts_with("Python function threw"), "{panic}");
+        // A JS engine: the error, then its stack.
+        let js = "Error: the service said 503\nStack:\n  run@app.js:12:11\n  @app.js:40:3\n";
+        assert_eq!(
+            last_error(js).as_deref(),
+            Some("Error: the service said 503")
+        );
+        assert_eq!(
+            last_error("Uncaught TypeError: x is undefined\n").as_deref(),
+            Some("Uncaught TypeError: x is undefined")
+        );
+        // Otherwise the last line, and nothing from nothing.
+        assert_eq!(
+            last_error("starting\ngave up\n").as_deref(),
+            Some("gave up")
+        );
+        assert_eq!(last_error(" \n"), None);
+        // Prose with a colon is not an error name.
+        assert_eq!(
+            last_error("ValueError: one\nnote: this is fine\n").as_deref(),
+            Some("ValueError: one")
+        );
+    }
+
+    #[test]
+    fn the_tail_keeps_the_end_of_a_long_stderr() {
+        let c = Captured::default();
+        for i in 0..20_000 {
+            c.push(format!("line {i}\n").as_bytes());
+        }
+        c.push(b"RuntimeError: the end\n");
+        let tail = c.tail();
+        assert!(tail.len() <= limits::STDERR_TAIL_BYTES, "{}", tail.len());
+        assert!(tail.starts_with("line "), "from a line's start: {tail:.40}");
+        assert!(tail.ends_with("RuntimeError: the end\n"));
+        let (head, dropped) = c.contents();
+        assert!(head.starts_with("line 0\n") && dropped > 0);
     }
 }

@@ -10,7 +10,10 @@ use warden_plugin_sdk::prelude::*;
 pub struct Config {
     /// `ok`, `loop`, `sleep`, `alloc`, `panic`, `big-report`, `long-summary`,
     /// `http`, `read`, `list`, `write`, `env`, `flood`, `exit`, `error`,
-    /// `state`, `outputs`, `findings`, `slow`, `forge`, `picky`, `huge-report`, `fields-bomb`.
+    /// `state`, `outputs`, `findings`, `slow`, `forge`, `picky`, `huge-report`, `fields-bomb`,
+    /// `py-exception` (a Python traceback on stderr, then its runtime's
+    /// panic, as componentize-py does), `js-error` (a JS error on stderr,
+    /// then a trap, as a JS engine does).
     pub mode: String,
     /// URL for `http`.
     #[serde(default)]
@@ -96,6 +99,19 @@ impl Plugin for Hostile {
                 }
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
+            "py-exception" => {
+                eprintln!("starting the probe");
+                eprintln!(
+                    "Traceback (most recent call last):\n  File \"app.py\", line 9, in run\n    raise ValueError(\"bad threshold\")\nValueError: bad threshold"
+                );
+                panic!("Python function threw an unexpected exception")
+            }
+            "js-error" => {
+                eprintln!(
+                    "Error: the service said 503\nStack:\n  run@app.js:12:11\n  @app.js:40:3"
+                );
+                std::process::abort()
+            }
             "big-report" => {
                 let mut r = Report::ok("many findings");
                 for i in 0..20_000 {

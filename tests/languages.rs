@@ -1,0 +1,186 @@
+//! What a plugin author in any language meets, with the real binary: the
+//! contract written out by `warden wit`, a plugin whose memory starts
+//! large (as a Python or JS runtime's does) loading and being validated
+//! with the memory its check gives, and an uncaught error reported by the
+//! plugin's own last error line with the end of its stderr kept with the
+//! run (in `warden check` and in the agent's store).
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+/// Every file under `dir`, as (path under `dir`, bytes), sorted.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn wit_writes_the_contract_with_its_wasi_deps() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("contract");
+    let run = warden(dir.path(), &["wit", "--out", out.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("wrote 8 files to "), "{}", run.stdout);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+    assert_eq!(files(&out), files(&repo), "the same bytes as wit/");
+    assert!(out.join("deps/http/http.wit").is_file());
+    // Again over it: replaced, not refused.
+    let again = warden(dir.path(), &["wit", "--out", out.to_str().unwrap()], &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    // A place it cannot write is named.
+    let blocked = dir.path().join("file");
+    std::fs::write(&blocked, "x").unwrap();
+    let bad = warden(
+        dir.path(),
+        &["wit", "--out", blocked.join("wit").to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("file/wit"), "{}", bad.stderr);
+}
+
+#[test]
+fn a_plugin_whose_memory_starts_large_loads_and_too_little_memory_is_named() {
+    let state = tempfile::tempdir().unwrap();
+    let roomy = wasm("roomy");
+    let roomy = roomy.to_str().unwrap();
+    // describe ran with the memory the plugin needs (it starts at 80 MiB,
+    // over the 64 MiB default), so it loads; the default is refused by
+    // name, with what to give instead.
+    let run = warden(state.path(), &["check", roomy], &[]);
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains(
+            "memory: 64 MiB is less than the 81.1 MiB the plugin's memory starts at; give the check memory = \"163MiB\" or more"
+        ),
+        "{}",
+        run.stdout
+    );
+    let run = warden(state.path(), &["check", roomy, "--memory", "163MiB"], &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.starts_with("OK: 80 MiB of room"),
+        "{}",
+        run.stdout
+    );
+    let inspect = warden(state.path(), &["inspect", roomy], &[]);
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+
+    // `warden validate` says the same of a check in a config.
+    let config = state.path().join("warden.toml");
+    std::fs::create_dir_all(state.path().join("plugins")).unwrap();
+    std::fs::copy(roomy, state.path().join("plugins/roomy.wasm")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[agent]\nplugin_dir = \"{}\"\n[[check]]\nname = \"big\"\nplugin = \"roomy\"\n",
+            state.path().join("plugins").display()
+        ),
+    )
+    .unwrap();
+    let v = warden(
+        state.path(),
+        &["validate", "-c", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(v.code, 1, "{}\n{}", v.stdout, v.stderr);
+    let all = format!("{}{}", v.stdout, v.stderr);
+    assert!(
+        all.contains("check \"big\"") && all.contains("memory: 64 MiB is less than"),
+        "{all}"
+    );
+}
+
+#[test]
+fn an_uncaught_error_reads_as_the_plugins_own_message_and_stderr_is_kept() {
+    let state = tempfile::tempdir().unwrap();
+    let hostile = wasm("hostile");
+    let hostile = hostile.to_str().unwrap();
+    // As componentize-py does: the traceback, then its runtime panics.
+    let py = check_json(state.path(), hostile, r#"{"mode":"py-exception"}"#, &[]);
+    assert_eq!(py.code, 3, "{}", py.stderr);
+    let v = py.json();
+    assert!(
+        v["error"].as_str().unwrap_or("").starts_with(
+            "plugin failed: ValueError: bad threshold (its runtime then panicked: Python function threw an unexpected exception (at "
+        ),
+        "{v}"
+    );
+    let stderr = v["stderr"].as_str().unwrap_or("");
+    assert!(
+        stderr.contains("Traceback (most recent call last):")
+            && stderr.contains("raise ValueError(\"bad threshold\")"),
+        "the traceback is kept: {v}"
+    );
+    // As a JS engine does: the error, then a trap.
+    let js = check_json(state.path(), hostile, r#"{"mode":"js-error"}"#, &[]);
+    assert_eq!(js.code, 3);
+    let v = js.json();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("plugin failed: Error: the service said 503 (then trapped: "),
+        "{v}"
+    );
+    // A Rust panic reads as before; a quiet plugin keeps no stderr.
+    let rust = check_json(state.path(), hostile, r#"{"mode":"panic"}"#, &[]);
+    assert!(
+        rust.json()["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("plugin panicked: hostile plugin panicked on purpose"),
+        "{}",
+        rust.stdout
+    );
+    let ok = check_json(state.path(), hostile, r#"{"mode":"ok"}"#, &[]);
+    assert!(ok.json()["stderr"].is_null(), "{}", ok.stdout);
+
+    // The agent keeps it with the run, across a restart.
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[agent]\nlisten = \"127.0.0.1:{PORT}\"\n\
+                  [[check]]\nname = \"js\"\nplugin = \"hostile\"\nschedule = \"@every 1h\"\n\
+                  config = { mode = \"js-error\" }\n";
+    let agent = AgentProcess::start(dir.path(), config, &[]);
+    let r = http(agent.port, "POST", "/v1/checks/js/run", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json()["stderr"].is_string(), "{}", r.body);
+    let runs = |a: &AgentProcess| a.get("/v1/runs?check=js").json()["runs"].clone();
+    agent.wait_until("the run stored", Duration::from_secs(60), |a| {
+        !runs(a).as_array().unwrap().is_empty()
+    });
+    agent.kill9();
+    let agent = AgentProcess::start(dir.path(), config, &[]);
+    let run = runs(&agent)[0].clone();
+    assert!(
+        run["stderr"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Error: the service said 503\nStack:"),
+        "{run}"
+    );
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("plugin failed: Error: the service said 503"),
+        "{run}"
+    );
+}
