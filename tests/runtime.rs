@@ -179,4 +179,24 @@ async fn only_plugins_that_ask_for_their_part_are_split() {
     assert_eq!(o.shards, Some(2));
     assert_eq!(o.status, Status::Critical, "{}", o.summary);
     assert_eq!(o.findings.len(), 1, "{}", o.summary);
+
+    // Importing `host.part` is not asking: Python and JS toolchains
+    // import every function of the world. The same component with its
+    // `warden:sharded` section saying 0 runs whole.
+    let mark = b"warden:sharded\x01";
+    let at = bytes
+        .windows(mark.len())
+        .position(|w| w == mark)
+        .expect("the SDK marks a SHARDED plugin");
+    let mut unmarked = bytes.to_vec();
+    unmarked[at + mark.len() - 1] = 0;
+    let scan = Arc::new(
+        rt.load(&unmarked, Origin::Embedded("secret-scan".into()))
+            .await
+            .unwrap(),
+    );
+    assert!(!scan.shardable);
+    let o = rt.run_sharded(&scan, &req, 2).await;
+    assert_eq!(o.shards, None, "{}", o.summary);
+    assert_eq!(o.findings.len(), 1, "{}", o.summary);
 }

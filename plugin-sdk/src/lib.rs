@@ -140,8 +140,10 @@ pub trait Plugin {
 
     /// Whether one run may be split into shards that run at once, each
     /// doing the share of the work [`Context::part`] names, and then
-    /// merged. Only a plugin that says so imports `host.part` (the agent
-    /// splits only those); any other is always run [`Part::Whole`].
+    /// merged. [`export!`] writes it into the component (a `warden:sharded`
+    /// custom section), and only a plugin that says so imports
+    /// `host.part`; the agent splits only those. Any other is always run
+    /// [`Part::Whole`].
     const SHARDED: bool = false;
 
     /// Name, version, description, default schedule and capabilities.
@@ -191,6 +193,13 @@ macro_rules! export {
         const _: () = {
             type __WardenGuest = $crate::guest::Adapter<$plugin>;
     $crate::__export_plugin_impl!(__WardenGuest with_types_in $crate::guest::bindings);
+            // The agent splits a run into shards only for a component
+            // that says it may be, in this custom section (importing
+            // `host.part` is not enough: Python and JS toolchains import
+            // every function of an interface).
+            #[used]
+            #[unsafe(link_section = "warden:sharded")]
+            static __WARDEN_SHARDED: [u8; 1] = [<$plugin as $crate::Plugin>::SHARDED as u8];
         };
     };
 }

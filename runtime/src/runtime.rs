@@ -60,8 +60,10 @@ pub struct Plugin {
     pub imports: Vec<String>,
     /// True when the compiled code came from the on-disk cache.
     pub from_cache: bool,
-    /// True when it imports `host.part`, so one run may be split into
-    /// shards ([`Runtime::run_sharded`]).
+    /// True when it says it may be split (a `warden:sharded` custom
+    /// section holding 1, as the Rust SDK writes for `SHARDED` plugins) and
+    /// imports `host.part`, so one run may be split into shards
+    /// ([`Runtime::run_sharded`]).
     pub shardable: bool,
     /// The largest linear memory its core modules start with, in bytes:
     /// a check's `memory` below it can never run.
@@ -69,33 +71,48 @@ pub struct Plugin {
     pre: bindings::PluginPre<Sandbox>,
 }
 
-/// The largest initial linear memory any core module of the component
-/// `bytes` declares, in bytes.
-fn initial_memory(bytes: &[u8]) -> u64 {
-    let mut largest = 0u64;
+/// What the component's core modules say of it: the largest initial
+/// linear memory any of them declares, in bytes, and whether one carries
+/// the `warden:sharded` custom section with a 1.
+fn scan_modules(bytes: &[u8]) -> (u64, bool) {
+    let (mut largest, mut sharded) = (0u64, false);
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        if let Ok(wasmparser::Payload::MemorySection(memories)) = payload {
-            for m in memories.into_iter().flatten() {
-                let page = 1u64 << m.page_size_log2.unwrap_or(16);
-                largest = largest.max(m.initial.saturating_mul(page));
+        match payload {
+            Ok(wasmparser::Payload::MemorySection(memories)) => {
+                for m in memories.into_iter().flatten() {
+                    let page = 1u64 << m.page_size_log2.unwrap_or(16);
+                    largest = largest.max(m.initial.saturating_mul(page));
+                }
             }
+            Ok(wasmparser::Payload::CustomSection(c)) if c.name() == SHARDED_SECTION => {
+                sharded |= c.data() == [1];
+            }
+            _ => {}
         }
     }
-    largest
+    (largest, sharded)
 }
+
+/// The custom section by which a component says one run of it may be
+/// split into shards.
+const SHARDED_SECTION: &str = "warden:sharded";
 
 impl Plugin {
     /// The memory `describe` and `validate` get: `asked` (the check's
-    /// limit, or the default), and never less than twice what the
+    /// limit), never less than the default nor than twice what the
     /// plugin's memory starts at (a language runtime grows while it
-    /// starts), within [`limits::MAX_MEMORY`].
+    /// starts), within [`limits::MAX_MEMORY`]. Runs get the check's limit
+    /// alone.
     pub fn quick_memory(&self, asked: u64) -> u64 {
         quick_memory(self.initial_memory, asked)
     }
 }
 
 fn quick_memory(initial: u64, asked: u64) -> u64 {
-    asked.max(initial.saturating_mul(2)).min(limits::MAX_MEMORY)
+    asked
+        .max(limits::DEFAULT_MEMORY)
+        .max(initial.saturating_mul(2))
+        .min(limits::MAX_MEMORY)
 }
 
 impl Plugin {
@@ -221,13 +238,16 @@ impl Runtime {
             .imports(engine)
             .map(|(name, _)| name.to_string())
             .collect();
-        let shardable = ty.imports(engine).any(|(name, item)| {
-            let wasmtime::component::types::ComponentItem::ComponentInstance(instance) = item.ty
-            else {
-                return false;
-            };
-            name.starts_with(HOST_INTERFACE) && instance.get_export(engine, "part").is_some()
-        });
+        let (initial_memory, says_sharded) = scan_modules(bytes);
+        let shardable = says_sharded
+            && ty.imports(engine).any(|(name, item)| {
+                let wasmtime::component::types::ComponentItem::ComponentInstance(instance) =
+                    item.ty
+                else {
+                    return false;
+                };
+                name.starts_with(HOST_INTERFACE) && instance.get_export(engine, "part").is_some()
+            });
         let exports: Vec<String> = ty
             .exports(engine)
             .map(|(name, _)| name.to_string())
@@ -249,7 +269,6 @@ impl Runtime {
         })?;
         let pre = bindings::PluginPre::new(instance_pre)
             .map_err(|e| anyhow!("{origin} does not match the world {WORLD}: {e:#}"))?;
-        let initial_memory = initial_memory(bytes);
         let info = self
             .describe(
                 &pre,
@@ -312,7 +331,11 @@ impl Runtime {
                 "memory: {} is less than the {} the plugin's memory starts at; give the check memory = \"{}MiB\" or more",
                 format_size(memory),
                 format_size(plugin.initial_memory),
-                plugin.quick_memory(0).div_ceil(1 << 20)
+                plugin
+                    .initial_memory
+                    .saturating_mul(2)
+                    .min(limits::MAX_MEMORY)
+                    .div_ceil(1 << 20)
             ));
         }
         let mut store = SandboxSpec::quick("validate", plugin.quick_memory(memory))
