@@ -200,3 +200,80 @@ async fn only_plugins_that_ask_for_their_part_are_split() {
     assert_eq!(o.shards, None, "{}", o.summary);
     assert_eq!(o.findings.len(), 1, "{}", o.summary);
 }
+
+/// A large component (a Python or JS runtime) is compiled with Winch, the
+/// quick baseline compiler, and runs as any other, beside Cranelift's
+/// plugins in the same runtime; the compiled code is cached per compiler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_components_compile_with_winch_and_run_beside_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || RuntimeOptions {
+        cache_dir: Some(dir.path().join("cache")),
+        ..RuntimeOptions::default()
+    };
+    let hello_bytes = std::fs::read(common::wasm("hello")).unwrap();
+    let hostile_bytes = std::fs::read(common::wasm("hostile")).unwrap();
+    // Everything over hello's size counts as large here.
+    let rt = Runtime::new(options())
+        .unwrap()
+        .with_large_component_bytes(hello_bytes.len() + 1);
+    let hello = rt
+        .load(&hello_bytes, Origin::Embedded("hello".into()))
+        .await
+        .unwrap();
+    let hostile = rt
+        .load(&hostile_bytes, Origin::Embedded("hostile".into()))
+        .await
+        .unwrap();
+    assert_eq!(hello.compiler, warden_runtime::engine::Compiler::Cranelift);
+    assert_eq!(hostile.compiler, warden_runtime::engine::Compiler::Winch);
+    let ok = rt
+        .run(
+            &hostile,
+            &request("w", r#"{"mode":"ok"}"#, Duration::from_secs(5)),
+        )
+        .await;
+    assert_eq!(ok.status, Status::Ok, "{:?}", ok.error);
+    let h = rt
+        .run(&hello, &request("c", "{}", Duration::from_secs(5)))
+        .await;
+    assert_eq!(h.status, Status::Ok, "{:?}", h.error);
+    // The sandbox holds under Winch too: a loop times out, a panic is named.
+    let spin = rt
+        .run(
+            &hostile,
+            &request("w", r#"{"mode":"loop"}"#, Duration::from_millis(300)),
+        )
+        .await;
+    assert_eq!(spin.status, Status::Unknown);
+    assert!(
+        spin.error.as_deref().unwrap_or("").contains("timed out"),
+        "{:?}",
+        spin.error
+    );
+    let panic = rt
+        .run(
+            &hostile,
+            &request("w", r#"{"mode":"panic"}"#, Duration::from_secs(5)),
+        )
+        .await;
+    assert!(
+        panic
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("plugin panicked: "),
+        "{:?}",
+        panic.error
+    );
+    // A second runtime finds Winch's code in the cache.
+    let again = Runtime::new(options())
+        .unwrap()
+        .with_large_component_bytes(hello_bytes.len() + 1);
+    let cached = again
+        .load(&hostile_bytes, Origin::Embedded("hostile".into()))
+        .await
+        .unwrap();
+    assert!(cached.from_cache);
+    assert_eq!(cached.compiler, warden_runtime::engine::Compiler::Winch);
+}

@@ -130,6 +130,14 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Run(_)) {
         limit_malloc_arenas();
+    } else {
+        // A one-shot command piped into `head` ends quietly when the pipe
+        // closes, as a shell tool does (the agent keeps ignoring SIGPIPE:
+        // its sockets get EPIPE).
+        // SAFETY: restores the default disposition before any thread runs.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
     init_tracing(match cli.command {
         Command::Run(_) => "info",
@@ -352,6 +360,9 @@ async fn inspect(args: InspectArgs) -> Result<()> {
                 "describe": plugin.info,
                 "imports": plugin.imports,
                 "pinned_by": pinned_by,
+                "compiler": plugin.compiler,
+                "initial_memory": plugin.initial_memory,
+                "shardable": plugin.shardable,
             });
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
@@ -365,6 +376,23 @@ async fn inspect(args: InspectArgs) -> Result<()> {
                 "size          {} ({} bytes)",
                 units::format_size(plugin.size),
                 plugin.size
+            );
+            println!(
+                "compiled by   {}",
+                match plugin.compiler {
+                    warden_runtime::engine::Compiler::Cranelift => "cranelift",
+                    warden_runtime::engine::Compiler::Winch =>
+                        "winch (a large component: quick to compile, slower code)",
+                }
+            );
+            println!(
+                "memory        starts at {}{}",
+                units::format_size(plugin.initial_memory),
+                if plugin.shardable {
+                    "; runs may be split into shards"
+                } else {
+                    ""
+                }
             );
             println!("description   {}", i.description);
             println!(

@@ -60,6 +60,10 @@ pub const MAX_STDIO_BYTES: usize = 64 << 10;
 /// The end of a run's stderr kept with the run (its traceback or error
 /// message), whatever came before.
 pub const STDERR_TAIL_BYTES: usize = 4 << 10;
+/// Components this large or larger (a Python or JS runtime: 13–18 MiB; Rust
+/// plugins are 0.3–2.5 MiB) are compiled with Winch, not Cranelift: a
+/// first load in a fifth of the CPU time, slower code.
+pub const LARGE_COMPONENT_BYTES: usize = 8 << 20;
 /// Most `host.log` records per run; the rest are dropped and counted.
 pub const MAX_LOG_RECORDS: usize = 1000;
 

@@ -22,7 +22,7 @@ use wasmtime::component::Linker;
 
 use crate::bindings::{self, HOST_INTERFACE, REQUIRED_EXPORTS, WORLD, host, wit};
 use crate::caps::{Grants, Parts, Sandbox, Shared, StateBackend, StateQuota};
-use crate::engine::WardenEngine;
+use crate::engine::{Compiler, WardenEngine};
 use crate::limits;
 use crate::report::{PluginInfo, Report, RunOutcome};
 use crate::sandbox::SandboxSpec;
@@ -68,6 +68,10 @@ pub struct Plugin {
     /// The largest linear memory its core modules start with, in bytes:
     /// a check's `memory` below it can never run.
     pub initial_memory: u64,
+    /// The compiler its code came from (Winch for a large component).
+    pub compiler: Compiler,
+    /// The engine it was compiled for, whose stores it runs in.
+    engine: wasmtime::Engine,
     pre: bindings::PluginPre<Sandbox>,
 }
 
@@ -166,8 +170,20 @@ pub struct RuntimeOptions {
 pub struct Runtime {
     engine: WardenEngine,
     linker: Linker<Sandbox>,
+    /// The Winch engine and its linker, made when the first large
+    /// component loads.
+    large: std::sync::OnceLock<Result<(WardenEngine, Linker<Sandbox>), String>>,
+    /// Components of this many bytes or more are compiled with Winch.
+    large_bytes: usize,
     cache_dir: Option<PathBuf>,
     shared: Shared,
+}
+
+fn linker(engine: &WardenEngine) -> Result<Linker<Sandbox>> {
+    let mut linker = Linker::new(engine.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    Parts::link(&mut linker)?;
+    Ok(linker)
 }
 
 /// Hex sha256 of plugin bytes: a plugin's identity everywhere.
@@ -191,12 +207,12 @@ impl Runtime {
     /// capability.
     pub fn new(options: RuntimeOptions) -> Result<Runtime> {
         let engine = WardenEngine::new()?;
-        let mut linker = Linker::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        Parts::link(&mut linker)?;
+        let linker = linker(&engine)?;
         Ok(Runtime {
             engine,
             linker,
+            large: std::sync::OnceLock::new(),
+            large_bytes: limits::LARGE_COMPONENT_BYTES,
             cache_dir: options.cache_dir,
             shared: Shared::new(options.state, &options.extra_roots)?,
         })
@@ -205,6 +221,33 @@ impl Runtime {
     /// The engine wrapper (allocation mode, for reports and benchmarks).
     pub fn engine(&self) -> &WardenEngine {
         &self.engine
+    }
+
+    /// Compiles components of `bytes` or more with Winch (default
+    /// [`limits::LARGE_COMPONENT_BYTES`]).
+    pub fn with_large_component_bytes(mut self, bytes: usize) -> Runtime {
+        self.large_bytes = bytes;
+        self
+    }
+
+    /// The engine and linker for a component of `len` bytes: Winch's for
+    /// a large one (Cranelift's when Winch's cannot be made).
+    fn engine_for(&self, len: usize) -> (&WardenEngine, &Linker<Sandbox>) {
+        if len >= self.large_bytes {
+            let large = self.large.get_or_init(|| {
+                WardenEngine::with(Compiler::Winch)
+                    .and_then(|e| Ok((linker(&e)?, e)))
+                    .map(|(l, e)| (e, l))
+                    .map_err(|e| format!("{e:#}"))
+            });
+            match large {
+                Ok((engine, linker)) => return (engine, linker),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no Winch engine; compiling a large component with Cranelift")
+                }
+            }
+        }
+        (&self.engine, &self.linker)
     }
 
     /// Loads a component: checks it is one, compiles it (or loads it from
@@ -220,9 +263,17 @@ impl Runtime {
             }
             bail!("{origin} is not a WebAssembly component (bad magic number or truncated file)");
         }
-        let compile = || {
-            self.engine
-                .load_component(bytes, &sha256, self.cache_dir.as_deref())
+        let (mut wengine, mut linker) = self.engine_for(bytes.len());
+        let compile =
+            |e: &WardenEngine| e.load_component(bytes, &sha256, self.cache_dir.as_deref());
+        let mut compile = || match compile(wengine) {
+            // Winch does not compile every component Cranelift does.
+            Err(e) if wengine.compiler() == Compiler::Winch => {
+                tracing::warn!(%origin, error = %format!("{e:#}"), "Winch could not compile it; compiling with Cranelift");
+                (wengine, linker) = (&self.engine, &self.linker);
+                compile(wengine)
+            }
+            other => other,
         };
         // Compiling takes a core for a while; let the scheduler's other
         // tasks move to another worker meanwhile.
@@ -233,7 +284,7 @@ impl Runtime {
         let (component, from_cache) =
             compiled.with_context(|| format!("{origin} failed to compile"))?;
         let ty = component.component_type();
-        let engine = self.engine.engine();
+        let engine = wengine.engine();
         let imports: Vec<String> = ty
             .imports(engine)
             .map(|(name, _)| name.to_string())
@@ -264,13 +315,14 @@ impl Runtime {
                 exports.join(", ")
             );
         }
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
             anyhow!("{origin} cannot be linked: {e:#} (Warden provides {WORLD} imports only; sockets are not granted)")
         })?;
         let pre = bindings::PluginPre::new(instance_pre)
             .map_err(|e| anyhow!("{origin} does not match the world {WORLD}: {e:#}"))?;
         let info = self
             .describe(
+                engine,
                 &pre,
                 &origin,
                 quick_memory(initial_memory, limits::DEFAULT_MEMORY),
@@ -285,18 +337,20 @@ impl Runtime {
             from_cache,
             shardable,
             initial_memory,
+            compiler: wengine.compiler(),
+            engine: engine.clone(),
             pre,
         })
     }
 
     async fn describe(
         &self,
+        engine: &wasmtime::Engine,
         pre: &bindings::PluginPre<Sandbox>,
         origin: &Origin,
         memory: u64,
     ) -> Result<PluginInfo> {
-        let mut store =
-            SandboxSpec::quick("describe", memory).build(self.engine.engine(), &self.shared)?;
+        let mut store = SandboxSpec::quick("describe", memory).build(engine, &self.shared)?;
         let call = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_describe(&mut store).await
@@ -339,7 +393,7 @@ impl Runtime {
             ));
         }
         let mut store = SandboxSpec::quick("validate", plugin.quick_memory(memory))
-            .build(self.engine.engine(), &self.shared)
+            .build(&plugin.engine, &self.shared)
             .map_err(|e| format!("sandbox setup failed: {e:#}"))?;
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -413,7 +467,7 @@ impl Runtime {
             share,
         };
         let mut store = spec
-            .build(self.engine.engine(), &self.shared)
+            .build(&plugin.engine, &self.shared)
             .map_err(|e| format!("sandbox setup failed: {e:#}"))?;
         let ctx = wit::RunContext {
             check: req.check.clone(),
