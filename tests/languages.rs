@@ -184,3 +184,202 @@ fn an_uncaught_error_reads_as_the_plugins_own_message_and_stderr_is_kept() {
         "{run}"
     );
 }
+
+/// Runs `script args` in `dir` with `env`; its output, asserting success.
+fn sh(dir: &Path, script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = std::process::Command::new(dir.join(script));
+    cmd.args(args).current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running the build script");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} {args:?}: {text}");
+    text
+}
+
+/// Python's own http.server on 127.0.0.1, serving `root`.
+struct PythonServer(std::process::Child, u16);
+
+impl PythonServer {
+    fn start(root: &Path) -> PythonServer {
+        let port = free_port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        PythonServer(child, port)
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("pyprobe");
+    let made = warden(
+        dir.path(),
+        &[
+            "new",
+            "--lang",
+            "python",
+            "pyprobe",
+            "--dir",
+            plugin.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert!(
+        made.stdout.contains("./build.sh test && ./build.sh"),
+        "{}",
+        made.stdout
+    );
+    // componentize-py and pytest, pinned, in one virtualenv for every run.
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../peers/python-plugins");
+    let venv = venv.to_str().unwrap();
+    let env = [("WARDEN_PY_VENV", venv), ("WARDEN", warden_bin())];
+    let tests = sh(&plugin, "build.sh", &["test"], &env);
+    assert!(tests.contains("5 passed"), "{tests}");
+    let built = sh(&plugin, "build.sh", &[], &env);
+    assert!(built.contains("pyprobe.wasm"), "{built}");
+    let wasm = plugin.join("pyprobe.wasm");
+    let wasm = wasm.to_str().unwrap();
+
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "up\n").unwrap();
+    let server = PythonServer::start(&site);
+    let base = format!("http://127.0.0.1:{}", server.1);
+    let config = |path: &str| format!(r#"{{"url": "{base}{path}"}}"#);
+    let state = dir.path().join("state");
+    let granted = ["--allow-host", base.as_str()];
+
+    // Healthy, failing, not granted, bad config.
+    let ok = check_json(&state, wasm, &config("/"), &granted);
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    let v = ok.json();
+    assert_eq!(v["status"], "ok", "{v}");
+    assert!(
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "probe_http_status_code" && m["value"] == 200.0),
+        "{v}"
+    );
+    let down = check_json(&state, wasm, &config("/missing"), &granted);
+    assert_eq!(down.code, 2, "{}", down.stdout);
+    assert!(
+        down.json()["summary"]
+            .as_str()
+            .unwrap()
+            .contains("answered 404, expected 200")
+    );
+    let refused = check_json(&state, wasm, &config("/"), &[]);
+    assert_eq!(refused.code, 3);
+    assert!(
+        refused.json()["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not grant this host (allow.hosts)"),
+        "{}",
+        refused.stdout
+    );
+    let bad = warden(
+        &state,
+        &["check", wasm, "--config", r#"{"url": "ftp://x"}"#],
+        &[],
+    );
+    assert_eq!(bad.code, 3);
+    assert!(
+        bad.stdout
+            .contains("url: required, an http:// or https:// URL"),
+        "{}",
+        bad.stdout
+    );
+
+    // An uncaught exception reads as its own last line; the traceback is
+    // kept with the run.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    for f in ["app.py", "warden.py", "build.sh"] {
+        std::fs::copy(plugin.join(f), broken.join(f)).unwrap();
+    }
+    let app = std::fs::read_to_string(broken.join("app.py")).unwrap();
+    let app = app.replace(
+        "        resp = ctx.http.get(url)\n",
+        "        raise ValueError(f\"no route to {url}\")\n",
+    );
+    std::fs::write(broken.join("app.py"), app).unwrap();
+    sh(&broken, "build.sh", &[], &env);
+    let crash = check_json(
+        &state,
+        broken.join("pyprobe.wasm").to_str().unwrap(),
+        &config("/"),
+        &granted,
+    );
+    assert_eq!(crash.code, 3);
+    let v = crash.json();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("plugin failed: ValueError: no route to {base}/")),
+        "{v}"
+    );
+    assert!(
+        v["stderr"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Traceback (most recent call last)"),
+        "{v}"
+    );
+
+    // In the agent, beside the Rust plugins.
+    let home = dir.path().join("agent");
+    std::fs::create_dir_all(home.join("plugins")).unwrap();
+    std::fs::copy(wasm, home.join("plugins/pyprobe.wasm")).unwrap();
+    let agent = AgentProcess::start(
+        &home,
+        &format!(
+            "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+             [[check]]\nname = \"py\"\nplugin = \"pyprobe\"\nschedule = \"@every 1h\"\n\
+             config = {{ url = \"{base}/\" }}\nallow.hosts = [\"{base}\"]\n"
+        ),
+        &[],
+    );
+    agent.wait_until("the plugin loaded", Duration::from_secs(120), |a| {
+        a.get("/v1/plugins/pyprobe").json()["state"] == "loaded"
+    });
+    let r = http(agent.port, "POST", "/v1/checks/py/run", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "ok", "{}", r.body);
+    let runs = agent.check("py")["runs"]["ok"].as_u64().unwrap_or(0);
+    assert!(runs >= 1, "{}", agent.check("py"));
+}

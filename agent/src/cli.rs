@@ -52,8 +52,8 @@ enum Command {
     Check(CheckArgs),
     /// Show what a plugin is: sha256, size, describe, imports.
     Inspect(InspectArgs),
-    /// Create a plugin crate from a template.
-    New(NewArgs),
+    /// Create a plugin from a template (Rust or Python).
+    New(crate::scaffold::NewArgs),
     /// Write the plugin contract (`plugin.wit`) with the WASI interfaces
     /// it uses (`deps/`), for building a plugin in any language.
     Wit(WitArgs),
@@ -102,19 +102,6 @@ struct WitArgs {
 }
 
 #[derive(clap::Args)]
-struct NewArgs {
-    /// Plugin name, `[a-z0-9-]+`.
-    name: String,
-    /// Where to create it (default: ./<name>).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Path of a `plugin-sdk` crate (default: $WARDEN_SDK, else the SDK
-    /// this binary embeds, written once to ~/.local/share/warden).
-    #[arg(long)]
-    sdk: Option<PathBuf>,
-}
-
-#[derive(clap::Args)]
 struct InspectArgs {
     /// A `.wasm` file, or the name of a standard plugin.
     plugin: String,
@@ -158,13 +145,10 @@ pub fn main() -> ExitCode {
         Command::Validate(args) => rt.block_on(validate(args)),
         Command::Check(args) => rt.block_on(check(args)),
         Command::Silence(args) => rt.block_on(crate::remote::main(args)),
-        Command::New(args) => match new_plugin(&args) {
-            Ok(dir) => {
+        Command::New(args) => match crate::scaffold::new_plugin(&args) {
+            Ok((dir, next)) => {
                 println!("created {}", dir.display());
-                println!(
-                    "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2",
-                    dir.display()
-                );
+                println!("next: cd {} && {next}", dir.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -526,52 +510,4 @@ async fn validate(args: ConfigArg) -> ExitCode {
         }
         ExitCode::from(1)
     }
-}
-
-const TEMPLATE_CARGO: &str = include_str!("template/Cargo.toml.tmpl");
-const TEMPLATE_LIB: &str = include_str!("template/lib.rs.tmpl");
-
-/// Writes a new plugin crate; returns its directory.
-fn new_plugin(args: &NewArgs) -> Result<PathBuf> {
-    let name = &args.name;
-    let valid = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-');
-    if !valid {
-        bail!("{name:?} is not a plugin name: use [a-z0-9-], starting with a letter or digit");
-    }
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(name));
-    if dir.exists()
-        && std::fs::read_dir(&dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        bail!("{} already exists and is not empty", dir.display());
-    }
-    let sdk = match (&args.sdk, std::env::var_os("WARDEN_SDK")) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => PathBuf::from(p),
-        // The SDK this binary embeds: no checkout needed.
-        (None, None) => crate::sdk::install()?,
-    };
-    let sdk = sdk.canonicalize().with_context(|| {
-        format!(
-            "the plugin SDK is not at {} (use --sdk PATH)",
-            sdk.display()
-        )
-    })?;
-    let fill = |t: &str| {
-        t.replace("{{name}}", name)
-            .replace("{{crate}}", &name.replace('-', "_"))
-            .replace("{{sdk}}", &sdk.display().to_string())
-    };
-    std::fs::create_dir_all(dir.join("src"))
-        .with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join("Cargo.toml"), fill(TEMPLATE_CARGO))?;
-    std::fs::write(dir.join("src/lib.rs"), fill(TEMPLATE_LIB))?;
-    std::fs::write(dir.join(".gitignore"), "/target\n")?;
-    Ok(dir)
 }

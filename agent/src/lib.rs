@@ -49,6 +49,7 @@ mod references;
 mod registry;
 mod reload;
 mod remote;
+mod scaffold;
 mod schedule;
 mod scheduler;
 mod sdk;
