@@ -68,6 +68,7 @@ fn child(compiler: &str, path: &str) {
 }
 
 /// CPU seconds, wall time and peak RSS (MiB) of a child loading `path`.
+#[allow(clippy::zombie_processes)] // reaped by wait4, which reports its usage
 fn first_load(compiler: &str, path: &Path) -> (f64, Duration, f64) {
     let started = Instant::now();
     let child = Command::new(std::env::current_exe().unwrap())
