@@ -199,7 +199,17 @@ fn last_error(stderr: &str) -> Option<String> {
             || l.starts_with("Uncaught ")
             || l.starts_with("error: ")
     };
-    let line = lines.iter().rev().find(names_error).or(lines.last())?;
+    // Lines a runtime adds on its way down, which say nothing of why.
+    let noise = |l: &&&str| l.starts_with("Redirecting call to abort()") || l.starts_with("note: ");
+    // StarlingMonkey (componentize-js) prints the error, then `Stack:`.
+    let before_stack = lines
+        .iter()
+        .rposition(|l| *l == "Stack:")
+        .and_then(|i| i.checked_sub(1))
+        .map(|i| &lines[i]);
+    let line = before_stack
+        .or_else(|| lines.iter().rev().find(names_error))
+        .or_else(|| lines.iter().rev().find(|l| !noise(l)))?;
     Some(truncate(line, 512))
 }
 
@@ -372,6 +382,13 @@ mod tests {
         assert_eq!(
             last_error("Uncaught TypeError: x is undefined\n").as_deref(),
             Some("Uncaught TypeError: x is undefined")
+        );
+        // componentize-js: a thrown Error (not a string) cannot become the
+        // run's error; the engine says so before its stack and aborts.
+        let thrown = "expected a string, received [object]\nStack:\n  export_run@/tmp/x/sources/initializer.js:14217:45\n\nRedirecting call to abort() to mozalloc_abort\n\n";
+        assert_eq!(
+            last_error(thrown).as_deref(),
+            Some("expected a string, received [object]")
         );
         // Otherwise the last line, and nothing from nothing.
         assert_eq!(
