@@ -202,42 +202,6 @@ fn sh(dir: &Path, script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     text
 }
 
-/// Python's own http.server on 127.0.0.1, serving `root`.
-struct PythonServer(std::process::Child, u16);
-
-impl PythonServer {
-    fn start(root: &Path) -> PythonServer {
-        let port = free_port();
-        let child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .current_dir(root)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        PythonServer(child, port)
-    }
-}
-
-impl Drop for PythonServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,8 +238,8 @@ fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
     let site = dir.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
     std::fs::write(site.join("index.html"), "up\n").unwrap();
-    let server = PythonServer::start(&site);
-    let base = format!("http://127.0.0.1:{}", server.1);
+    let server = PythonHttpServer::start(&site);
+    let base = format!("http://127.0.0.1:{}", server.port);
     let config = |path: &str| format!(r#"{{"url": "{base}{path}"}}"#);
     let state = dir.path().join("state");
     let granted = ["--allow-host", base.as_str()];

@@ -83,37 +83,6 @@ fn steps() -> i64 {
     MINUTES * 60 / STEP
 }
 
-/// Python's http.server over `dir` on a free port.
-fn python_server(dir: &Path) -> (Child, u16) {
-    let port = free_port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .arg("--directory")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 -m http.server");
-    wait_for_port(port);
-    (child, port)
-}
-
-fn wait_for_port(port: u16) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on 127.0.0.1:{port}");
-}
-
 struct Prometheus {
     child: Child,
     port: u16,
@@ -285,7 +254,8 @@ fn relay_rules_agree_with_prometheus_and_fire_on_time() {
         .unwrap()
         .as_secs() as i64;
     let base = (now - 3 * 3600) / STEP * STEP;
-    let (mut server, port) = python_server(&www);
+    let server = PythonHttpServer::start(&www);
+    let port = server.port;
     let prom = prometheus(dir.path(), base);
 
     let example = std::fs::read_to_string(concat!(
@@ -359,8 +329,7 @@ fn relay_rules_agree_with_prometheus_and_fire_on_time() {
             }
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(compared > 100, "only {compared} values compared");
     // The storyline: when each rule fires and resolves, in minutes.
     let story = |i: usize| -> Vec<(f64, bool)> { changes[i].clone() };
@@ -439,7 +408,8 @@ fn runbook_conditions_fire_and_resolve_on_time() {
         .unwrap()
         .as_secs() as i64;
     let base = (now - 3 * 3600) / 60 * 60;
-    let (mut server, port) = python_server(&www);
+    let server = PythonHttpServer::start(&www);
+    let port = server.port;
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/runbook-conditions.toml"
@@ -488,8 +458,7 @@ fn runbook_conditions_fire_and_resolve_on_time() {
             }
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let st = |v: &[(i64, &str)]| {
         v.iter()
             .map(|(m, s)| (*m, s.to_string()))

@@ -38,6 +38,50 @@ pub fn python_fixture(script: &str, port: u16, dir: &Path) -> Child {
     panic!("{script} did not start on {port}");
 }
 
+/// Python's own `http.server` serving `dir` on 127.0.0.1 (a server no one
+/// here wrote), killed on drop.
+pub struct PythonHttpServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl PythonHttpServer {
+    pub fn start(dir: &Path) -> PythonHttpServer {
+        let port = free_port();
+        let server = PythonHttpServer {
+            child: Command::new("python3")
+                .args([
+                    "-m",
+                    "http.server",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                ])
+                .arg("--directory")
+                .arg(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 -m http.server"),
+            port,
+        };
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("python3 -m http.server did not listen on 127.0.0.1:{port}");
+    }
+}
+
+impl Drop for PythonHttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The `warden` binary under test.
 pub fn warden_bin() -> &'static str {
     env!("CARGO_BIN_EXE_warden")

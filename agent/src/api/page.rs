@@ -305,10 +305,12 @@ pub(super) async fn check(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let name = path_name(path)?;
-    let Some(summary) = visible(&agent, access)?
-        .into_iter()
-        .find(|v| v.name == name)
-    else {
+    let public = &agent.config().status_page.public;
+    if access == Access::Public && public.is_empty() {
+        return Err(needs_token());
+    }
+    let shown = access == Access::Full || public.contains(&name);
+    let Some(summary) = agent.check_view(&name).filter(|_| shown).map(|v| v.summary) else {
         // A check that is not public reads as absent to a visitor.
         return Err(ApiError::new(
             ErrorCode::CheckNotFound,
