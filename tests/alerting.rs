@@ -137,14 +137,20 @@ fn webhook_slack_and_pagerduty_get_their_documented_shapes() {
     );
 
     // Delivered, counted, and the secrets are nowhere in the API or log.
+    // (A receiver may have the body before the agent has marked it sent.)
+    let states = |a: &AgentProcess| -> Vec<String> {
+        a.get("/v1/notifications").json()["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["state"].as_str().unwrap().to_string())
+            .collect()
+    };
+    agent.wait_until("every notification marked delivered", WAIT, |a| {
+        states(a) == vec!["delivered"; 8]
+    });
     let list = agent.get("/v1/notifications").json();
-    let states: Vec<_> = list["notifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["state"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(states, vec!["delivered"; 8], "{list}");
+    assert_eq!(states(&agent), vec!["delivered"; 8], "{list}");
     // Exactly once each: a second look finds nothing more sent.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(r.received().len(), 8, "{:?}", r.received());
