@@ -3,7 +3,10 @@
 //! large (as a Python or JS runtime's does) loading and being validated
 //! with the memory its check gives, and an uncaught error reported by the
 //! plugin's own last error line with the end of its stderr kept with the
-//! run (in `warden check` and in the agent's store).
+//! run (in `warden check` and in the agent's store); and a plugin from
+//! each template of `warden new` (Rust, Python, JavaScript) unit-tested
+//! natively, built with its pinned tools, and run through `warden check`
+//! against Python's `http.server` and in a running agent.
 
 mod common;
 
@@ -202,17 +205,16 @@ fn sh(dir: &Path, script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     text
 }
 
-#[test]
-fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugin = dir.path().join("pyprobe");
+/// Writes a plugin from `lang`'s template into `dir/name`; its directory.
+fn from_template(dir: &Path, lang: &str, name: &str) -> std::path::PathBuf {
+    let plugin = dir.join(name);
     let made = warden(
-        dir.path(),
+        dir,
         &[
             "new",
             "--lang",
-            "python",
-            "pyprobe",
+            lang,
+            name,
             "--dir",
             plugin.to_str().unwrap(),
         ],
@@ -224,28 +226,16 @@ fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
         "{}",
         made.stdout
     );
-    // componentize-py and pytest, pinned, in one virtualenv for every run.
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../peers/python-plugins");
-    let venv = venv.to_str().unwrap();
-    let env = [("WARDEN_PY_VENV", venv), ("WARDEN", warden_bin())];
-    let tests = sh(&plugin, "build.sh", &["test"], &env);
-    assert!(tests.contains("5 passed"), "{tests}");
-    let built = sh(&plugin, "build.sh", &[], &env);
-    assert!(built.contains("pyprobe.wasm"), "{built}");
-    let wasm = plugin.join("pyprobe.wasm");
-    let wasm = wasm.to_str().unwrap();
+    plugin
+}
 
-    let site = dir.path().join("site");
-    std::fs::create_dir_all(&site).unwrap();
-    std::fs::write(site.join("index.html"), "up\n").unwrap();
-    let server = PythonHttpServer::start(&site);
-    let base = format!("http://127.0.0.1:{}", server.port);
+/// What every template's probe does through `warden check` against
+/// Python's `http.server` at `base`: healthy, failing, not granted, bad
+/// config.
+fn the_probe_works(state: &Path, wasm: &str, base: &str) {
     let config = |path: &str| format!(r#"{{"url": "{base}{path}"}}"#);
-    let state = dir.path().join("state");
-    let granted = ["--allow-host", base.as_str()];
-
-    // Healthy, failing, not granted, bad config.
-    let ok = check_json(&state, wasm, &config("/"), &granted);
+    let granted = ["--allow-host", base];
+    let ok = check_json(state, wasm, &config("/"), &granted);
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
     let v = ok.json();
     assert_eq!(v["status"], "ok", "{v}");
@@ -257,26 +247,30 @@ fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
             .any(|m| m["name"] == "probe_http_status_code" && m["value"] == 200.0),
         "{v}"
     );
-    let down = check_json(&state, wasm, &config("/missing"), &granted);
+    let down = check_json(state, wasm, &config("/missing"), &granted);
     assert_eq!(down.code, 2, "{}", down.stdout);
     assert!(
         down.json()["summary"]
             .as_str()
             .unwrap()
-            .contains("answered 404, expected 200")
+            .contains("answered 404, expected 200"),
+        "{}",
+        down.stdout
     );
-    let refused = check_json(&state, wasm, &config("/"), &[]);
+    // The error names the grant, whatever the language's HTTP client
+    // says (the agent adds the refusal when it does not).
+    let refused = check_json(state, wasm, &config("/"), &[]);
     assert_eq!(refused.code, 3);
+    let error = refused.json()["error"].as_str().unwrap_or("").to_string();
     assert!(
-        refused.json()["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("does not grant this host (allow.hosts)"),
+        error.starts_with("plugin error: ")
+            && error.contains(base)
+            && error.contains("allow.hosts"),
         "{}",
         refused.stdout
     );
     let bad = warden(
-        &state,
+        state,
         &["check", wasm, "--config", r#"{"url": "ftp://x"}"#],
         &[],
     );
@@ -287,6 +281,57 @@ fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
         "{}",
         bad.stdout
     );
+}
+
+/// `wasm` as plugin `name` in a running agent, probing `base`: loaded and
+/// run on demand, ok.
+fn runs_in_the_agent(home: &Path, wasm: &Path, name: &str, base: &str) {
+    std::fs::create_dir_all(home.join("plugins")).unwrap();
+    std::fs::copy(wasm, home.join(format!("plugins/{name}.wasm"))).unwrap();
+    let agent = AgentProcess::start(
+        home,
+        &format!(
+            "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
+             [[check]]\nname = \"probe\"\nplugin = \"{name}\"\nschedule = \"@every 1h\"\n\
+             config = {{ url = \"{base}/\" }}\nallow.hosts = [\"{base}\"]\n"
+        ),
+        &[],
+    );
+    agent.wait_until("the plugin loaded", Duration::from_secs(120), |a| {
+        a.get(&format!("/v1/plugins/{name}")).json()["state"] == "loaded"
+    });
+    let r = http(agent.port, "POST", "/v1/checks/probe/run", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["status"], "ok", "{}", r.body);
+    let runs = agent.check("probe")["runs"]["ok"].as_u64().unwrap_or(0);
+    assert!(runs >= 1, "{}", agent.check("probe"));
+}
+
+/// A directory with `index.html`, served by Python's `http.server`.
+fn site(dir: &Path) -> PythonHttpServer {
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "up\n").unwrap();
+    PythonHttpServer::start(&site)
+}
+
+#[test]
+fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = from_template(dir.path(), "python", "pyprobe");
+    // componentize-py and pytest, pinned, in one virtualenv for every run.
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../peers/python-plugins");
+    let venv = venv.to_str().unwrap();
+    let env = [("WARDEN_PY_VENV", venv), ("WARDEN", warden_bin())];
+    let tests = sh(&plugin, "build.sh", &["test"], &env);
+    assert!(tests.contains("5 passed"), "{tests}");
+    let built = sh(&plugin, "build.sh", &[], &env);
+    assert!(built.contains("pyprobe.wasm"), "{built}");
+    let wasm = plugin.join("pyprobe.wasm");
+    let server = site(dir.path());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let state = dir.path().join("state");
+    the_probe_works(&state, wasm.to_str().unwrap(), &base);
 
     // An uncaught exception reads as its own last line; the traceback is
     // kept with the run.
@@ -305,8 +350,8 @@ fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
     let crash = check_json(
         &state,
         broken.join("pyprobe.wasm").to_str().unwrap(),
-        &config("/"),
-        &granted,
+        &format!(r#"{{"url": "{base}/"}}"#),
+        &["--allow-host", &base],
     );
     assert_eq!(crash.code, 3);
     let v = crash.json();
@@ -326,24 +371,113 @@ fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
     );
 
     // In the agent, beside the Rust plugins.
-    let home = dir.path().join("agent");
-    std::fs::create_dir_all(home.join("plugins")).unwrap();
-    std::fs::copy(wasm, home.join("plugins/pyprobe.wasm")).unwrap();
-    let agent = AgentProcess::start(
-        &home,
-        &format!(
-            "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
-             [[check]]\nname = \"py\"\nplugin = \"pyprobe\"\nschedule = \"@every 1h\"\n\
-             config = {{ url = \"{base}/\" }}\nallow.hosts = [\"{base}\"]\n"
-        ),
+    runs_in_the_agent(&dir.path().join("agent"), &wasm, "pyprobe", &base);
+}
+
+#[test]
+fn a_javascript_plugin_from_the_template_is_unit_tested_built_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = from_template(dir.path(), "js", "jsprobe");
+    // componentize-js, pinned, in one tools directory for every run.
+    let tools = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../peers/js-plugins");
+    let tools = tools.to_str().unwrap();
+    let env = [("WARDEN_JS_TOOLS", tools), ("WARDEN", warden_bin())];
+    let tests = sh(&plugin, "build.sh", &["test"], &env);
+    assert!(
+        tests.contains("# pass 5") && tests.contains("# fail 0"),
+        "{tests}"
+    );
+    let built = sh(&plugin, "build.sh", &[], &env);
+    assert!(built.contains("jsprobe.wasm"), "{built}");
+    let wasm = plugin.join("jsprobe.wasm");
+    let server = site(dir.path());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let state = dir.path().join("state");
+    the_probe_works(&state, wasm.to_str().unwrap(), &base);
+
+    // An uncaught exception reads as `Name: message`; its stack is kept
+    // with the run.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    for f in [
+        "app.js",
+        "warden.js",
+        "component.js",
+        "package.json",
+        "build.sh",
+    ] {
+        std::fs::copy(plugin.join(f), broken.join(f)).unwrap();
+    }
+    let app = std::fs::read_to_string(broken.join("app.js")).unwrap();
+    let app = app.replace(
+        "    const resp = await ctx.http.get(url);\n",
+        "    const resp = await ctx.http.get(url);\n    if (resp) throw new RangeError(`no route to ${url}`);\n",
+    );
+    std::fs::write(broken.join("app.js"), app).unwrap();
+    sh(&broken, "build.sh", &[], &env);
+    let crash = check_json(
+        &state,
+        broken.join("jsprobe.wasm").to_str().unwrap(),
+        &format!(r#"{{"url": "{base}/"}}"#),
+        &["--allow-host", &base],
+    );
+    assert_eq!(crash.code, 3);
+    let v = crash.json();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("plugin error: RangeError: no route to {base}/")),
+        "{v}"
+    );
+    let stderr = v["stderr"].as_str().unwrap_or("");
+    assert!(
+        stderr.starts_with(&format!("RangeError: no route to {base}/\nStack:\n"))
+            && stderr.contains("app.js"),
+        "{v}"
+    );
+
+    runs_in_the_agent(&dir.path().join("agent"), &wasm, "jsprobe", &base);
+}
+
+#[test]
+fn a_rust_plugin_from_the_template_is_built_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("rsprobe");
+    let made = warden(
+        dir.path(),
+        &["new", "rsprobe", "--dir", plugin.to_str().unwrap()],
         &[],
     );
-    agent.wait_until("the plugin loaded", Duration::from_secs(120), |a| {
-        a.get("/v1/plugins/pyprobe").json()["state"] == "loaded"
-    });
-    let r = http(agent.port, "POST", "/v1/checks/py/run", &[], b"");
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.json()["status"], "ok", "{}", r.body);
-    let runs = agent.check("py")["runs"]["ok"].as_u64().unwrap_or(0);
-    assert!(runs >= 1, "{}", agent.check("py"));
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    // Its own unit tests run in tests/cli.rs; here the component, built
+    // offline with the dependencies the workspace fetched.
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--offline",
+            "--quiet",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+            plugin.join("Cargo.toml").to_str().unwrap(),
+        ])
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("rust-template"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wasm = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("rust-template/wasm32-wasip2/release/rsprobe.wasm");
+    let server = site(dir.path());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    the_probe_works(&dir.path().join("state"), wasm.to_str().unwrap(), &base);
+    runs_in_the_agent(&dir.path().join("agent"), &wasm, "rsprobe", &base);
 }

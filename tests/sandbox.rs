@@ -305,6 +305,7 @@ fn component_of_another_world_names_what_is_missing() {
     let file = state.path().join("other.wasm");
     let component = r#"
         (component
+          (import "wasi:sockets/tcp@0.2.0" (instance))
           (core module $m (func (export "greet")))
           (core instance $i (instantiate $m))
           (func $greet (canon lift (core func $i "greet")))
@@ -318,6 +319,49 @@ fn component_of_another_world_names_what_is_missing() {
         "{error}"
     );
     assert!(error.contains("greet"), "{error}");
+
+    // `warden inspect` still says what it is, then what is missing.
+    let inspect = warden(state.path(), &["inspect", file.to_str().unwrap()], &[]);
+    assert_eq!(inspect.code, 1, "{}\n{}", inspect.stdout, inspect.stderr);
+    let sha = warden_runtime::sha256_hex(&std::fs::read(&file).unwrap());
+    for line in [
+        format!("sha256        {sha}"),
+        "imports\n  wasi:sockets/tcp@0.2.0\nexports\n  greet\n".into(),
+        "missing       export(s) describe, validate, run of the world warden:plugin/plugin@0.1.0"
+            .into(),
+    ] {
+        assert!(inspect.stdout.contains(&line), "{line}\n{}", inspect.stdout);
+    }
+    assert!(
+        inspect.stderr.contains("it does not fit the plugin world")
+            && inspect.stderr.contains("missing export(s)"),
+        "{}",
+        inspect.stderr
+    );
+    let json = warden(
+        state.path(),
+        &["inspect", file.to_str().unwrap(), "--format", "json"],
+        &[],
+    );
+    assert_eq!(json.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["sha256"], sha.as_str());
+    assert_eq!(v["exports"], serde_json::json!(["greet"]));
+    assert_eq!(
+        v["missing_exports"],
+        serde_json::json!(["describe", "validate", "run"])
+    );
+    // Not a component at all: its sha256 and size, and that it is none.
+    let junk = state.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").unwrap();
+    let inspect = warden(state.path(), &["inspect", junk.to_str().unwrap()], &[]);
+    assert_eq!(inspect.code, 1);
+    assert!(
+        inspect.stdout.contains("size          8 B (8 bytes)")
+            && inspect.stdout.contains("component     no"),
+        "{}",
+        inspect.stdout
+    );
 }
 
 #[test]

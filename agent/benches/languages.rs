@@ -1,12 +1,13 @@
-//! Plugins in other languages: the Python template (`warden new --lang
-//! python`, built with its pinned componentize-py) beside the Rust `hello`.
+//! Plugins in other languages: the Python and JavaScript templates
+//! (`warden new --lang python|js`, built with their pinned componentize-py
+//! and componentize-js) beside the Rust `hello`.
 //!
-//! 1. First load (compile, link, `describe`) of the Python component, each
+//! 1. First load (compile, link, `describe`) of each component, each
 //!    in a child process of its own so its CPU time and peak memory are its
 //!    own: with Winch (what the agent uses for a component this large) and
 //!    with Cranelift.
 //! 2. Run overhead: the same HTTP probe (Python's http.server on
-//!    127.0.0.1) by `hello` and by the Python plugin under both compilers,
+//!    127.0.0.1) by `hello` and by each template under both compilers,
 //!    a fresh instance per run.
 //!
 //! Run with `cargo bench -p warden --bench languages`; figures go to
@@ -28,18 +29,19 @@ fn runtime(compiler: &str) -> Runtime {
     }
 }
 
-/// The Python template, built once into the target directory.
-fn python_plugin() -> PathBuf {
+/// A template (`lang`: `python` or `js`), built once into the target
+/// directory with its pinned tools.
+fn template_plugin(lang: &str, name: &str) -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = tmp.join("bench-pyprobe");
-    let wasm = dir.join("pyprobe.wasm");
+    let dir = tmp.join(format!("bench-{name}"));
+    let wasm = dir.join(format!("{name}.wasm"));
     if wasm.is_file() {
         return wasm;
     }
     let _ = std::fs::remove_dir_all(&dir);
     let warden = env!("CARGO_BIN_EXE_warden");
     let ok = Command::new(warden)
-        .args(["new", "--lang", "python", "pyprobe", "--dir"])
+        .args(["new", "--lang", lang, name, "--dir"])
         .arg(&dir)
         .status()
         .expect("warden new");
@@ -47,9 +49,10 @@ fn python_plugin() -> PathBuf {
     let ok = Command::new(dir.join("build.sh"))
         .env("WARDEN", warden)
         .env("WARDEN_PY_VENV", tmp.join("../peers/python-plugins"))
+        .env("WARDEN_JS_TOOLS", tmp.join("../peers/js-plugins"))
         .status()
         .expect("build.sh");
-    assert!(ok.success(), "building the Python template");
+    assert!(ok.success(), "building the {lang} template");
     wasm
 }
 
@@ -131,16 +134,22 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--child") {
         return child(&args[2], &args[3]);
     }
-    let py = python_plugin();
-    let py_bytes = std::fs::read(&py).unwrap();
+    let py = template_plugin("python", "pyprobe");
+    let js = template_plugin("js", "jsprobe");
+    let (py_bytes, js_bytes) = (std::fs::read(&py).unwrap(), std::fs::read(&js).unwrap());
     println!(
-        "Python template: {:.1} MiB; componentize-py 0.25.1",
-        py_bytes.len() as f64 / 1048576.0
+        "Python template: {:.1} MiB (componentize-py 0.25.1); JS template: {:.1} MiB (componentize-js 0.23.0)",
+        py_bytes.len() as f64 / 1048576.0,
+        js_bytes.len() as f64 / 1048576.0
     );
     println!("1. first load (compile, link, describe), a process each:");
-    for compiler in ["winch", "cranelift"] {
-        let (cpu, wall, peak) = first_load(compiler, &py);
-        println!("   {compiler:<10} cpu={cpu:>6.2} s  wall={wall:>8.2?}  peak RSS={peak:>6.0} MiB");
+    for (lang, path) in [("Python", &py), ("JS", &js)] {
+        for compiler in ["winch", "cranelift"] {
+            let (cpu, wall, peak) = first_load(compiler, path);
+            println!(
+                "   {lang:<6} {compiler:<10} cpu={cpu:>6.2} s  wall={wall:>8.2?}  peak RSS={peak:>6.0} MiB"
+            );
+        }
     }
 
     let site = tempfile::tempdir().unwrap();
@@ -183,9 +192,13 @@ fn main() {
         println!("   Rust hello (cranelift)      {m:>10.2?} {p:>10.2?}");
         let (m, p) = runs(&r, &py_bytes, "pyprobe", &config, &grants).await;
         println!("   Python template (cranelift) {m:>10.2?} {p:>10.2?}");
+        let (m, p) = runs(&r, &js_bytes, "jsprobe", &config, &grants).await;
+        println!("   JS template (cranelift)     {m:>10.2?} {p:>10.2?}");
         let w = runtime("winch");
         let (m, p) = runs(&w, &py_bytes, "pyprobe", &config, &grants).await;
         println!("   Python template (winch)     {m:>10.2?} {p:>10.2?}");
+        let (m, p) = runs(&w, &js_bytes, "jsprobe", &config, &grants).await;
+        println!("   JS template (winch)         {m:>10.2?} {p:>10.2?}");
     });
     let _ = server.kill();
     let _ = server.wait();

@@ -9,12 +9,11 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 
 use warden_runtime::Runtime;
-use warden_text::units;
 
 use crate::agent::Agent;
 use crate::config::{Config, Profile};
 use crate::layout::StateDir;
-use crate::oneshot::{CheckArgs, Format, StateDirArg, check, load, runtime};
+use crate::oneshot::{CheckArgs, check, load, runtime};
 use crate::registry::Registry;
 
 /// Warden: an ops agent that runs sandboxed WebAssembly plugins.
@@ -51,7 +50,7 @@ enum Command {
     /// ok/warning/critical/unknown, like a Nagios plugin.
     Check(CheckArgs),
     /// Show what a plugin is: sha256, size, describe, imports.
-    Inspect(InspectArgs),
+    Inspect(crate::inspect::InspectArgs),
     /// Create a plugin from a template (Rust or Python).
     New(crate::scaffold::NewArgs),
     /// Write the plugin contract (`plugin.wit`) with the WASI interfaces
@@ -99,17 +98,6 @@ struct WitArgs {
     /// already there are replaced).
     #[arg(long, default_value = "wit")]
     out: PathBuf,
-}
-
-#[derive(clap::Args)]
-struct InspectArgs {
-    /// A `.wasm` file, or the name of a standard plugin.
-    plugin: String,
-    #[command(flatten)]
-    state: StateDirArg,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
 }
 
 /// Entry point of the binary.
@@ -184,7 +172,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Inspect(args) => match rt.block_on(inspect(args)) {
+        Command::Inspect(args) => match rt.block_on(crate::inspect::inspect(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("warden: {e:#}");
@@ -302,96 +290,6 @@ async fn compile(args: CompileArgs) -> Result<()> {
             failed.join(", ")
         )
     }
-}
-
-async fn inspect(args: InspectArgs) -> Result<()> {
-    let runtime = runtime(&args.state.state_dir, None)?;
-    let plugin = load(&runtime, &args.plugin).await?;
-    // Standard plugins are pinned by this binary; a file needs a pin of
-    // its own in production (an override of a standard one too).
-    let (pinned_by, pin_note) = match &plugin.origin {
-        warden_runtime::Origin::Embedded(_) => (
-            "binary",
-            "the binary (a standard plugin: no [[plugin]] pin needed)".to_string(),
-        ),
-        _ => {
-            let stem = std::path::Path::new(&args.plugin)
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| plugin.info.name.clone());
-            let overrides = crate::stdplugins::standard(&stem)
-                .map(|s| format!("; it overrides the standard plugin {s:?}"))
-                .unwrap_or_default();
-            (
-                "config",
-                format!(
-                    "a file: production loads it only with [[plugin]] name = {stem:?}, sha256 = {:?}{overrides}",
-                    plugin.sha256
-                ),
-            )
-        }
-    };
-    match args.format {
-        Format::Sarif | Format::Gitleaks | Format::Nagios => {
-            bail!("--format sarif/gitleaks/nagios is for `warden check`")
-        }
-        Format::Json => {
-            let json = serde_json::json!({
-                "origin": plugin.origin,
-                "sha256": plugin.sha256,
-                "size": plugin.size,
-                "from_cache": plugin.from_cache,
-                "describe": plugin.info,
-                "imports": plugin.imports,
-                "pinned_by": pinned_by,
-                "compiler": plugin.compiler,
-                "initial_memory": plugin.initial_memory,
-                "shardable": plugin.shardable,
-            });
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        }
-        Format::Text => {
-            let i = &plugin.info;
-            println!("plugin        {} {}", i.name, i.version);
-            println!("origin        {}", plugin.origin);
-            println!("sha256        {}", plugin.sha256);
-            println!("pinned by     {pin_note}");
-            println!(
-                "size          {} ({} bytes)",
-                units::format_size(plugin.size),
-                plugin.size
-            );
-            println!(
-                "compiled by   {}",
-                match plugin.compiler {
-                    warden_runtime::engine::Compiler::Cranelift => "cranelift",
-                    warden_runtime::engine::Compiler::Winch =>
-                        "winch (a large component: quick to compile, slower code)",
-                }
-            );
-            println!(
-                "memory        starts at {}{}",
-                units::format_size(plugin.initial_memory),
-                if plugin.shardable {
-                    "; runs may be split into shards"
-                } else {
-                    ""
-                }
-            );
-            println!("description   {}", i.description);
-            println!(
-                "schedule      {}",
-                i.default_schedule.as_deref().unwrap_or("(none)")
-            );
-            println!("capabilities  {}", i.capabilities.join(", "));
-            println!("config schema {}", serde_json::to_string(&i.config_schema)?);
-            println!("imports");
-            for import in &plugin.imports {
-                println!("  {import}");
-            }
-        }
-    }
-    Ok(())
 }
 
 fn load_config(arg: &ConfigArg) -> Result<Config, ExitCode> {

@@ -37,6 +37,7 @@ mod executor;
 mod export;
 mod flapping;
 mod health;
+mod inspect;
 mod layout;
 pub mod limits;
 mod listener;

@@ -1,6 +1,8 @@
-//! `warden new`: a plugin from a template, in Rust (a crate on the SDK)
-//! or Python (componentize-py, with the `warden.py` helper and a fake host
-//! for unit tests). The templates live in `template/`.
+//! `warden new`: a plugin from a template, in Rust (a crate on the SDK),
+//! Python (componentize-py, with the `warden.py` helper) or JavaScript
+//! (componentize-js, with `warden.js`), each with a fake host for native
+//! unit tests and a build script with its tools pinned. The templates
+//! live in `template/`.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,8 @@ enum Lang {
     Rust,
     /// componentize-py and `warden.py`.
     Python,
+    /// componentize-js and `warden.js`.
+    Js,
 }
 
 const TEMPLATE_CARGO: &str = include_str!("template/Cargo.toml.tmpl");
@@ -54,8 +58,14 @@ pub(crate) fn new_plugin(args: &NewArgs) -> Result<(PathBuf, &'static str)> {
     {
         bail!("{} already exists and is not empty", dir.display());
     }
-    if args.lang == Lang::Python {
-        return python(name, &dir).map(|()| (dir, "./build.sh test && ./build.sh"));
+    let files: &[TemplateFile] = match args.lang {
+        Lang::Rust => &[],
+        Lang::Python => &PYTHON,
+        Lang::Js => &JS,
+    };
+    if !files.is_empty() {
+        write_template(name, &dir, files)?;
+        return Ok((dir, "./build.sh test && ./build.sh"));
     }
     let sdk = match (&args.sdk, std::env::var_os("WARDEN_SDK")) {
         (Some(p), _) => p.clone(),
@@ -85,8 +95,11 @@ pub(crate) fn new_plugin(args: &NewArgs) -> Result<(PathBuf, &'static str)> {
     ))
 }
 
-/// The Python template's files: name, contents, executable.
-const PYTHON: [(&str, &str, bool); 6] = [
+/// A template's file: name, contents, executable.
+type TemplateFile = (&'static str, &'static str, bool);
+
+/// The Python template's files.
+const PYTHON: [TemplateFile; 7] = [
     ("app.py", include_str!("template/python/app.py"), false),
     (
         "warden.py",
@@ -109,11 +122,50 @@ const PYTHON: [(&str, &str, bool); 6] = [
         include_str!("template/python/README.md"),
         false,
     ),
+    (
+        ".gitignore",
+        "/.venv\n/.build\n/*.wasm\n__pycache__/\n",
+        false,
+    ),
 ];
 
-fn python(name: &str, dir: &Path) -> Result<()> {
+/// The JavaScript template's files.
+const JS: [TemplateFile; 9] = [
+    ("app.js", include_str!("template/js/app.js"), false),
+    ("warden.js", include_str!("template/js/warden.js"), false),
+    (
+        "component.js",
+        include_str!("template/js/component.js"),
+        false,
+    ),
+    (
+        "warden-testing.js",
+        include_str!("template/js/warden-testing.js"),
+        false,
+    ),
+    (
+        "app.test.js",
+        include_str!("template/js/app.test.js"),
+        false,
+    ),
+    (
+        "package.json",
+        include_str!("template/js/package.json"),
+        false,
+    ),
+    ("build.sh", include_str!("template/js/build.sh"), true),
+    ("README.md", include_str!("template/js/README.md"), false),
+    (
+        ".gitignore",
+        "/.tools\n/.build\n/*.wasm\nnode_modules/\n",
+        false,
+    ),
+];
+
+/// Writes `files` into `dir`, with `{{name}}` filled in.
+fn write_template(name: &str, dir: &Path, files: &[TemplateFile]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (file, text, executable) in PYTHON {
+    for &(file, text, executable) in files {
         let path = dir.join(file);
         std::fs::write(&path, text.replace("{{name}}", name))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -122,9 +174,5 @@ fn python(name: &str, dir: &Path) -> Result<()> {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
         }
     }
-    std::fs::write(
-        dir.join(".gitignore"),
-        "/.venv\n/.build\n/*.wasm\n__pycache__/\n",
-    )?;
     Ok(())
 }

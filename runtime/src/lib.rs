@@ -17,6 +17,8 @@
 //! - [`Grants`] is the single value that says what a check may reach,
 //!   parsed once from its `allow` section ([`Allow`]) by the capability
 //!   modules in [`caps`]; nothing else can widen it.
+//! - [`Shape`] reads a component's imports and exports from its bytes
+//!   alone, for telling an author why one does not fit the world.
 //! - [`Report`], [`Status`] and the rest of [`report`] are the shape of
 //!   what a run produced; [`limits`] holds every cap and default, once.
 //! - [`StateBackend`] is where plugin state persists between runs (the
@@ -57,6 +59,7 @@ mod part;
 pub mod report;
 mod runtime;
 mod sandbox;
+mod shape;
 mod shards;
 
 pub use bindings::WORLD;
@@ -66,5 +69,6 @@ pub use caps::{
 };
 pub use report::{Finding, Metric, Output, PluginInfo, Report, RunOutcome, Severity, Status};
 pub use runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions, sha256_hex};
+pub use shape::Shape;
 /// Redaction of secrets in URLs and text (shared with the plugin SDK).
 pub use warden_text::redact;

@@ -20,7 +20,7 @@ use tracing::Instrument as _;
 use warden_text::units::{format_duration, format_size};
 use wasmtime::component::Linker;
 
-use crate::bindings::{self, HOST_INTERFACE, REQUIRED_EXPORTS, WORLD, host, wit};
+use crate::bindings::{self, HOST_INTERFACE, WORLD, host, wit};
 use crate::caps::{Grants, Parts, Sandbox, Shared, StateBackend, StateQuota};
 use crate::engine::{Compiler, WardenEngine};
 use crate::limits;
@@ -299,15 +299,14 @@ impl Runtime {
                 };
                 name.starts_with(HOST_INTERFACE) && instance.get_export(engine, "part").is_some()
             });
-        let exports: Vec<String> = ty
-            .exports(engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        let missing: Vec<&str> = REQUIRED_EXPORTS
-            .iter()
-            .copied()
-            .filter(|e| !exports.iter().any(|x| x == e))
-            .collect();
+        let shape = crate::Shape {
+            imports: imports.clone(),
+            exports: ty
+                .exports(engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+        };
+        let (missing, exports) = (shape.missing_exports(), shape.exports);
         if !missing.is_empty() {
             bail!(
                 "{origin} does not target the world {WORLD}: missing export(s) {}; it exports [{}]",
@@ -507,8 +506,20 @@ impl Runtime {
         match (parts.settle(accepted).await, ended) {
             (Err(e), _) => Err(e),
             (Ok(()), Ended::Report(report, raw)) => Ok((report, raw)),
-            (Ok(()), Ended::PluginError(message)) => Err(format!("plugin error: {message}")),
+            (Ok(()), Ended::PluginError(message)) => {
+                Err(with_refusal(format!("plugin error: {message}"), outcome))
+            }
             (Ok(()), Ended::Broke(reason)) => Err(reason),
         }
+    }
+}
+
+/// A plugin's error after the sandbox refused one of its requests, with
+/// the refusal when the error does not already name the grant: a
+/// toolchain's HTTP client may say no more than "NetworkError".
+fn with_refusal(error: String, outcome: &RunOutcome) -> String {
+    match outcome.refusals.last() {
+        Some(refusal) if !error.contains("allow.") => format!("{error} ({refusal})"),
+        _ => error,
     }
 }
