@@ -21,6 +21,7 @@ fn request(check: &str, config: &str, timeout: Duration) -> RunRequest {
         memory: 32 << 20,
         grants: Grants::none(),
         state_quota: Default::default(),
+        action: None,
     }
 }
 

@@ -106,6 +106,7 @@ fn main() {
         )
         .expect("grants"),
         state_quota: Default::default(),
+        action: None,
     };
     let mut walls = Vec::new();
     let mut cpus = Vec::new();

@@ -118,6 +118,7 @@ async fn runs(
         memory: 256 << 20,
         grants: grants.clone(),
         state_quota: Default::default(),
+        action: None,
     };
     let mut samples = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {

@@ -60,6 +60,7 @@ fn main() {
             memory: 64 << 20,
             grants: Grants::none(),
             state_quota: Default::default(),
+            action: None,
         };
         for _ in 0..500 {
             runtime.run(&trivial, &request).await;

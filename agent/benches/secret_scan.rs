@@ -97,6 +97,7 @@ fn sandbox_run(
         grants: Grants::parse(&Allow::default().with("read_dirs", &[dir.to_str().unwrap()]))
             .expect("grants"),
         state_quota: Default::default(),
+        action: None,
     };
     let cpu0 = cpu_seconds("self");
     let t0 = Instant::now();

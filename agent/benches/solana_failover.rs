@@ -84,6 +84,7 @@ fn main() {
         memory: 64 << 20,
         grants: Grants::parse(&Allow::default().with("hosts", &hosts)).expect("grants"),
         state_quota: Default::default(),
+        action: None,
     };
     // Warm-up (the first run also checks every genesis hash).
     let first = rt.block_on(runtime.run(&plugin, &request));

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
@@ -169,6 +169,12 @@ pub struct Agent {
     pub(crate) telemetry: Telemetry,
     /// When the agent started (ms since the epoch).
     pub started_unix_ms: i64,
+    /// Runbook actions' pause, streaks and counts ([`crate::actions`]).
+    pub actions: crate::actions::ActionState,
+    /// Itself, for work a run starts that outlives it (actions).
+    me: Weak<Agent>,
+    /// The agent's own runtime (where actions are driven from).
+    pub(crate) handle: tokio::runtime::Handle,
 }
 
 impl Agent {
@@ -190,6 +196,7 @@ impl Agent {
                 .checks
                 .iter()
                 .map(|c| c.plugin.clone())
+                .chain(config.actions.iter().map(|a| a.plugin.clone()))
                 .collect::<Vec<_>>(),
         );
         let records = store.check_records().context("reading the store")?;
@@ -225,7 +232,10 @@ impl Agent {
                 gate.limit.record(name, took);
             }
         }
-        Ok(Arc::new(Agent {
+        Ok(Arc::new_cyclic(|me| Agent {
+            actions: Default::default(),
+            me: me.clone(),
+            handle: tokio::runtime::Handle::current(),
             alerting: Arc::new(crate::alerting::Alerting::new(&config)),
             silences,
             acks,
@@ -251,6 +261,30 @@ impl Agent {
 
     pub(crate) fn core(&self) -> MutexGuard<'_, SchedulerCore> {
         self.driver.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn me(&self) -> Option<Arc<Agent>> {
+        self.me.upgrade()
+    }
+
+    /// Runs `request` (an action's) on the executor once it has a place
+    /// under the global run limit, like any check's run.
+    pub(crate) async fn run_sandboxed(
+        &self,
+        plugin: &Arc<warden_runtime::Plugin>,
+        request: RunRequest,
+    ) -> RunOutcome {
+        let permit = self.gate.limit.clone().acquire(&request.check).await;
+        let (runtime, plugin, name) = (self.runtime.clone(), plugin.clone(), request.check.clone());
+        let run = self
+            .executor
+            .run(async move { crate::executor::catch_panic(runtime.run(&plugin, &request)).await });
+        let outcome = run
+            .await
+            .and_then(|r| r)
+            .unwrap_or_else(|fault| RunOutcome::unknown(&name, "", fault, SystemTime::now(), 1));
+        drop(permit);
+        outcome
     }
 
     pub(crate) fn live(&self) -> MutexGuard<'_, HashMap<String, Live>> {
@@ -377,6 +411,7 @@ impl Agent {
             memory: check.config.memory,
             grants: check.config.grants.clone(),
             state_quota: check.config.state_quota,
+            action: None,
         }
     }
 
@@ -623,7 +658,7 @@ impl Agent {
         let now = now_ms();
         // Health and notifications are decided under one lock, so the
         // notice tick cannot tell the same change twice.
-        let (health, transition, notifications, told_before) = {
+        let (health, transition, notifications, told_before, before_status) = {
             let mut live = self.live();
             let before = live
                 .get(&d.check)
@@ -663,7 +698,7 @@ impl Agent {
                     crate::flapping::Change::Stopped => "check stopped flapping",
                 });
             }
-            (health, shown, rows, told)
+            (health, shown, rows, told, before.last_status)
         };
         let notify = notifications.iter().any(|n| n.suppressed.is_none());
         let record = RunRecord {
@@ -701,6 +736,8 @@ impl Agent {
                 l.runs_by_status[outcome.status.index()] += 1;
                 l.last = Some(outcome.clone());
                 l.recording = false;
+                drop(live);
+                self.fire_actions(&check.config, &outcome, before_status, transition);
             }
             Err(e) => {
                 // Not stored, so nothing was told.

@@ -15,6 +15,9 @@
 //! - [`Health`] decides the check's soft/hard status and transitions from
 //!   each result; [`Store`] (SQLite) persists runs, health, findings,
 //!   outputs and plugin state, acknowledging only committed writes;
+//! - [`actions`] runs a check's runbook remedies (`[[action]]`, a plugin
+//!   in a sandbox of its own grants) when it changes, after approval or
+//!   at once, under guardrails, and verifies them;
 //! - [`views`], [`api`] and `/metrics` show it all; [`Agent::serve`] is the
 //!   lifecycle of `warden run`; [`StateDir`] is the state directory's
 //!   layout; [`limits`] holds every default, once.
@@ -27,6 +30,7 @@
 //! ```
 
 mod acks;
+pub mod actions;
 mod agent;
 pub mod alerting;
 pub mod api;

@@ -144,3 +144,10 @@ pub fn plugin_load_parallelism() -> usize {
         .map_or(1, |n| n.get().saturating_sub(1))
         .clamp(1, 4)
 }
+
+/// How long a pending `[[action]]` waits for approval by default.
+pub const DEFAULT_APPROVE_WITHIN: Duration = Duration::from_secs(3600);
+/// The least time between two runs of one action, by default.
+pub const DEFAULT_ACTION_COOLDOWN: Duration = Duration::from_secs(300);
+/// Firings `GET /v1/actions` lists at most.
+pub const MAX_ACTIONS_LISTED: usize = 500;

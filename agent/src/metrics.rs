@@ -216,6 +216,17 @@ impl Agent {
                 escape(&notifier)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP warden_action_firings_total Firings of runbook actions, by action and how they ended (succeeded, failed, skipped, rejected, expired).\n# TYPE warden_action_firings_total counter"
+        );
+        for ((action, state), n) in self.actions.counts() {
+            let _ = writeln!(
+                out,
+                "warden_action_firings_total{{action=\"{}\",state=\"{state}\"}} {n}",
+                escape(&action)
+            );
+        }
         self.render_lateness(&mut out);
         let _ = writeln!(
             out,

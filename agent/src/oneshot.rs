@@ -265,6 +265,7 @@ pub(crate) async fn check(args: CheckArgs) -> ExitCode {
             memory,
             grants,
             state_quota: Default::default(),
+            action: None,
         };
         Ok::<_, anyhow::Error>((runtime, plugin, request))
     };
@@ -453,6 +454,7 @@ async fn configured(args: CheckArgs) -> ExitCode {
             memory: check.memory,
             grants: check.grants.clone(),
             state_quota: check.state_quota,
+            action: None,
         };
         Ok::<_, anyhow::Error>((runtime, plugin, request, store, check.shards))
     };

@@ -67,6 +67,8 @@ impl Agent {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let scheduler = tokio::spawn(agent.clone().run_scheduler(stopped.clone()));
+        // Firings approved before a stop run now, once.
+        tokio::spawn(agent.clone().resume_actions());
         let _watcher = match agent.registry.clone().watch() {
             Ok(w) => Some(w),
             Err(e) => {
@@ -109,6 +111,7 @@ impl Agent {
                 }
                 let now = crate::store::now_ms();
                 refresher.notice_tick(now);
+                tokio::spawn(refresher.clone().action_tick(now));
                 ticks += 1;
                 if ticks >= crate::notices::TICKS_PER_RESEND {
                     ticks = 0;

@@ -80,6 +80,25 @@ impl PartBackend for Whole {
     }
 }
 
+/// What an action's run is told of itself ([`Context::action`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    /// The `[[action]]`'s name.
+    pub name: String,
+    /// The same for every attempt at this one firing of the action, also
+    /// across restarts of the agent: send it as the `Idempotency-Key` of
+    /// the request that changes something.
+    pub idempotency_key: String,
+    /// Change nothing; report what would be done.
+    pub dry_run: bool,
+    /// The check whose change triggered the action.
+    pub trigger_check: String,
+    /// That check's status then.
+    pub trigger_status: crate::Status,
+    /// That run's summary.
+    pub trigger_summary: String,
+}
+
 /// Everything one run of a check gets.
 pub struct Context<C> {
     /// Name of the check.
@@ -98,6 +117,7 @@ pub struct Context<C> {
     pub(crate) tls: Tls,
     pub(crate) read_dirs: Vec<PathBuf>,
     pub(crate) part: Arc<dyn PartBackend>,
+    pub(crate) action: Option<Action>,
 }
 
 impl<C> Context<C> {
@@ -156,6 +176,14 @@ impl<C> Context<C> {
     /// context (for code that keeps it beside other borrows).
     pub fn claimer(&self) -> Claimer {
         Claimer(self.part.clone())
+    }
+
+    /// The action this run performs when an `[[action]]` runs the
+    /// plugin (a runbook's remedy), `None` for a check's run. A plugin
+    /// that changes things honours [`Action::dry_run`] and sends
+    /// [`Action::idempotency_key`] with its change.
+    pub fn action(&self) -> Option<&Action> {
+        self.action.as_ref()
     }
 
     /// Time left before the deadline (zero once it has passed).

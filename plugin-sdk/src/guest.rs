@@ -82,6 +82,24 @@ impl<P: Plugin> bindings::Guest for Adapter<P> {
             } else {
                 Arc::new(crate::context::Whole)
             },
+            // Likewise: asked only by plugins that say they act.
+            action: if P::ACTS {
+                host::action().map(|a| crate::Action {
+                    name: a.name,
+                    idempotency_key: a.idempotency_key,
+                    dry_run: a.dry_run,
+                    trigger_check: a.trigger_check,
+                    trigger_status: match a.trigger_status {
+                        wit::Status::Ok => Status::Ok,
+                        wit::Status::Warning => Status::Warning,
+                        wit::Status::Critical => Status::Critical,
+                        wit::Status::Unknown => Status::Unknown,
+                    },
+                    trigger_summary: a.trigger_summary,
+                })
+            } else {
+                None
+            },
         };
         P::run(&mut context)
             .map(into_wit_report)

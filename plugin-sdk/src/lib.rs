@@ -106,7 +106,7 @@ pub use warden_text::units;
 #[doc(hidden)]
 pub mod guest;
 
-pub use context::{Claimer, Context, Env, Part, PartBackend};
+pub use context::{Action, Claimer, Context, Env, Part, PartBackend};
 pub use error::Error;
 pub use info::{Capability, PluginInfo};
 pub use report::{Finding, Level, Metric, Output, Report, Severity, Status};
@@ -145,6 +145,13 @@ pub trait Plugin {
     /// `host.part`; the agent splits only those. Any other is always run
     /// [`Part::Whole`].
     const SHARDED: bool = false;
+
+    /// Whether the plugin is written to be run by an `[[action]]` (a
+    /// runbook's remedy) and asks what it is told of that run
+    /// ([`Context::action`]: dry-run, idempotency key, trigger). Only a
+    /// plugin that says so imports `host.action`; for any other,
+    /// [`Context::action`] is `None`.
+    const ACTS: bool = false;
 
     /// Name, version, description, default schedule and capabilities.
     fn info() -> PluginInfo;

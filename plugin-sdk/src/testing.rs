@@ -143,6 +143,7 @@ pub struct TestContext<C> {
     read_dirs: Vec<std::path::PathBuf>,
     part: crate::Part,
     claims: Arc<Claims>,
+    action: Option<crate::Action>,
 }
 
 /// The claims of one sharded run, shared by its shards' contexts (as the
@@ -186,6 +187,7 @@ impl<C> TestContext<C> {
             read_dirs: Vec::new(),
             part: crate::Part::Whole,
             claims: Arc::default(),
+            action: None,
         }
     }
 
@@ -239,6 +241,12 @@ impl<C> TestContext<C> {
         self
     }
 
+    /// Runs as this action (see [`Context::action`]).
+    pub fn action(mut self, action: crate::Action) -> Self {
+        self.action = Some(action);
+        self
+    }
+
     /// Sets the attempt number.
     pub fn attempt(mut self, attempt: u32) -> Self {
         self.attempt = attempt;
@@ -262,6 +270,7 @@ impl<C> TestContext<C> {
                 part: self.part,
                 claims: self.claims,
             }),
+            action: self.action,
         }
     }
 }

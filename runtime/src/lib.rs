@@ -44,6 +44,7 @@
 //!         memory: 64 << 20,
 //!         grants: Grants::none(),
 //!         state_quota: Default::default(),
+//!         action: None,
 //!     })
 //!     .await;
 //! println!("{}: {}", outcome.status.label(), outcome.summary);
@@ -68,7 +69,7 @@ pub use caps::{
     Allow, GrantError, Grants, Sandbox, StateBackend, StateChanges, StateQuota, StateUsage,
 };
 pub use report::{Finding, Metric, Output, PluginInfo, Report, RunOutcome, Severity, Status};
-pub use runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions, sha256_hex};
+pub use runtime::{ActionRun, Origin, Plugin, RunRequest, Runtime, RuntimeOptions, sha256_hex};
 pub use shape::Shape;
 /// Redaction of secrets in URLs and text (shared with the plugin SDK).
 pub use warden_text::redact;

@@ -80,6 +80,15 @@ impl Status {
             wit::Status::Unknown => Status::Unknown,
         }
     }
+
+    pub(crate) fn to_wit(self) -> wit::Status {
+        match self {
+            Status::Ok => wit::Status::Ok,
+            Status::Warning => wit::Status::Warning,
+            Status::Critical => wit::Status::Critical,
+            Status::Unknown => wit::Status::Unknown,
+        }
+    }
 }
 
 impl std::fmt::Display for Status {

@@ -26,6 +26,8 @@ pub(crate) struct SandboxSpec<'a> {
     pub(crate) state_quota: StateQuota,
     /// Which part of the check's run (whole, a shard, the merge).
     pub(crate) share: Share,
+    /// The action the run performs, if it is one.
+    pub(crate) action: Option<&'a crate::runtime::ActionRun>,
 }
 
 impl SandboxSpec<'_> {
@@ -41,6 +43,7 @@ impl SandboxSpec<'_> {
             persistent: false,
             state_quota: StateQuota::default(),
             share: Share::whole(),
+            action: None,
         }
     }
 
@@ -76,6 +79,7 @@ impl SandboxSpec<'_> {
             parts,
             memory: MemoryGuard::new(self.memory),
             share: self.share,
+            action: self.action.map(crate::caps::log::action_info),
         };
         let mut store = wasmtime::Store::new(engine, sandbox);
         store.limiter(|s| &mut s.memory);

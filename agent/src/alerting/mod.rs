@@ -204,6 +204,36 @@ impl Alerting {
         alert
     }
 
+    /// The notice of what `action` of `check` did or waits for
+    /// (`summary`), after the check's `outcome`: to the check's webhook
+    /// and Slack receivers at `severity` (not PagerDuty or Alertmanager,
+    /// where it would open an incident or an alert of its own).
+    pub fn action_notice(
+        &self,
+        check: &CheckConfig,
+        outcome: &RunOutcome,
+        action: &str,
+        severity: Status,
+        summary: String,
+        now_ms: i64,
+    ) -> Vec<Outgoing> {
+        let alert = Alert {
+            action: Some(action.to_string()),
+            summary,
+            ..self.alert(check, outcome, Event::Firing, severity, now_ms, now_ms)
+        };
+        let routing = self.routing();
+        self.outgoing(check, &alert, severity, None, None, false)
+            .into_iter()
+            .filter(|o| {
+                !matches!(
+                    routing.notifiers.get(&o.notifier).map(|n| &n.kind),
+                    Some(NotifierKind::PagerDuty { .. })
+                )
+            })
+            .collect()
+    }
+
     /// `alert` as one notification per notifier `check` routes to at
     /// `severity` (per URL for Alertmanager, or none there unless
     /// `alertmanager`), `ended` also ending that severity's alert in
@@ -289,6 +319,7 @@ impl Alerting {
             now_ms,
             reminder: false,
             flapping: false,
+            action: None,
         }
     }
 

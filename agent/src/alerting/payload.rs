@@ -60,12 +60,18 @@ pub struct Alert {
     /// About flapping: `Firing` = began to flap, `Resolved` = settled
     /// ([`crate::flapping`]); `summary` says by how much.
     pub flapping: bool,
+    /// About an `[[action]]` of the check (its name): what it did or
+    /// waits for, in `summary` ([`crate::actions`]).
+    pub action: Option<String>,
 }
 
 impl Alert {
     /// The status as stored, shown and sent to webhooks: `firing`,
     /// `resolved`, `flapping` or `settled`.
     pub fn status(&self) -> &'static str {
+        if self.action.is_some() {
+            return "action";
+        }
         match (self.flapping, self.event) {
             (false, e) => e.as_str(),
             (true, Event::Firing) => "flapping",
@@ -77,6 +83,9 @@ impl Alert {
     /// PagerDuty incident and Alertmanager alert).
     pub fn dedup_key(&self) -> String {
         let key = dedup_key(&self.instance, &self.check);
+        if let Some(action) = &self.action {
+            return format!("{key}/action/{action}");
+        }
         if self.flapping {
             format!("{key}/flapping")
         } else {
@@ -103,6 +112,9 @@ pub fn dedup_key(instance: &str, check: &str) -> String {
 
 fn headline(a: &Alert) -> String {
     let reminder = if a.reminder { "[REMINDER] " } else { "" };
+    if a.action.is_some() {
+        return format!("[ACTION] {}: {}", a.check, a.summary);
+    }
     if a.flapping {
         return format!("[{}] {}: {}", a.status().to_uppercase(), a.check, a.summary);
     }
@@ -197,6 +209,7 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
             "link": a.link,
             "reminder": a.reminder,
             "flapping": a.flapping,
+            "action": a.action,
         }),
         NotifierKind::Slack { .. } => {
             let text = headline(a);
@@ -324,6 +337,7 @@ mod tests {
             now_ms: 1_800_000_060_000,
             reminder: false,
             flapping: false,
+            action: None,
         }
     }
 
@@ -407,6 +421,7 @@ mod tests {
         // A flapping notice is its own incident.
         let flap = Alert {
             flapping: true,
+            action: None,
             ..alert(Event::Firing)
         };
         let f = body(&pd, &flap);

@@ -51,6 +51,11 @@ error_codes! {
     FindingNotFound = (NOT_FOUND, "finding_not_found"),
     /// No such incident (404).
     IncidentNotFound = (NOT_FOUND, "incident_not_found"),
+    /// No such action firing (404).
+    ActionNotFound = (NOT_FOUND, "action_not_found"),
+    /// The action firing is not pending: decided, running, done or
+    /// expired (409).
+    NotPending = (CONFLICT, "not_pending"),
     /// The body is JSON but not what the route takes (400).
     InvalidBody = (BAD_REQUEST, "invalid_body"),
     /// Over a limit of the agent's (429).

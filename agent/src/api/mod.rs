@@ -2,7 +2,7 @@
 //! description (`openapi`, served at `/openapi.json`); here are health,
 //! status, plugins, checks, manual runs, run history, findings, outputs
 //! and `/metrics`, and in the submodules history, incidents, silences and
-//! acknowledgements, badges and the status page (`page`).
+//! acknowledgements, runbook actions, badges and the status page (`page`).
 //!
 //! Errors are JSON, `{"error":{"code":"...","message":"..."}}`, with the
 //! stable codes of [`ErrorCode`] (`error`). A bearer token (compared in
@@ -39,6 +39,7 @@ use crate::store::RunFilter;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub(crate) use error::{ApiResult, ok, path_name, too_large};
 
+mod actions;
 mod badges;
 mod error;
 mod guard;
@@ -74,6 +75,12 @@ pub(crate) fn routes(r: OpenApiRouter<Arc<Agent>>) -> OpenApiRouter<Arc<Agent>> 
         .routes(routes!(quiet::expire_silence))
         .routes(routes!(quiet::list_acks))
         .routes(routes!(quiet::ack_findings))
+        .routes(routes!(actions::list))
+        .routes(routes!(actions::get))
+        .routes(routes!(actions::approve))
+        .routes(routes!(actions::reject))
+        .routes(routes!(actions::pause))
+        .routes(routes!(actions::resume))
         .routes(routes!(page::index))
         .routes(routes!(page::check_page))
         .routes(routes!(page::asset))

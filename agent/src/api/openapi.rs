@@ -39,6 +39,7 @@ use crate::agent::Agent;
         (name = "history", description = "Uptime and history from the store's rollups"),
         (name = "incidents", description = "Incidents and their timelines"),
         (name = "quiet", description = "Silences and acknowledgements"),
+        (name = "actions", description = "Runbook actions: approval, audit trail, pause"),
         (name = "page", description = "The status page and badges"),
     )
 )]

@@ -1,5 +1,6 @@
 //! `[agent]`: where the API listens, where plugins and state live, the
-//! profile, concurrency, retention, shutdown grace and extra trust roots.
+//! profile, concurrency, retention, shutdown grace, extra trust roots and
+//! the kill switch of actions.
 //! Defaults come from [`crate::limits`].
 
 use std::net::SocketAddr;
@@ -28,6 +29,21 @@ struct RawAgent {
     shutdown_grace: Option<String>,
     ca_file: Option<PathBuf>,
     outputs_dir: Option<PathBuf>,
+    actions: Option<Actions>,
+}
+
+/// `[agent] actions`: the kill switch of every `[[action]]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Actions {
+    /// Actions fire and run as configured (default).
+    #[default]
+    On,
+    /// Every action runs as a dry run: the plugin is told to change
+    /// nothing and reports what it would do.
+    DryRun,
+    /// No action fires.
+    Off,
 }
 
 /// `[agent]`.
@@ -56,6 +72,8 @@ pub struct AgentSection {
     /// Where checks' `outputs_file`s may be written in production
     /// (besides the state directory).
     pub outputs_dir: Option<PathBuf>,
+    /// Whether `[[action]]`s fire, and for real.
+    pub actions: Actions,
 }
 
 impl AgentSection {
@@ -73,6 +91,7 @@ impl AgentSection {
             shutdown_grace: limits::DEFAULT_SHUTDOWN_GRACE,
             ca_file: None,
             outputs_dir: None,
+            actions: Actions::On,
         }
     }
 
@@ -172,6 +191,9 @@ impl AgentSection {
             } else {
                 self.keep_rollup_days = d.max(1);
             }
+        }
+        if let Some(x) = a.actions {
+            self.actions = x;
         }
         if let Some(d) = a.outputs_dir {
             self.outputs_dir = Some(src.resolve(d));

@@ -157,7 +157,7 @@ pub(super) struct Parsed {
 
 /// An optional limit: `default` when absent; an error when it does not
 /// parse, is zero, or is over `max`.
-fn limit<T: PartialOrd + Copy + Default>(
+pub(super) fn limit<T: PartialOrd + Copy + Default>(
     text: Option<&str>,
     parse: impl Fn(&str) -> Result<T, String>,
     default: T,
@@ -175,6 +175,62 @@ fn limit<T: PartialOrd + Copy + Default>(
         return Err(over(v));
     }
     Ok(v)
+}
+
+/// The grants an `allow` table gives (a check's or an action's); problems
+/// go to `err` by field, and then nothing is granted.
+pub(super) fn grants(
+    src: &Source<'_>,
+    allow: &BTreeMap<String, Vec<String>>,
+    err: &mut impl FnMut(&str, String),
+) -> Grants {
+    let allow = allow
+        .iter()
+        .fold(Allow::new(src.base()), |a, (key, entries)| {
+            a.with(key, entries)
+        });
+    match Grants::parse(&allow) {
+        Ok(g) => g,
+        Err(list) => {
+            for e in list {
+                err(&e.field, e.message);
+            }
+            Grants::none()
+        }
+    }
+}
+
+/// A plugin's `config` table as JSON, with the `${output:}` references it
+/// makes (each with the error to report if it names no check).
+pub(super) fn plugin_config(
+    src: &Source<'_>,
+    span: &Range<usize>,
+    scope: &dyn Fn() -> Scope,
+    config: &toml::Table,
+    err: &mut impl FnMut(&str, String),
+) -> (String, Vec<(ConfigError, Reference)>) {
+    let config_json = match serde_json::to_string(config) {
+        Ok(j) => j,
+        Err(e) => {
+            err("config", format!("cannot be expressed as JSON: {e}"));
+            "{}".into()
+        }
+    };
+    let mut references = Vec::new();
+    if let Ok(v) = serde_json::to_value(config) {
+        match crate::references::find(&v) {
+            Ok(refs) => {
+                let line = src.field_line(span, "config");
+                references.extend(
+                    refs.into_iter().map(|(field, r)| {
+                        (src.error(line, scope(), Some(&field), String::new()), r)
+                    }),
+                );
+            }
+            Err((field, msg)) => err("config", format!("{field}: {msg}")),
+        }
+    }
+    (config_json, references)
 }
 
 /// Labels every alert carries itself; a check's labels may not take them.
@@ -349,40 +405,8 @@ impl CheckConfig {
             },
             None => None,
         };
-        let allow = c
-            .allow
-            .iter()
-            .fold(Allow::new(src.base()), |a, (key, entries)| {
-                a.with(key, entries)
-            });
-        let grants = match Grants::parse(&allow) {
-            Ok(g) => g,
-            Err(list) => {
-                for e in list {
-                    err(&e.field, e.message);
-                }
-                Grants::none()
-            }
-        };
-        let config_json = match serde_json::to_string(&c.config) {
-            Ok(j) => j,
-            Err(e) => {
-                err("config", format!("cannot be expressed as JSON: {e}"));
-                "{}".into()
-            }
-        };
-        let mut references = Vec::new();
-        if let Ok(v) = serde_json::to_value(&c.config) {
-            match crate::references::find(&v) {
-                Ok(refs) => {
-                    let line = src.field_line(span, "config");
-                    references.extend(refs.into_iter().map(|(field, r)| {
-                        (src.error(line, scope(), Some(&field), String::new()), r)
-                    }));
-                }
-                Err((field, msg)) => err("config", format!("{field}: {msg}")),
-            }
-        }
+        let grants = grants(src, &c.allow, &mut err);
+        let (config_json, references) = plugin_config(src, span, &scope, &c.config, &mut err);
         let remind_every = match c.remind_every.as_deref().map(units::parse_duration) {
             None => None,
             Some(Ok(d)) if d >= limits::MIN_REMIND_EVERY && d <= limits::MAX_INTERVAL => Some(d),

@@ -30,6 +30,8 @@ pub enum Scope {
     Notifier(String),
     /// A `[[maintenance]]`: `maintenance "name"`, or `maintenance #2`.
     Maintenance(String),
+    /// An `[[action]]`: `action "name"`, or `action #2`.
+    Action(String),
     /// An environment variable that overrides the file.
     Env(&'static str),
     /// A setting the production profile refuses.
@@ -73,12 +75,19 @@ impl fmt::Display for ConfigError {
             (Scope::Pin(Some(name)), _) => write!(f, ": [[plugin]] {name:?}: ")?,
             (Scope::Pin(None), _) => write!(f, ": [[plugin]]: ")?,
             (
-                Scope::Check(label) | Scope::Notifier(label) | Scope::Maintenance(label),
+                Scope::Check(label)
+                | Scope::Notifier(label)
+                | Scope::Maintenance(label)
+                | Scope::Action(label),
                 Some(field),
             ) => write!(f, ": {label}: {field}: ")?,
-            (Scope::Check(label) | Scope::Notifier(label) | Scope::Maintenance(label), None) => {
-                write!(f, ": {label}: ")?
-            }
+            (
+                Scope::Check(label)
+                | Scope::Notifier(label)
+                | Scope::Maintenance(label)
+                | Scope::Action(label),
+                None,
+            ) => write!(f, ": {label}: ")?,
             (Scope::Alerting, Some(field)) => write!(f, ": [alerting] {field}: ")?,
             (Scope::Alerting, None) => write!(f, ": [alerting]: ")?,
             // Written without a file, above.

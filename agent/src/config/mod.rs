@@ -3,7 +3,7 @@
 //! [`Config::load`] reads a file (or the embedded defaults) and hands each
 //! section to the module that owns it ([`agent`], [`api`], [`pins`],
 //! [`alerting`], [`notifier`], [`maintenance`],
-//! [`check`]; grants go on to the capability modules of
+//! [`check`], [`action`]; grants go on to the capability modules of
 //! [`warden_runtime::caps`]). Each section checks itself, so every problem
 //! is reported at once, as a typed [`ConfigError`] naming the file, the
 //! line, the section or check, and the field:
@@ -16,6 +16,7 @@
 //! The profile (`local`, `staging`, `production`, or `WARDEN_PROFILE`)
 //! decides what is refused ([`profile`]).
 
+pub mod action;
 pub mod agent;
 pub mod alerting;
 pub mod api;
@@ -37,7 +38,8 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use agent::AgentSection;
+pub use action::ActionConfig;
+pub use agent::{Actions, AgentSection};
 pub use alerting::AlertingSection;
 pub use api::ApiSection;
 pub use check::CheckConfig;
@@ -77,6 +79,8 @@ struct RawFile {
     #[serde(default)]
     check: Vec<Spanned<toml::Table>>,
     #[serde(default)]
+    action: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
     status_page: Option<Spanned<toml::Table>>,
 }
 
@@ -102,6 +106,8 @@ pub struct Config {
     pub pins: BTreeMap<String, String>,
     /// Checks, in file order.
     pub checks: Vec<CheckConfig>,
+    /// Actions, in file order.
+    pub actions: Vec<ActionConfig>,
     /// `[alerting]`.
     pub alerting: AlertingSection,
     /// `[[notifier]]`s, in file order.
@@ -196,6 +202,25 @@ impl Config {
                 references.extend(parsed.references);
             }
         }
+        let mut actions = Vec::new();
+        let mut action_names = HashSet::new();
+        for (index, t) in raw.action.into_iter().enumerate() {
+            let (table, span) = unspan(t);
+            if let Some((action, refs)) =
+                ActionConfig::parse(&src, index, table, &span, &mut action_names, &mut errors)
+            {
+                if !names.contains(&action.check) {
+                    errors.push(src.error(
+                        action.on_line,
+                        Scope::Action(format!("action {:?}", action.name)),
+                        Some("on.check"),
+                        format!("no check named {:?}", action.check),
+                    ));
+                }
+                actions.push(action);
+                references.extend(refs);
+            }
+        }
         // Routes name notifiers that exist.
         for (i, name) in alerting.notify.iter().enumerate() {
             if !notifier_names.contains(name) {
@@ -252,6 +277,7 @@ impl Config {
             api,
             pins,
             checks,
+            actions,
             alerting,
             notifiers,
             maintenance,

@@ -52,6 +52,14 @@ impl Config {
                 self.agent.listen
             ));
         }
+        for a in &self.actions {
+            if a.mode == super::action::Mode::Auto && a.max_per_hour.is_none() {
+                reasons.push(format!(
+                    "action {:?} runs auto without max_per_hour (a flapping check would run it without end)",
+                    a.name
+                ));
+            }
+        }
         if self.api.cors_origins.iter().any(|o| o == "*") {
             reasons.push("[api] cors_origins contains \"*\"".to_string());
         }
@@ -62,6 +70,7 @@ impl Config {
             .checks
             .iter()
             .map(|c| c.plugin.as_str())
+            .chain(self.actions.iter().map(|a| a.plugin.as_str()))
             .filter(|p| !self.pins.contains_key(*p) && crate::stdplugins::standard(p).is_none())
             .collect();
         unpinned.sort();

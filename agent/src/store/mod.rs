@@ -10,6 +10,7 @@
 //! [`crate::health`] before a run is recorded.
 
 pub mod acks;
+pub mod actions;
 pub mod backup;
 pub mod incidents;
 pub mod outbox;

@@ -7,7 +7,7 @@
 //! plugins' key/value state), `outbox` (notifications), `silences`,
 //! `finding_acks`, `rollups` (hourly and daily aggregates per check,
 //! [`super::rollups`]), `incidents` and `incident_notes`
-//! ([`super::incidents`]).
+//! ([`super::incidents`]), `actions` ([`super::actions`]).
 
 use std::path::Path;
 
@@ -15,7 +15,7 @@ use anyhow::{Context as _, Result};
 use rusqlite::Connection;
 
 /// The version this agent writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -151,6 +151,32 @@ CREATE TABLE IF NOT EXISTS incident_notes (
     created_ms  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notes_by_incident ON incident_notes (incident_id, id);
+CREATE TABLE IF NOT EXISTS actions (
+    id              INTEGER PRIMARY KEY,
+    action          TEXT NOT NULL,
+    check_name      TEXT NOT NULL,
+    plugin          TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    dry_run         INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    trigger_status  TEXT NOT NULL,
+    trigger_summary TEXT NOT NULL,
+    trigger_run_id  TEXT NOT NULL,
+    config          TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    expires_ms      INTEGER,
+    decided_by      TEXT,
+    decided_ms      INTEGER,
+    started_ms      INTEGER,
+    finished_ms     INTEGER,
+    result_status   TEXT,
+    result_summary  TEXT,
+    verify_status   TEXT,
+    verify_summary  TEXT,
+    reason          TEXT
+);
+CREATE INDEX IF NOT EXISTS actions_by_name ON actions (action, id);
+CREATE INDEX IF NOT EXISTS actions_by_state ON actions (state);
 CREATE TABLE IF NOT EXISTS check_status (
     check_name       TEXT PRIMARY KEY,
     state            TEXT NOT NULL,
@@ -174,6 +200,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN shards INTEGER;",
     // 4 -> 5: the end of the plugin's stderr.
     "ALTER TABLE runs ADD COLUMN stderr TEXT;",
+    // 5 -> 6: `actions`, created by SCHEMA.
+    "",
 ];
 
 /// Creates the schema in a new store, or upgrades an older one.

@@ -127,6 +127,12 @@ pub struct Config {
     /// Probe mode: conditions (default `[STATUS] < 400`).
     #[serde(default)]
     pub conditions: Vec<ConditionSpec>,
+    /// Probe mode: values of the response published as the check's
+    /// outputs, `{ ABUSIVE_KEY = "[BODY].abusive_key" }` (`[BODY]...` or
+    /// `[HEADER].name`; one that is absent or null is not published), for
+    /// other checks and actions to use as `${output:CHECK.KEY}`.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
     /// CORS mode.
     #[serde(default)]
     pub cors: Option<CorsSpec>,

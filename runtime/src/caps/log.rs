@@ -245,6 +245,22 @@ impl host::Host for Sandbox {
     fn claim(&mut self, key: String) -> bool {
         self.share.claim(&key)
     }
+
+    fn action(&mut self) -> Option<host::ActionInfo> {
+        self.action.clone()
+    }
+}
+
+/// An action's run as `host.action` tells it.
+pub(crate) fn action_info(a: &crate::runtime::ActionRun) -> host::ActionInfo {
+    host::ActionInfo {
+        name: a.name.clone(),
+        idempotency_key: a.idempotency_key.clone(),
+        dry_run: a.dry_run,
+        trigger_check: a.trigger_check.clone(),
+        trigger_status: a.trigger_status.to_wit(),
+        trigger_summary: a.trigger_summary.clone(),
+    }
 }
 
 impl wit::Host for Sandbox {}

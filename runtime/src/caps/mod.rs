@@ -54,6 +54,8 @@ pub struct Sandbox {
     /// Which part of its check's run the instance performs, and the
     /// run's shared claims.
     pub(crate) share: crate::part::Share,
+    /// What `host.action` answers.
+    pub(crate) action: Option<crate::bindings::warden::plugin::host::ActionInfo>,
 }
 
 impl WasiView for Sandbox {

@@ -11,10 +11,10 @@ use warden_plugin_sdk::units::{format_duration, format_duration_human};
 
 use super::{
     check_conditions, check_request, default_conditions, denial, evaluate, observe, parse_timeout,
-    plural, redact_error, send,
+    plural, raw_value, redact_error, send,
 };
-use crate::conditions::{self, Condition, Observation};
-use crate::{ConditionSpec, Config, RequestSpec, jsonpath};
+use crate::conditions::{self, Condition};
+use crate::{ConditionSpec, Config, RequestSpec};
 
 /// One step of a flow.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -279,26 +279,6 @@ pub(super) fn run(ctx: &mut Context<Config>, steps: &[StepSpec]) -> Result<Repor
             "probe_http_status_code",
             f64::from(last_status),
         )))
-}
-
-/// The full (not shortened) text of a captured value.
-fn raw_value(o: &Observation, source: &str) -> Option<String> {
-    if let Some(path) = source.strip_prefix("[BODY]") {
-        let doc: Value = serde_json::from_str(&o.body).ok()?;
-        let steps = jsonpath::parse(path).ok()?;
-        return jsonpath::get(&doc, &steps).map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-    }
-    if let Some(name) = source.strip_prefix("[HEADER].") {
-        return o
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone());
-    }
-    None
 }
 
 fn fail_flow(

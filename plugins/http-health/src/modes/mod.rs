@@ -388,3 +388,23 @@ mod tests {
         }
     }
 }
+
+/// The full (not shortened) text of a captured value.
+pub(super) fn raw_value(o: &Observation, source: &str) -> Option<String> {
+    if let Some(path) = source.strip_prefix("[BODY]") {
+        let doc: Value = serde_json::from_str(&o.body).ok()?;
+        let steps = crate::jsonpath::parse(path).ok()?;
+        return crate::jsonpath::get(&doc, &steps).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    }
+    if let Some(name) = source.strip_prefix("[HEADER].") {
+        return o
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone());
+    }
+    None
+}

@@ -10,7 +10,7 @@ use warden_plugin_sdk::prelude::*;
 
 use super::{
     check_conditions, check_request, default_conditions, denial, evaluate, observe, plural,
-    redact_error, send,
+    raw_value, redact_error, send,
 };
 use crate::conditions::Condition;
 use crate::{ConditionSpec, Config, RequestSpec};
@@ -21,6 +21,25 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
         check_request("config", &r)?;
     }
     check_conditions("config.conditions", &c.conditions)?;
+    if !c.outputs.is_empty() && c.url.is_none() {
+        return Err("config.outputs: only probe mode (url) publishes outputs".into());
+    }
+    for (key, source) in &c.outputs {
+        let valid_key = key.starts_with(|ch: char| ch.is_ascii_uppercase() || ch == '_')
+            && key
+                .chars()
+                .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_');
+        if !valid_key {
+            return Err(format!(
+                "config.outputs.{key}: an output's name is [A-Z_][A-Z0-9_]* (it can be an env var)"
+            ));
+        }
+        if !(source.starts_with("[BODY]") || source.starts_with("[HEADER].")) {
+            return Err(format!(
+                "config.outputs.{key}: {source:?}: publish [BODY]... or [HEADER].name"
+            ));
+        }
+    }
     for (i, spec) in c.conditions.iter().enumerate() {
         if let Ok(cond) = Condition::parse(spec.parts().0)
             && let Some(name) = cond.captures().first()
@@ -131,6 +150,11 @@ pub(super) fn run(
         .metric(Metric::new("probe_http_content_length", resp.body.len() as f64).unit("bytes"));
     for m in cond_metrics.into_iter().chain(tls_metrics) {
         report = report.metric(m);
+    }
+    for (key, source) in &ctx.config.outputs {
+        if let Some(v) = raw_value(&o, source).filter(|v| v != "null") {
+            report = report.output(key.clone(), v);
+        }
     }
     Ok(report)
 }
