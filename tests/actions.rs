@@ -175,6 +175,10 @@ fn runbook_actions_fire_wait_for_approval_run_once_and_verify() {
         "nothing runs before approval"
     );
     let id = pending["id"].as_i64().unwrap();
+    // The status page lists it.
+    let page = agent.get("/v1/page").json();
+    assert_eq!(page["actions_waiting"][0]["id"], id, "{page}");
+    assert_eq!(page["actions_waiting"][0]["action"], "reset-bucket");
     agent.wait_until("the approval request is sent", WAIT, |_| {
         notices(&hook, "reset-bucket")
             .iter()
@@ -210,6 +214,10 @@ fn runbook_actions_fire_wait_for_approval_run_once_and_verify() {
     );
     assert!(!ops.exists("abusive"));
     assert_eq!(agent.check("auth-failures")["status"], "ok");
+    assert_eq!(
+        agent.get("/v1/page").json()["actions_waiting"],
+        serde_json::json!([])
+    );
     agent.wait_until("the result is told", WAIT, |_| {
         notices(&hook, "reset-bucket")
             .iter()

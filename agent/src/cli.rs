@@ -358,33 +358,52 @@ async fn validate(args: ConfigArg) -> ExitCode {
     let views = registry.views();
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    for check in &config.checks {
-        let at = format!("{}:{}: check {:?}", config.source, check.line, check.name);
-        match registry.get(&check.plugin) {
+    // Every plugin config: the checks' and the actions'.
+    let configs = config
+        .checks
+        .iter()
+        .map(|c| {
+            (
+                "check",
+                &c.name,
+                c.line,
+                &c.plugin,
+                &c.config_json,
+                c.memory,
+            )
+        })
+        .chain(config.actions.iter().map(|a| {
+            (
+                "action",
+                &a.name,
+                a.line,
+                &a.plugin,
+                &a.config_json,
+                a.memory,
+            )
+        }));
+    for (kind, name, line, plugin_name, config_json, memory) in configs {
+        let at = format!("{}:{line}: {kind} {name:?}", config.source);
+        match registry.get(plugin_name) {
             Some(plugin) => {
-                if let Err(e) = runtime
-                    .validate(&plugin, &check.config_json, check.memory)
-                    .await
-                {
+                if let Err(e) = runtime.validate(&plugin, config_json, memory).await {
                     problems.push(format!("{at}: config: {e}"));
                 }
             }
             None => match views
                 .iter()
-                .find(|v| v.name == check.plugin)
+                .find(|v| v.name == *plugin_name)
                 .and_then(|v| v.error.clone())
             {
                 Some(err) => problems.push(format!(
-                    "{at}: plugin {:?} failed to load: {}",
-                    check.plugin, err.message
+                    "{at}: plugin {plugin_name:?} failed to load: {}",
+                    err.message
                 )),
-                // Not there yet: the agent runs the check once the file
-                // appears, so this is no error.
+                // Not there yet: the agent runs it once the file appears,
+                // so this is no error.
                 None => warnings.push(format!(
-                    "{at}: plugin {:?} is not in {} nor among the standard plugins (yet): the check reports it missing until {}.wasm appears there",
-                    check.plugin,
+                    "{at}: plugin {plugin_name:?} is not in {} nor among the standard plugins (yet): the {kind} reports it missing until {plugin_name}.wasm appears there",
                     config.agent.plugin_dir.display(),
-                    check.plugin
                 )),
             },
         }
@@ -393,8 +412,12 @@ async fn validate(args: ConfigArg) -> ExitCode {
         eprintln!("warning: {w}");
     }
     if problems.is_empty() {
+        let actions = match config.actions.len() {
+            0 => String::new(),
+            n => format!(", {n} actions"),
+        };
         println!(
-            "{}: ok ({} checks, {} plugins, profile {:?})",
+            "{}: ok ({} checks{actions}, {} plugins, profile {:?})",
             config.source,
             config.checks.len(),
             views.len(),

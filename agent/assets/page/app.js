@@ -257,6 +257,27 @@
     const view = [el("h1", {}, "Status")];
     if (data.public_only) view.push(el("p", { class: "muted" }, "Showing the public checks. ", tokenLink()));
     view.push(overall(data.checks));
+    const waiting = data.actions_waiting || [];
+    if (waiting.length) {
+      view.push(el("h2", { id: "actions-waiting" }, "Actions waiting for approval"));
+      view.push(
+        el(
+          "ul",
+          { class: "waiting", "aria-labelledby": "actions-waiting" },
+          waiting.map((w) =>
+            el(
+              "li",
+              {},
+              el("strong", {}, w.action + (w.dry_run ? " (dry run)" : "")),
+              " for ",
+              el("a", { href: "/checks/" + encodeURIComponent(w.check) }, w.check),
+              ": " + w.trigger_summary + " ",
+              el("span", { class: "muted" }, "expires " + ago(w.expires_unix_ms, data.now_unix_ms) + "; approve with POST /v1/actions/" + w.id + "/approve"),
+            ),
+          ),
+        ),
+      );
+    }
     view.push(el("ul", { class: "checks", "aria-label": "Checks" }, data.checks.map((c) => card(c, data.now_unix_ms, true))));
     announceChanges(data.checks);
     return view;

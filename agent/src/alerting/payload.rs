@@ -195,7 +195,8 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
     match kind {
-        NotifierKind::Webhook { .. } => json!({
+        NotifierKind::Webhook { .. } => {
+            let mut body = json!({
             "agent": a.instance,
             "check": a.check,
             "plugin": a.plugin,
@@ -209,8 +210,13 @@ pub fn body(kind: &NotifierKind, a: &Alert) -> Value {
             "link": a.link,
             "reminder": a.reminder,
             "flapping": a.flapping,
-            "action": a.action,
-        }),
+            });
+            // Only on an action's notice (`"status": "action"`).
+            if let (Some(action), Some(o)) = (&a.action, body.as_object_mut()) {
+                o.insert("action".into(), json!(action));
+            }
+            body
+        }
         NotifierKind::Slack { .. } => {
             let text = headline(a);
             let mut context = format!(

@@ -226,6 +226,22 @@ struct PageChecks {
     /// `[status_page] uptime_thresholds`.
     uptime_thresholds: [f64; 3],
     checks: Vec<Overview>,
+    /// Action firings waiting for approval, oldest first (none for a
+    /// visitor without a token).
+    actions_waiting: Vec<Waiting>,
+}
+
+/// A pending action firing, as the page lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Waiting {
+    id: i64,
+    action: String,
+    check: String,
+    /// What the check said when it fired.
+    trigger_summary: String,
+    dry_run: bool,
+    /// When it expires unless approved (ms since the epoch).
+    expires_unix_ms: Option<i64>,
 }
 
 /// The status page's data: every check (the public ones for a visitor
@@ -247,6 +263,23 @@ pub(super) async fn checks(
         now_unix_ms: now_ms(),
         uptime_thresholds: agent.config().status_page.uptime_thresholds,
         checks,
+        actions_waiting: if access == Access::Full {
+            agent
+                .store
+                .actions_in("pending")?
+                .into_iter()
+                .map(|r| Waiting {
+                    id: r.id,
+                    action: r.action,
+                    check: r.check,
+                    trigger_summary: r.trigger_summary,
+                    dry_run: r.dry_run,
+                    expires_unix_ms: r.expires_unix_ms,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     })
     .into_response())
 }
