@@ -254,7 +254,11 @@ fn runbook_actions_fire_wait_for_approval_run_once_and_verify() {
             .contains("max_per_hour = 1"),
         "{held}"
     );
-    assert_eq!(ops.calls("DELETE", "/v1/locks/release").len(), 1);
+    let deletes = ops.calls("DELETE", "/v1/locks/release");
+    assert_eq!(deletes.len(), 1);
+    // Its length said, not chunked: http.server reads by Content-Length.
+    assert_eq!(deletes[0]["headers"]["content-length"], "0", "{deletes:?}");
+    assert!(deletes[0]["headers"].get("transfer-encoding").is_none());
     assert!(
         ops.exists("lock-release"),
         "the second stale lock waits for a person"
@@ -274,6 +278,28 @@ fn runbook_actions_fire_wait_for_approval_run_once_and_verify() {
     assert_eq!(r.json()["state"], "rejected");
     assert_eq!(r.json()["decided_by"], "bob");
     assert!(ops.calls("POST", "/v1/jobs/deploy/retry").is_empty());
+    // The queue recovers and sticks again: approved this time, it runs.
+    ops.set("pending-deploy", "0");
+    agent.wait_until("the queue is OK", WAIT, |a| {
+        a.check("deploy-queue")["status"] == "ok"
+    });
+    ops.set("pending-deploy", "9");
+    agent.wait_until("a second firing", WAIT, |a| {
+        firings(a, "retry-deploy")
+            .first()
+            .is_some_and(|f| f["id"] != rid && f["state"] == "pending")
+    });
+    let rid = firings(&agent, "retry-deploy")[0]["id"].as_i64().unwrap();
+    let r = post(
+        &agent,
+        &format!("/v1/actions/{rid}/approve"),
+        Some(TOKEN),
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let retried = firing_in(&agent, "retry-deploy", "succeeded");
+    assert_eq!(retried["verify_status"], "ok", "{retried}");
+    assert_eq!(ops.calls("POST", "/v1/jobs/deploy/retry").len(), 1);
 
     // Normalization: every warning from the second in a row on.
     ops.set("unnormalized", "4");

@@ -17,65 +17,20 @@
 //! then runs the check again at once to verify, stores both results and
 //! tells the check's webhook and Slack receivers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use warden_runtime::{ActionRun, RunOutcome, RunRequest, Status};
 
+use crate::action_state::lock;
 use crate::agent::Agent;
 use crate::config::action::{Mode, When};
 use crate::config::{ActionConfig, Actions as Switch, CheckConfig};
 use crate::health::Transition;
 use crate::store::actions::ActionRecord;
 use crate::store::now_ms;
-
-/// What the agent keeps about actions between runs.
-#[derive(Default)]
-pub struct ActionState {
-    paused: AtomicBool,
-    /// Per action: results in a row among its statuses (`state = "every"`).
-    streaks: Mutex<HashMap<String, u32>>,
-    /// Checks running again to verify an action (their runs fire none).
-    verifying: Mutex<HashSet<String>>,
-    /// Per action: the reason of its latest skip (one row per reason).
-    last_skip: Mutex<HashMap<String, String>>,
-    /// Per (action, final state): how many firings ended so.
-    counts: Mutex<BTreeMap<(String, &'static str), u64>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl ActionState {
-    /// Whether `POST /v1/actions/pause` holds every action.
-    pub fn paused(&self) -> bool {
-        self.paused.load(Ordering::Relaxed)
-    }
-
-    /// Pauses (or resumes) every action.
-    pub fn set_paused(&self, paused: bool) {
-        self.paused.store(paused, Ordering::Relaxed);
-    }
-
-    /// Firings by (action, final state), for `/metrics`.
-    pub fn counts(&self) -> Vec<((String, &'static str), u64)> {
-        lock(&self.counts)
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    }
-
-    fn count(&self, action: &str, state: &'static str) {
-        *lock(&self.counts)
-            .entry((action.to_string(), state))
-            .or_default() += 1;
-    }
-}
 
 /// The run of a check that fired an action.
 #[derive(Debug, Clone)]
@@ -84,25 +39,6 @@ struct Trigger {
     status: Status,
     summary: String,
     run_id: String,
-}
-
-/// Calls `f(path, string)` for every string in `v` (paths like
-/// `config.headers.x`).
-pub fn each_string(v: &Value, path: &str, f: &mut dyn FnMut(&str, &str)) {
-    match v {
-        Value::String(s) => f(path, s),
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                each_string(x, &format!("{path}[{i}]"), f);
-            }
-        }
-        Value::Object(o) => {
-            for (k, x) in o {
-                each_string(x, &format!("{path}.{k}"), f);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn fill_trigger(v: &mut Value, t: &Trigger) {
@@ -265,30 +201,16 @@ impl Agent {
         let now = now_ms();
         let switch = self.config().agent.actions;
         let dry_run = a.dry_run || switch == Switch::DryRun;
-        let mut row = ActionRecord {
-            id: 0,
-            action: a.name.clone(),
-            check: t.check.clone(),
-            plugin: a.plugin.clone(),
-            state: String::new(),
+        let mut row = ActionRecord::fired(
+            &a.name,
+            &t.check,
+            &a.plugin,
             dry_run,
-            idempotency_key: String::new(),
-            trigger_status: t.status.as_str().into(),
-            trigger_summary: t.summary.clone(),
-            trigger_run_id: t.run_id.clone(),
-            config: Value::Null,
-            created_unix_ms: now,
-            expires_unix_ms: None,
-            decided_by: None,
-            decided_unix_ms: None,
-            started_unix_ms: None,
-            finished_unix_ms: None,
-            result_status: None,
-            result_summary: None,
-            verify_status: None,
-            verify_summary: None,
-            reason: None,
-        };
+            t.status.as_str(),
+            &t.summary,
+            &t.run_id,
+            now,
+        );
         if let Some(why) = self.held(&a, dry_run, now, true) {
             // One row per reason in a row, not one per result.
             if lock(&self.actions.last_skip).insert(a.name.clone(), why.clone())

@@ -169,8 +169,8 @@ pub struct Agent {
     pub(crate) telemetry: Telemetry,
     /// When the agent started (ms since the epoch).
     pub started_unix_ms: i64,
-    /// Runbook actions' pause, streaks and counts ([`crate::actions`]).
-    pub actions: crate::actions::ActionState,
+    /// Runbook actions' pause, streaks and counts ([`crate::action_state`]).
+    pub actions: crate::action_state::ActionState,
     /// Itself, for work a run starts that outlives it (actions).
     me: Weak<Agent>,
     /// The agent's own runtime (where actions are driven from).

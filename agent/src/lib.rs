@@ -30,6 +30,7 @@
 //! ```
 
 mod acks;
+pub mod action_state;
 pub mod actions;
 mod agent;
 pub mod alerting;

@@ -360,11 +360,11 @@ fn start(request: &Request) -> Result<InFlight, HttpError> {
     // The body's length is known: say so, so that servers which do not
     // read chunked request bodies (Python's http.server, many WSGI servers
     // and proxies) see it. Without a length the request would go chunked.
+    // Every method but GET and HEAD says its length, an empty body's too:
+    // a DELETE without one goes chunked, and a server that reads by
+    // Content-Length only takes the chunk's end for the next request.
     let sends_body = !request.body.is_empty()
-        || matches!(
-            request.method.to_ascii_uppercase().as_str(),
-            "POST" | "PUT" | "PATCH"
-        );
+        || !matches!(request.method.to_ascii_uppercase().as_str(), "GET" | "HEAD");
     if sends_body && !entries.iter().any(|(n, _)| n == "content-length") {
         entries.push((
             "content-length".into(),

@@ -68,8 +68,10 @@ pub use caps::net::parse_pem;
 pub use caps::{
     Allow, GrantError, Grants, Sandbox, StateBackend, StateChanges, StateQuota, StateUsage,
 };
-pub use report::{Finding, Metric, Output, PluginInfo, Report, RunOutcome, Severity, Status};
-pub use runtime::{ActionRun, Origin, Plugin, RunRequest, Runtime, RuntimeOptions, sha256_hex};
+pub use report::{
+    ActionRun, Finding, Metric, Output, PluginInfo, Report, RunOutcome, Severity, Status,
+};
+pub use runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions, sha256_hex};
 pub use shape::Shape;
 /// Redaction of secrets in URLs and text (shared with the plugin SDK).
 pub use warden_text::redact;

@@ -559,6 +559,23 @@ impl RunOutcome {
     }
 }
 
+/// What an action's run is told of itself (`host.action`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRun {
+    /// The action's name.
+    pub name: String,
+    /// Stable for one firing of the action, across restarts.
+    pub idempotency_key: String,
+    /// Report what it would do; change nothing.
+    pub dry_run: bool,
+    /// The check that triggered it, its status and summary then.
+    pub trigger_check: String,
+    /// See `trigger_check`.
+    pub trigger_status: Status,
+    /// See `trigger_check`.
+    pub trigger_summary: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -152,24 +152,7 @@ pub struct RunRequest {
     /// How much plugin state the check may keep.
     pub state_quota: StateQuota,
     /// The action this run performs (`host.action`), `None` for a check.
-    pub action: Option<ActionRun>,
-}
-
-/// What an action's run is told of itself (`host.action`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionRun {
-    /// The action's name.
-    pub name: String,
-    /// Stable for one firing of the action, across restarts.
-    pub idempotency_key: String,
-    /// Report what it would do; change nothing.
-    pub dry_run: bool,
-    /// The check that triggered it, its status and summary then.
-    pub trigger_check: String,
-    /// See `trigger_check`.
-    pub trigger_status: crate::report::Status,
-    /// See `trigger_check`.
-    pub trigger_summary: String,
+    pub action: Option<crate::report::ActionRun>,
 }
 
 /// Options for [`Runtime::new`].

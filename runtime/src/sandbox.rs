@@ -27,7 +27,7 @@ pub(crate) struct SandboxSpec<'a> {
     /// Which part of the check's run (whole, a shard, the merge).
     pub(crate) share: Share,
     /// The action the run performs, if it is one.
-    pub(crate) action: Option<&'a crate::runtime::ActionRun>,
+    pub(crate) action: Option<&'a crate::report::ActionRun>,
 }
 
 impl SandboxSpec<'_> {

@@ -310,7 +310,7 @@ fn trigger_problems(config_json: &str) -> Result<(), (String, String)> {
         return Ok(());
     };
     let mut problem = None;
-    crate::actions::each_string(&v, "config", &mut |path, s| {
+    each_string(&v, "config", &mut |path, s| {
         let mut rest = s;
         while let Some(at) = rest.find("${trigger.") {
             let after = &rest[at + "${trigger.".len()..];
@@ -330,4 +330,23 @@ fn trigger_problems(config_json: &str) -> Result<(), (String, String)> {
         }
     });
     problem.map_or(Ok(()), Err)
+}
+
+/// Calls `f(path, string)` for every string in `v` (paths like
+/// `config.headers.x`).
+pub fn each_string(v: &serde_json::Value, path: &str, f: &mut dyn FnMut(&str, &str)) {
+    match v {
+        serde_json::Value::String(s) => f(path, s),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                each_string(x, &format!("{path}[{i}]"), f);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                each_string(x, &format!("{path}.{k}"), f);
+            }
+        }
+        _ => {}
+    }
 }

@@ -68,6 +68,47 @@ pub struct ActionRecord {
     pub reason: Option<String>,
 }
 
+impl ActionRecord {
+    /// A firing of `action` (by `check`'s run `run_id`, of status
+    /// `status` and `summary`) at `now_ms`, before anything is decided.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fired(
+        action: &str,
+        check: &str,
+        plugin: &str,
+        dry_run: bool,
+        status: &str,
+        summary: &str,
+        run_id: &str,
+        now_ms: i64,
+    ) -> ActionRecord {
+        ActionRecord {
+            id: 0,
+            action: action.into(),
+            check: check.into(),
+            plugin: plugin.into(),
+            state: String::new(),
+            dry_run,
+            idempotency_key: String::new(),
+            trigger_status: status.into(),
+            trigger_summary: summary.into(),
+            trigger_run_id: run_id.into(),
+            config: serde_json::Value::Null,
+            created_unix_ms: now_ms,
+            expires_unix_ms: None,
+            decided_by: None,
+            decided_unix_ms: None,
+            started_unix_ms: None,
+            finished_unix_ms: None,
+            result_status: None,
+            result_summary: None,
+            verify_status: None,
+            verify_summary: None,
+            reason: None,
+        }
+    }
+}
+
 const COLUMNS: &str = "id, action, check_name, plugin, state, dry_run, idempotency_key,
     trigger_status, trigger_summary, trigger_run_id, config, created_ms, expires_ms,
     decided_by, decided_ms, started_ms, finished_ms, result_status, result_summary,
@@ -304,5 +345,83 @@ impl Store {
             )? as i64)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: &str) -> ActionRecord {
+        ActionRecord {
+            state: state.into(),
+            idempotency_key: "k".into(),
+            config: serde_json::json!({"url": "http://x/"}),
+            ..ActionRecord::fired("a", "c", "http-action", false, "critical", "down", "r", 1)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_firing_moves_forward_once_even_across_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.db");
+        let store = Store::open(&path).unwrap();
+        let id = store.add_action(row("pending")).await.unwrap();
+        assert!(
+            !store.start_action(id, 10).await.unwrap(),
+            "pending does not start"
+        );
+        assert_eq!(
+            store.open_action("a").unwrap(),
+            Some((id, "pending".into()))
+        );
+        assert!(
+            store
+                .decide_action(id, "approved", "ana".into(), None, 5)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .decide_action(id, "rejected", "bob".into(), None, 6)
+                .await
+                .unwrap(),
+            "decided once"
+        );
+        assert!(store.start_action(id, 10).await.unwrap());
+        assert!(!store.start_action(id, 11).await.unwrap(), "started once");
+        drop(store);
+        // As after kill -9 while the plugin ran.
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.interrupt_running_actions(20).await.unwrap(), 1);
+        let r = store.action_record(id).unwrap().unwrap();
+        assert_eq!(
+            (r.state.as_str(), r.decided_by.as_deref()),
+            ("interrupted", Some("ana"))
+        );
+        assert!(store.actions_in("approved").unwrap().is_empty());
+        assert!(
+            !store.start_action(id, 21).await.unwrap(),
+            "never run again"
+        );
+        assert_eq!(store.open_action("a").unwrap(), None);
+        assert_eq!(store.action_starts("a", 0).unwrap(), vec![10]);
+        // A pending firing expires at its time, and then cannot be approved.
+        let p = store
+            .add_action(ActionRecord {
+                expires_unix_ms: Some(30),
+                ..row("pending")
+            })
+            .await
+            .unwrap();
+        assert!(store.expire_actions(29).await.unwrap().is_empty());
+        assert_eq!(store.expire_actions(30).await.unwrap(), vec![p]);
+        assert!(
+            !store
+                .decide_action(p, "approved", "x".into(), None, 31)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.action_record(p).unwrap().unwrap().state, "expired");
     }
 }

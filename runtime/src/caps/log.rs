@@ -252,7 +252,7 @@ impl host::Host for Sandbox {
 }
 
 /// An action's run as `host.action` tells it.
-pub(crate) fn action_info(a: &crate::runtime::ActionRun) -> host::ActionInfo {
+pub(crate) fn action_info(a: &crate::report::ActionRun) -> host::ActionInfo {
     host::ActionInfo {
         name: a.name.clone(),
         idempotency_key: a.idempotency_key.clone(),
