@@ -227,15 +227,9 @@ impl Agent {
             return;
         }
         lock(&self.actions.last_skip).remove(&a.name);
-        let resolved = crate::references::resolve(&a.config_json, |c, k| {
-            self.store
-                .outputs(Some(c))
-                .ok()?
-                .into_iter()
-                .find(|o| o.key == k)
-                .map(|o| o.value)
-        })
-        .and_then(|j| serde_json::from_str::<Value>(&j).map_err(|e| e.to_string()));
+        let resolved =
+            crate::references::resolve(&a.config_json, |c, k| self.store.output_value(c, k))
+                .and_then(|j| serde_json::from_str::<Value>(&j).map_err(|e| e.to_string()));
         let key = format!(
             "warden-{}-{}-{}",
             a.name,

@@ -22,107 +22,15 @@ use anyhow::{Context as _, Result};
 use tokio::sync::{Notify, watch};
 use warden_runtime::{RunOutcome, RunRequest, Runtime, Status};
 
-use crate::config::{CheckConfig, Config};
+use crate::config::Config;
 use crate::executor::{Executor, FairGate, Permit};
-use crate::health::Health;
 use crate::layout::StateDir;
 use crate::limits;
+use crate::live::{Check, Live};
 use crate::registry::Registry;
-use crate::schedule::{self, Schedule};
-use crate::scheduler::{Dispatch, ManualError, SchedulerCore, SlotSpec};
+use crate::scheduler::{Dispatch, ManualError, SchedulerCore};
 use crate::store::{RunRecord, Store, now_ms};
 use crate::telemetry::Telemetry;
-
-/// A check as the agent runs it.
-#[derive(Debug, Clone)]
-pub struct Check {
-    /// The config.
-    pub config: CheckConfig,
-    /// The schedule in force (the config's, else the plugin's default).
-    pub schedule: Schedule,
-    /// Its splay offset.
-    pub offset: Duration,
-    /// The schedule as shown (computed once).
-    pub schedule_text: String,
-}
-
-impl Check {
-    /// `c` as it runs: its schedule (the config's, else its plugin's
-    /// default, else [`limits::DEFAULT_INTERVAL`]) and splay offset.
-    pub(crate) fn new(c: &CheckConfig, registry: &Registry) -> Check {
-        let schedule = c
-            .schedule
-            .clone()
-            .or_else(|| {
-                registry
-                    .get(&c.plugin)
-                    .and_then(|p| p.info.default_schedule.clone())
-                    .and_then(|s| Schedule::parse(&s).ok())
-            })
-            .unwrap_or(Schedule::Every(limits::DEFAULT_INTERVAL));
-        let max_splay = c.splay.unwrap_or_else(|| schedule.default_splay());
-        Check {
-            config: c.clone(),
-            schedule_text: schedule.to_string(),
-            offset: schedule::splay(&c.name, max_splay),
-            schedule,
-        }
-    }
-
-    /// What the scheduler needs of it.
-    pub(crate) fn slot(&self) -> SlotSpec {
-        SlotSpec {
-            name: self.config.name.clone(),
-            schedule: self.schedule.clone(),
-            offset: self.offset,
-            retries: self.config.retries,
-            enabled: self.config.enabled,
-            run_on_start: self.config.run_on_start,
-        }
-    }
-}
-
-/// What the agent knows about a check between runs.
-#[derive(Debug, Clone)]
-pub(crate) struct Live {
-    pub(crate) health: Option<Health>,
-    pub(crate) last: Option<Arc<RunOutcome>>,
-    pub(crate) runs_by_status: [u64; 4],
-    /// What its receivers were last told: `Ok`, or the severity firing
-    /// ([`crate::notices`]).
-    pub(crate) told: Status,
-    /// When the current alert was last sent (its firing or a reminder).
-    pub(crate) notified_ms: Option<i64>,
-    /// A run's notifications are decided and it is being stored: `told`
-    /// is ahead of `health` until then.
-    pub(crate) recording: bool,
-}
-
-impl Live {
-    /// From the store: its health, run counts and what was last told.
-    pub(crate) fn from_record(record: crate::store::CheckRecord, told: Option<Status>) -> Live {
-        Live {
-            health: record.health,
-            last: record.latest.map(Arc::new),
-            runs_by_status: record.runs_by_status,
-            told: told.unwrap_or(Status::Ok),
-            ..Live::default()
-        }
-    }
-}
-
-impl Default for Live {
-    fn default() -> Self {
-        Live {
-            health: None,
-            last: None,
-            runs_by_status: [0; 4],
-            told: Status::Ok,
-            notified_ms: None,
-            recording: false,
-        }
-    }
-}
 
 /// A run past its admission, or its outcome if it ended before running.
 /// The scheduler's state and what wakes its driver.
@@ -536,14 +444,8 @@ impl Agent {
         let mut request = Self::request(check, d);
         // `${output:CHECK.KEY}`: the other check's current value, or an
         // unknown run saying which output is missing.
-        let resolved = crate::references::resolve(&request.config, |c, k| {
-            self.store
-                .outputs(Some(c))
-                .ok()?
-                .into_iter()
-                .find(|o| o.key == k)
-                .map(|o| o.value)
-        });
+        let resolved =
+            crate::references::resolve(&request.config, |c, k| self.store.output_value(c, k));
         match resolved {
             Ok(config) => request.config = config,
             Err(reason) => {

@@ -17,12 +17,13 @@ use std::collections::HashMap;
 
 use warden_runtime::{RunOutcome, Status};
 
-use crate::agent::{Agent, Live};
+use crate::agent::Agent;
 use crate::alerting::{Alert, Event, reminder_due};
 use crate::config::CheckConfig;
 use crate::flapping::Change;
 use crate::health::{Health, Transition};
 use crate::limits;
+use crate::live::Live;
 use crate::silences::Quiet;
 use crate::store::outbox::Outgoing;
 

@@ -436,15 +436,9 @@ async fn configured(args: CheckArgs) -> ExitCode {
             .validate(&plugin, &check.config_json, check.memory)
             .await
             .map_err(|e| anyhow!("check {name:?}: the plugin refused its config: {e}"))?;
-        let resolved = crate::references::resolve(&check.config_json, |c, k| {
-            store
-                .outputs(Some(c))
-                .ok()?
-                .into_iter()
-                .find(|o| o.key == k)
-                .map(|o| o.value)
-        })
-        .map_err(|e| anyhow!("check {name:?}: {e}"))?;
+        let resolved =
+            crate::references::resolve(&check.config_json, |c, k| store.output_value(c, k))
+                .map_err(|e| anyhow!("check {name:?}: {e}"))?;
         let request = RunRequest {
             check: check.name.clone(),
             config: resolved,

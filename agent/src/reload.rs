@@ -22,9 +22,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::agent::{Agent, Check, Live};
+use crate::agent::Agent;
 use crate::config::{CheckConfig, Config, ReloadStatus};
 use crate::limits;
+use crate::live::{Check, Live};
 use crate::store::now_ms;
 
 /// What a reload changed.

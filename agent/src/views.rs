@@ -8,8 +8,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use warden_runtime::{RunOutcome, Status};
 
-use crate::agent::{Agent, Check, Live};
+use crate::agent::Agent;
 use crate::health::{Health, StateType};
+use crate::live::{Check, Live};
 use crate::scheduler::SlotInfo;
 
 /// Runs by status.

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::quiet::body;
-use super::{ApiError, ApiResult, ErrorCode};
+use super::{ApiError, ApiResult, ErrorCode, page};
 use crate::actions::{DecideError, redacted};
 use crate::agent::Agent;
 use crate::config::Actions as Switch;
@@ -89,10 +89,7 @@ pub(super) async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
-    let limit = q
-        .limit
-        .unwrap_or(limits::DEFAULT_RUNS_PAGE)
-        .clamp(1, limits::MAX_ACTIONS_LISTED);
+    let limit = page(q.limit, limits::MAX_ACTIONS_LISTED);
     let config = agent.config();
     let firings = agent
         .store

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::quiet::body;
-use super::{ApiError, ApiResult, ErrorCode};
+use super::{ApiError, ApiResult, ErrorCode, page};
 use crate::agent::Agent;
 use crate::limits;
 use crate::store::incidents::Incident;
@@ -55,10 +55,7 @@ pub(super) async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
-    let limit = q
-        .limit
-        .unwrap_or(limits::DEFAULT_RUNS_PAGE)
-        .clamp(1, limits::MAX_RUNS_PAGE);
+    let limit = page(q.limit, limits::MAX_RUNS_PAGE);
     let incidents = agent.store.incidents(q.check.as_deref(), q.open, limit)?;
     Ok(axum::Json(Incidents { incidents }).into_response())
 }

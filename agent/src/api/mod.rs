@@ -466,6 +466,11 @@ struct Started {
     started: bool,
 }
 
+/// A list's page size: `limit`, else the default, clamped to `1..=max`.
+pub(super) fn page(limit: Option<usize>, max: usize) -> usize {
+    limit.unwrap_or(limits::DEFAULT_RUNS_PAGE).clamp(1, max)
+}
+
 fn yes() -> bool {
     true
 }
@@ -574,10 +579,7 @@ async fn runs(
         .map(str::parse::<Status>)
         .transpose()
         .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("status={e}")))?;
-    let limit = q
-        .limit
-        .unwrap_or(limits::DEFAULT_RUNS_PAGE)
-        .clamp(1, limits::MAX_RUNS_PAGE);
+    let limit = page(q.limit, limits::MAX_RUNS_PAGE);
     let filter = RunFilter {
         check: q.check,
         status,

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use warden_runtime::{Grants, StateQuota, Status};
 use warden_text::units;
 
-use super::check::{grants, limit, name_problem, plugin_config};
+use super::check::{grants, limit, memory_limit, name_problem, plugin_config};
 use super::error::{ConfigError, Scope};
 use super::source::Source;
 use crate::limits;
@@ -250,14 +250,7 @@ impl ActionConfig {
         for (field, e) in fields {
             err(&field, e);
         }
-        let memory = limit(
-            a.memory.as_deref(),
-            units::parse_size,
-            limits::DEFAULT_MEMORY,
-            limits::MAX_MEMORY,
-            |m| format!("{m} bytes is over the maximum of {}", limits::MAX_MEMORY),
-        )
-        .unwrap_or_else(|e| {
+        let memory = memory_limit(a.memory.as_deref()).unwrap_or_else(|e| {
             err("memory", e);
             limits::DEFAULT_MEMORY
         });

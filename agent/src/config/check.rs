@@ -177,6 +177,18 @@ pub(super) fn limit<T: PartialOrd + Copy + Default>(
     Ok(v)
 }
 
+/// A sandbox's `memory` (a check's or an action's): the default when
+/// absent, at most [`limits::MAX_MEMORY`].
+pub(super) fn memory_limit(text: Option<&str>) -> Result<u64, String> {
+    limit(
+        text,
+        units::parse_size,
+        limits::DEFAULT_MEMORY,
+        limits::MAX_MEMORY,
+        |m| format!("{m} bytes is over the maximum of {}", limits::MAX_MEMORY),
+    )
+}
+
 /// The grants an `allow` table gives (a check's or an action's); problems
 /// go to `err` by field, and then nothing is granted.
 pub(super) fn grants(
@@ -320,14 +332,7 @@ impl CheckConfig {
             err("timeout", e);
             limits::DEFAULT_TIMEOUT
         });
-        let memory = limit(
-            c.memory.as_deref(),
-            units::parse_size,
-            limits::DEFAULT_MEMORY,
-            limits::MAX_MEMORY,
-            |m| format!("{m} bytes is over the maximum of {}", limits::MAX_MEMORY),
-        )
-        .unwrap_or_else(|e| {
+        let memory = memory_limit(c.memory.as_deref()).unwrap_or_else(|e| {
             err("memory", e);
             limits::DEFAULT_MEMORY
         });

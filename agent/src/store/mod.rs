@@ -488,6 +488,17 @@ impl Store {
         rows.collect::<rusqlite::Result<_>>()
             .context("reading outputs")
     }
+
+    /// The current value of `check`'s output `key`, if it has published
+    /// one (what `${output:CHECK.KEY}` reads; a read error is no value).
+    pub fn output_value(&self, check: &str, key: &str) -> Option<String> {
+        self.conn()
+            .prepare_cached("SELECT value FROM outputs WHERE check_name = ?1 AND key = ?2")
+            .ok()?
+            .query_row(params![check, key], |r| r.get(0))
+            .optional()
+            .ok()?
+    }
 }
 
 /// Plugin state lives in the `check_state` table: read on the read
