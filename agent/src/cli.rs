@@ -51,7 +51,7 @@ enum Command {
     Check(CheckArgs),
     /// Show what a plugin is: sha256, size, describe, imports.
     Inspect(crate::inspect::InspectArgs),
-    /// Create a plugin from a template (Rust or Python).
+    /// Create a plugin from a template (Rust, Python or JavaScript).
     New(crate::scaffold::NewArgs),
     /// Write the plugin contract (`plugin.wit`) with the WASI interfaces
     /// it uses (`deps/`), for building a plugin in any language.

@@ -126,6 +126,17 @@ impl WardenEngine {
             }
             Compiler::Winch => {
                 config.strategy(wasmtime::Strategy::Winch);
+                // The large components Winch is for hold every compiled
+                // function until they are linked, so leave out what only
+                // debuggers and native unwinders read (a trap still names
+                // its functions), and compile the trampolines, the only
+                // code Cranelift makes here, quickly: a Python plugin's
+                // first load takes 12% less peak memory and 15% less CPU
+                // (docs/BENCHMARKS.md, issue 18).
+                config.generate_address_map(false);
+                config.native_unwind_info(false);
+                config.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+                config.cranelift_opt_level(wasmtime::OptLevel::None);
             }
         }
         if allocation == Allocation::Pooling {
