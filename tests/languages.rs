@@ -284,7 +284,8 @@ fn the_probe_works(state: &Path, wasm: &str, base: &str) {
 }
 
 /// `wasm` as plugin `name` in a running agent, probing `base`: loaded and
-/// run on demand, ok.
+/// run on demand, ok; and run by an `[[action]]` (dry run) when another
+/// check probing a missing page fails, which it is told (`host.action`).
 fn runs_in_the_agent(home: &Path, wasm: &Path, name: &str, base: &str) {
     std::fs::create_dir_all(home.join("plugins")).unwrap();
     std::fs::copy(wasm, home.join(format!("plugins/{name}.wasm"))).unwrap();
@@ -293,6 +294,11 @@ fn runs_in_the_agent(home: &Path, wasm: &Path, name: &str, base: &str) {
         &format!(
             "[agent]\nlisten = \"127.0.0.1:{{PORT}}\"\n\
              [[check]]\nname = \"probe\"\nplugin = \"{name}\"\nschedule = \"@every 1h\"\n\
+             config = {{ url = \"{base}/\" }}\nallow.hosts = [\"{base}\"]\n\
+             [[check]]\nname = \"down\"\nplugin = \"{name}\"\nschedule = \"@every 1h\"\n\
+             config = {{ url = \"{base}/missing\" }}\nallow.hosts = [\"{base}\"]\n\
+             [[action]]\nname = \"recheck\"\nplugin = \"{name}\"\nmode = \"auto\"\ndry_run = true\n\
+             on = {{ check = \"down\", state = \"every\" }}\n\
              config = {{ url = \"{base}/\" }}\nallow.hosts = [\"{base}\"]\n"
         ),
         &[],
@@ -305,6 +311,30 @@ fn runs_in_the_agent(home: &Path, wasm: &Path, name: &str, base: &str) {
     assert_eq!(r.json()["status"], "ok", "{}", r.body);
     let runs = agent.check("probe")["runs"]["ok"].as_u64().unwrap_or(0);
     assert!(runs >= 1, "{}", agent.check("probe"));
+
+    let r = http(agent.port, "POST", "/v1/checks/down/run", &[], b"");
+    assert_eq!(r.json()["status"], "critical", "{}", r.body);
+    let mut firing = serde_json::Value::Null;
+    agent.wait_until("the action ran", Duration::from_secs(60), |a| {
+        let firings = a.get("/v1/actions?action=recheck").json()["firings"].clone();
+        match firings
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["result_summary"].is_string()))
+        {
+            Some(f) => {
+                firing = f.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    assert_eq!(firing["dry_run"], true, "{firing}");
+    assert_eq!(firing["result_status"], "ok", "{firing}");
+    assert_eq!(
+        firing["result_summary"],
+        format!("dry run of recheck: would probe {base}/"),
+        "{firing}"
+    );
 }
 
 /// A directory with `index.html`, served by Python's `http.server`.
@@ -324,7 +354,7 @@ fn a_python_plugin_from_the_template_is_unit_tested_built_and_run() {
     let venv = venv.to_str().unwrap();
     let env = [("WARDEN_PY_VENV", venv), ("WARDEN", warden_bin())];
     let tests = sh(&plugin, "build.sh", &["test"], &env);
-    assert!(tests.contains("5 passed"), "{tests}");
+    assert!(tests.contains("6 passed"), "{tests}");
     let built = sh(&plugin, "build.sh", &[], &env);
     assert!(built.contains("pyprobe.wasm"), "{built}");
     let wasm = plugin.join("pyprobe.wasm");
@@ -384,7 +414,7 @@ fn a_javascript_plugin_from_the_template_is_unit_tested_built_and_run() {
     let env = [("WARDEN_JS_TOOLS", tools), ("WARDEN", warden_bin())];
     let tests = sh(&plugin, "build.sh", &["test"], &env);
     assert!(
-        tests.contains("# pass 5") && tests.contains("# fail 0"),
+        tests.contains("# pass 6") && tests.contains("# fail 0"),
         "{tests}"
     );
     let built = sh(&plugin, "build.sh", &[], &env);

@@ -44,6 +44,10 @@ export default {
     const { url } = ctx.config;
     const expect = ctx.config.expect_status ?? 200;
     const maxMs = ctx.config.max_ms ?? 1000;
+    if (ctx.action?.dryRun) {
+      // Run by an [[action]] with dry_run: say what it would do.
+      return new Report(OK, `dry run of ${ctx.action.name}: would probe ${url}`);
+    }
     const runs = ctx.state.get('runs', 0) + 1;
     ctx.state.set('runs', runs);
     const resp = await ctx.http.get(url);

@@ -43,3 +43,13 @@ test('a host not granted is refused', async () => {
   const ctx = new FakeHost().context(plugin, { url: 'http://elsewhere/' });
   await assert.rejects(plugin.run(ctx), (e) => e instanceof HttpError && /does not grant/.test(e.message));
 });
+
+test('a dry-run action says what it would do and sends nothing', async () => {
+  const host = new FakeHost();
+  const action = { name: 'recheck', idempotencyKey: 'key-1', dryRun: true, triggerCheck: 'web',
+    triggerStatus: CRITICAL, triggerSummary: 'web answered 503' };
+  const report = await plugin.run(host.context(plugin, { url: 'http://svc/' }, 'test', action));
+  assert.equal(report.status, OK);
+  assert.equal(report.summary, 'dry run of recheck: would probe http://svc/');
+  assert.deepEqual(host.requests, []);
+});

@@ -2,7 +2,7 @@
 // gives `exportPlugin` the real host, the component's imports, and
 // exports the world's three functions. Unit tests never load this file.
 
-import { log, stateGet, stateSet, stateDelete } from 'warden:plugin/host@0.1.0';
+import { action, log, stateGet, stateSet, stateDelete } from 'warden:plugin/host@0.1.0';
 import { getEnvironment } from 'wasi:cli/environment@0.2.12';
 
 import plugin from './app.js';
@@ -32,6 +32,9 @@ const host = {
   env(name) {
     const found = getEnvironment().find(([k]) => k === name);
     return found ? found[1] : undefined;
+  },
+  action() {
+    return action() ?? null;
   },
   async http(method, url, headers, body, timeoutMs) {
     const started = performance.now();

@@ -23,9 +23,11 @@ export class FakeHost {
     return this;
   }
 
-  /** A run's context for `plugin` with `config` (validated first). */
-  context(plugin, config, check = 'test') {
-    return new Context(this, check, parseConfig(plugin, JSON.stringify(config)));
+  /** A run's context for `plugin` with `config` (validated first);
+   * `action` (`{ name, idempotencyKey, dryRun, ... }`) makes it an
+   * `[[action]]`'s run. */
+  context(plugin, config, check = 'test', action = null) {
+    return new Context(this, check, parseConfig(plugin, JSON.stringify(config)), { action });
   }
 
   // The host's side, as `component.js` has it.

@@ -133,12 +133,18 @@ export class State {
 /** Everything a run has: its check, config, HTTP, state, log, env. Times
  * are Numbers of milliseconds since the Unix epoch. */
 export class Context {
-  constructor(host, check, config, { scheduledUnixMs = 0, attempt = 1, deadlineUnixMs = 0 } = {}) {
+  constructor(host, check, config, { scheduledUnixMs = 0, attempt = 1, deadlineUnixMs = 0, action = null } = {}) {
     this.check = check;
     this.config = config;
     this.scheduledUnixMs = Number(scheduledUnixMs);
     this.attempt = attempt;
     this.deadlineUnixMs = Number(deadlineUnixMs);
+    // A run started by an `[[action]]` (a runbook's remedy): `{ name,
+    // idempotencyKey, dryRun, triggerCheck, triggerStatus, triggerSummary }`;
+    // null for a check's run. Send `idempotencyKey` as the
+    // `Idempotency-Key` of the request that changes something; when
+    // `dryRun`, change nothing and report what you would do.
+    this.action = action ?? null;
     this.http = new Http(host);
     this.state = new State(host);
     this._host = host;
@@ -186,7 +192,7 @@ export function exportPlugin(plugin, host) {
     async run(ctx) {
       return guardAsync(async () => {
         const config = parseConfig(plugin, ctx.config);
-        const c = new Context(host, ctx.check, config, ctx);
+        const c = new Context(host, ctx.check, config, { ...ctx, action: host.action() });
         const r = await plugin.run(c);
         if (!(r instanceof Report)) throw new TypeError('run must return a Report');
         return {

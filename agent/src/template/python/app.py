@@ -40,6 +40,9 @@ class App(Plugin):
         url = ctx.config["url"]
         expect = ctx.config.get("expect_status", 200)
         max_ms = ctx.config.get("max_ms", 1000)
+        if ctx.action is not None and ctx.action.dry_run:
+            # Run by an [[action]] with dry_run: say what it would do.
+            return Report(OK, f"dry run of {ctx.action.name}: would probe {url}")
         runs = ctx.state.get("runs", 0) + 1
         ctx.state.set("runs", runs)
         resp = ctx.http.get(url)

@@ -3,7 +3,7 @@
 import pytest
 
 from app import App
-from warden import CRITICAL, OK, WARNING, ConfigError, HttpError
+from warden import CRITICAL, OK, WARNING, Action, ConfigError, HttpError
 from warden_testing import FakeHost
 
 
@@ -42,3 +42,12 @@ def test_bad_config_names_the_field():
 def test_a_host_not_granted_is_refused():
     with pytest.raises(HttpError, match="does not grant"):
         App().run(FakeHost().context(App(), {"url": "http://elsewhere/"}))
+
+
+def test_a_dry_run_action_says_what_it_would_do_and_sends_nothing():
+    host = FakeHost()
+    action = Action("recheck", "key-1", True, "web", CRITICAL, "web answered 503")
+    report = App().run(host.context(App(), {"url": "http://svc/"}, action=action))
+    assert report.status == OK
+    assert report.summary == "dry run of recheck: would probe http://svc/"
+    assert host.requests == []

@@ -93,6 +93,21 @@ class Report:
 
 
 @dataclass
+class Action:
+    """What a run started by an `[[action]]` (a runbook's remedy) is told
+    of itself: `ctx.action`, None for a check's run. Send
+    `idempotency_key` as the `Idempotency-Key` of the request that changes
+    something; when `dry_run`, change nothing and report what you would do."""
+
+    name: str
+    idempotency_key: str
+    dry_run: bool
+    trigger_check: str
+    trigger_status: str
+    trigger_summary: str
+
+
+@dataclass
 class Response:
     status: int
     headers: Dict[str, List[str]]
@@ -154,12 +169,13 @@ class State:
 class Context:
     """Everything a run has: its check, config, HTTP, state, log, env."""
 
-    def __init__(self, host, check, config, scheduled_unix_ms=0, attempt=1, deadline_unix_ms=0):
+    def __init__(self, host, check, config, scheduled_unix_ms=0, attempt=1, deadline_unix_ms=0, action=None):
         self.check = check
         self.config = config
         self.scheduled_unix_ms = scheduled_unix_ms
         self.attempt = attempt
         self.deadline_unix_ms = deadline_unix_ms
+        self.action: Optional[Action] = action
         self.http = Http(host)
         self.state = State(host)
         self._host = host
@@ -232,7 +248,8 @@ def export(plugin_class):
         def run(self, ctx):
             try:
                 config = parse_config(plugin, ctx.config)
-                c = Context(host, ctx.check, config, ctx.scheduled_unix_ms, ctx.attempt, ctx.deadline_unix_ms)
+                c = Context(host, ctx.check, config, ctx.scheduled_unix_ms, ctx.attempt, ctx.deadline_unix_ms,
+                            host.action())
                 r = plugin.run(c)
             except (ConfigError, PluginError) as e:
                 raise Err(str(e))
@@ -271,6 +288,13 @@ class _WasmHost:
 
     def env(self, name):
         return dict(_env.get_environment()).get(name)
+
+    def action(self):
+        a = self._h.action()
+        if a is None:
+            return None
+        return Action(a.name, a.idempotency_key, a.dry_run, a.trigger_check,
+                      a.trigger_status.name.lower(), a.trigger_summary)
 
     def http(self, method, url, headers, body, timeout_ms):
         h, streams = _http, _streams

@@ -22,10 +22,12 @@ class FakeHost:
         self.routes[(method.upper(), url)] = Response(status, headers, body, elapsed_ms)
         return self
 
-    def context(self, plugin, config, check="test"):
+    def context(self, plugin, config, check="test", action=None):
+        """A run's context for `plugin` with `config` (validated first);
+        `action`, a `warden.Action`, makes it an `[[action]]`'s run."""
         import json
 
-        return Context(self, check, parse_config(plugin, json.dumps(config)))
+        return Context(self, check, parse_config(plugin, json.dumps(config)), action=action)
 
     # The host's side, as `warden._WasmHost` has it.
     def log(self, level, message, fields):
