@@ -22,7 +22,8 @@ pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 16;
 pub const MAX_CONCURRENT_RUNS: usize = MAX_CONCURRENT_INSTANCES as usize;
 /// Runs kept per check.
 pub const DEFAULT_KEEP_RUNS: usize = 1000;
-/// Days of runs, output history and resolved findings kept.
+/// Days of runs, output history, resolved findings and ended action
+/// firings kept.
 pub const DEFAULT_KEEP_DAYS: u64 = 30;
 /// Days of hourly and daily rollups kept, unless `keep_rollup_days` says
 /// otherwise: over a year, for 90-day bars and yearly uptime.

@@ -348,6 +348,16 @@ impl Store {
     }
 }
 
+/// Retention: firings that ended before `cutoff_ms` go (their audit
+/// records live as long as runs); open ones (pending, approved, running)
+/// stay whatever their age.
+pub(super) fn retain(tx: &rusqlite::Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
+    tx.execute(
+        "DELETE FROM actions WHERE finished_ms IS NOT NULL AND finished_ms < ?1",
+        params![cutoff_ms],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,5 +433,39 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(store.action_record(p).unwrap().unwrap().state, "expired");
+    }
+
+    #[tokio::test]
+    async fn retention_takes_ended_firings_past_the_cutoff_and_never_open_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("warden.db")).unwrap();
+        let old = super::super::now_ms() - 40 * 86_400_000;
+        // Held back (a row that is born ended), long ago.
+        let ended = store
+            .add_action(ActionRecord {
+                created_unix_ms: old,
+                finished_unix_ms: Some(old),
+                reason: Some("cooldown".into()),
+                ..row("skipped")
+            })
+            .await
+            .unwrap();
+        let open = store
+            .add_action(ActionRecord {
+                created_unix_ms: old,
+                ..row("pending")
+            })
+            .await
+            .unwrap();
+        let recent = store.add_action(row("running")).await.unwrap();
+        store
+            .finish_action(recent, "failed", None, None, None, super::super::now_ms())
+            .await
+            .unwrap();
+        store.retain(1000, 30, 400);
+        store.flush();
+        assert!(store.action_record(ended).unwrap().is_none());
+        assert!(store.action_record(open).unwrap().is_some());
+        assert!(store.action_record(recent).unwrap().is_some());
     }
 }

@@ -407,6 +407,7 @@ fn retain(
     )?;
     super::outbox::retain(tx, limits::NOTIFY_KEEP)?;
     tx.execute("DELETE FROM silences WHERE ends_ms < ?1", params![cutoff])?;
+    super::actions::retain(tx, cutoff)?;
     if by_age + by_count > 0 {
         tracing::info!(by_age, by_count, "retention removed old runs");
     }
