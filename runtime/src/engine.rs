@@ -130,9 +130,9 @@ impl WardenEngine {
                 // function until they are linked, so leave out what only
                 // debuggers and native unwinders read (a trap still names
                 // its functions), and compile the trampolines, the only
-                // code Cranelift makes here, quickly: a Python plugin's
-                // first load takes 12% less peak memory and 15% less CPU
-                // (docs/BENCHMARKS.md, issue 18).
+                // code Cranelift makes here, quickly: less peak memory and
+                // CPU for the first load (figures in docs/BENCHMARKS.md,
+                // issue 18).
                 config.generate_address_map(false);
                 config.native_unwind_info(false);
                 config.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);

@@ -34,7 +34,7 @@ const host = {
     return found ? found[1] : undefined;
   },
   action() {
-    return action() ?? null;
+    return action();
   },
   async http(method, url, headers, body, timeoutMs) {
     const started = performance.now();
