@@ -60,7 +60,7 @@ impl<P: Plugin> bindings::Guest for Adapter<P> {
     }
 
     fn run(ctx: wit::RunContext) -> Result<wit::Report, String> {
-        let config = crate::parse_config::<P>(&ctx.config)?;
+        let config = crate::run_config::<P>(&ctx.config)?;
         let mut context = Context {
             check: ctx.check,
             config,

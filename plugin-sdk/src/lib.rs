@@ -163,14 +163,34 @@ pub trait Plugin {
         Ok(())
     }
 
+    /// Checks too costly to repeat before every run (compiling a rule set,
+    /// say). Called after [`Plugin::validate`] when the config is
+    /// validated (`warden validate`, `warden check`, and the agent when it
+    /// loads or reloads a check, before its first run), but not before
+    /// each run, which calls [`Plugin::validate`] alone.
+    fn validate_on_load(config: &Self::Config) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
+
     /// Run the check once. An `Err` becomes status `unknown` with the error
     /// as its reason.
     fn run(ctx: &mut Context<Self::Config>) -> Result<Report, Error>;
 }
 
-/// Parses a check's JSON config into `P::Config` and runs `P::validate`.
-/// Errors name the JSON path of the offending field.
+/// Parses a check's JSON config into `P::Config` and validates it as the
+/// `validate` export does ([`Plugin::validate`], then
+/// [`Plugin::validate_on_load`]). Errors name the JSON path of the
+/// offending field.
 pub fn parse_config<P: Plugin>(json: &str) -> Result<P::Config, String> {
+    let config = run_config::<P>(json)?;
+    P::validate_on_load(&config)?;
+    Ok(config)
+}
+
+/// Parses a check's JSON config into `P::Config` and runs `P::validate`,
+/// as every run does.
+pub(crate) fn run_config<P: Plugin>(json: &str) -> Result<P::Config, String> {
     let de = &mut serde_json::Deserializer::from_str(json);
     let config: P::Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -209,4 +229,57 @@ macro_rules! export {
             static __WARDEN_SHARDED: [u8; 1] = [<$plugin as $crate::Plugin>::SHARDED as u8];
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A plugin whose costly check refuses every config.
+    struct Strict;
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct Config {
+        n: u32,
+    }
+
+    impl Plugin for Strict {
+        type Config = Config;
+        fn info() -> PluginInfo {
+            PluginInfo::new("strict", "0.1.0")
+        }
+        fn validate(c: &Config) -> Result<(), String> {
+            (c.n > 0)
+                .then_some(())
+                .ok_or_else(|| "n: must be positive".into())
+        }
+        fn validate_on_load(_: &Config) -> Result<(), String> {
+            Err("rules: too costly to check before each run".into())
+        }
+        fn run(_: &mut Context<Config>) -> Result<Report, Error> {
+            Ok(Report::new(Status::Ok, "ran"))
+        }
+    }
+
+    #[test]
+    fn runs_validate_but_not_the_load_time_checks() {
+        // What the `validate` export answers: both checks.
+        let e = parse_config::<Strict>(r#"{"n": 1}"#).err().unwrap();
+        assert_eq!(e, "rules: too costly to check before each run");
+        assert_eq!(
+            parse_config::<Strict>(r#"{"n": 0}"#).err().unwrap(),
+            "n: must be positive"
+        );
+        // What a run does first: `validate` alone.
+        assert_eq!(run_config::<Strict>(r#"{"n": 1}"#).unwrap().n, 1);
+        assert_eq!(
+            run_config::<Strict>(r#"{"n": 0}"#).err().unwrap(),
+            "n: must be positive"
+        );
+        assert_eq!(
+            run_config::<Strict>(r#"{"m": 1}"#).err().unwrap(),
+            "config.m: unknown field `m`, expected `n` at line 1 column 4"
+        );
+    }
 }

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 
 use regex_automata::meta::{self, Regex};
 use regex_automata::util::syntax;
+use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
 
 /// A pattern as written in the config, with its Rust translation.
 pub struct Pattern {
@@ -122,6 +123,58 @@ impl Pattern {
     /// Whether the pattern matches anywhere in `text`.
     pub fn is_match(&self, text: &[u8]) -> bool {
         self.regex().is_match(text)
+    }
+}
+
+/// `hir` with every class whose ASCII members are one letter in both
+/// cases (`(?i)k`: `k`, `K` and the Kelvin sign) written as that letter in
+/// lower case: what ASCII case-insensitive comparisons see, without the
+/// 2^n case variants of an n-letter word that literal extraction would
+/// otherwise spell out. Non-ASCII case variants are dropped, as the
+/// keyword prefilter does not see them either.
+pub fn fold_ascii_case(hir: &Hir) -> Hir {
+    match hir.kind() {
+        HirKind::Class(class) => match ascii_letter(class) {
+            Some(lower) => Hir::literal([lower]),
+            None => hir.clone(),
+        },
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(fold_ascii_case).collect()),
+        HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(fold_ascii_case).collect()),
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            sub: Box::new(fold_ascii_case(&r.sub)),
+            ..r.clone()
+        }),
+        HirKind::Capture(c) => Hir::capture(Capture {
+            sub: Box::new(fold_ascii_case(&c.sub)),
+            ..c.clone()
+        }),
+        _ => hir.clone(),
+    }
+}
+
+/// The lower-case letter `class` stands for when its ASCII members are
+/// exactly that letter's two cases.
+fn ascii_letter(class: &Class) -> Option<u8> {
+    let ascii: Vec<(u8, u8)> = match class {
+        Class::Unicode(c) => c
+            .ranges()
+            .iter()
+            .filter(|r| r.start().is_ascii())
+            .map(|r| (r.start() as u8, r.end().min('\x7f') as u8))
+            .collect(),
+        Class::Bytes(c) => c
+            .ranges()
+            .iter()
+            .filter(|r| r.start().is_ascii())
+            .map(|r| (r.start(), r.end().min(0x7f)))
+            .collect(),
+    };
+    match ascii[..] {
+        [(a, a2), (b, b2)] if a == a2 && b == b2 => {
+            (a.is_ascii_alphabetic() && a != b && a.eq_ignore_ascii_case(&b))
+                .then(|| a.to_ascii_lowercase())
+        }
+        _ => None,
     }
 }
 
@@ -360,6 +413,21 @@ mod tests {
             .regex()
             .find(text.as_bytes())
             .map(|m| text[m.range()].to_string())
+    }
+
+    #[test]
+    fn case_folding_leaves_one_spelling_of_each_letter() {
+        let folded = |go: &str| fold_ascii_case(&Pattern::new(go).unwrap().hir());
+        // `k` also stands for the Kelvin sign; folded, the word is one literal.
+        assert_eq!(folded("(?i)key_9"), Hir::literal(*b"key_9"));
+        assert_eq!(folded("(?i)KEY"), Hir::literal(*b"key"));
+        // Classes that are not one letter's two cases stay as they are.
+        for go in ["[a-z]key", "[kx]", "[0-9]", "(?i)[a-c]"] {
+            let hir = Pattern::new(go).unwrap().hir();
+            assert_eq!(fold_ascii_case(&hir), hir, "{go}");
+        }
+        // Inside groups, repetitions and alternations too.
+        assert_eq!(folded("(?i)(?:ab|(c)){2}"), folded("(?:ab|(c)){2}"));
     }
 
     #[test]

@@ -77,7 +77,8 @@ fn planted_corpus_recall_and_false_positives() {
     // Searching only at keyword occurrences finds exactly what scanning
     // every file with every active rule finds.
     assert!(
-        d.anchored_rules().contains(&"generic-api-key"),
+        d.anchored_rules().contains(&"generic-api-key")
+            && d.anchored_rules().contains(&"rails-secret-key-base"),
         "{:?}",
         d.anchored_rules()
     );

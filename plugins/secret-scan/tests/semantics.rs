@@ -101,6 +101,15 @@ fn anchored_search_equals_a_full_scan() {
     // A regex that may start elsewhere is not anchored.
     let d = detector("[[rules]]\nid = 'x'\nregex = '''[a-z]+key'''\nkeywords = ['key']\n");
     assert!(d.anchored_rules().is_empty());
+    // A long case-insensitive keyword (2^15 case variants, were they
+    // spelled out) is proved a prefix all the same, and searched there.
+    let rule = "[[rules]]\nid = 'rails'\nregex = '''(?i)\\bsecret_key_base\\s*[:=]\\s*([0-9a-f]{16,})'''\nkeywords = ['secret_key_base']\n";
+    let d = detector(rule);
+    assert_eq!(d.anchored_rules(), ["rails"]);
+    let text = b"a: 1\nSECRET_KEY_BASE: 0123456789abcdef01\nsecret_key_base=00112233445566778899\n";
+    let a = d.detect("f", text);
+    assert_eq!(a, detector(rule).without_anchoring().detect("f", text));
+    assert_eq!(a.len(), 2, "{a:#?}");
 }
 
 #[test]
@@ -478,6 +487,17 @@ fn config_errors_name_the_field() {
         "{e}"
     );
     assert!(bad(serde_json::json!({"shout": true})).contains("shout"));
+    // A pattern over the compiled size limit: refused when the check is
+    // validated (the `validate` export), not compiled again before each
+    // run, which checks the rest of the config alone.
+    let huge = serde_json::json!({"rules_toml": "[[rules]]\nid = 'huge'\nregex = '''(?:\\w{1000}){1000}'''\n"});
+    let e = warden_plugin_sdk::parse_config::<SecretScan>(&huge.to_string()).unwrap_err();
+    assert!(
+        e.contains("config.rules_toml") && e.contains("\"huge\"") && e.contains("does not compile"),
+        "{e}"
+    );
+    let c: Config = serde_json::from_value(huge).unwrap();
+    assert_eq!(SecretScan::validate(&c), Ok(()));
 
     // Paths outside the grants and no grants at all: clear run errors.
     let dir = tempfile::tempdir().unwrap();
