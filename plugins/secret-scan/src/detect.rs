@@ -29,6 +29,7 @@ use memchr::memmem;
 use regex_automata::meta::Regex;
 use regex_automata::{Input, Span};
 
+use crate::anchor::{self, Reach};
 use crate::config::{Allowlist, Condition, Config, RegexTarget, Rule};
 use crate::decode::{self, Decoding};
 
@@ -82,10 +83,10 @@ pub struct Detector {
     always: Vec<usize>,
     /// Keyword lengths (by pattern id).
     keyword_len: Vec<usize>,
-    /// Keywords whose occurrences anchored rules need.
+    /// Keywords whose occurrences the rules' searches need.
     keyword_anchors: Vec<bool>,
-    /// Per rule: whether every match starts at one of its keywords.
-    anchored: Vec<bool>,
+    /// Per rule: where its matches can start.
+    reach: Vec<Reach>,
     ignore_allow_marker: bool,
     max_decode_depth: usize,
     dedup_decoded: bool,
@@ -119,10 +120,10 @@ impl Detector {
                 .build(&keywords)
                 .expect("keywords build an automaton")
         });
-        let anchored: Vec<bool> = config.rules.iter().map(starts_with_keyword).collect();
+        let reach: Vec<Reach> = config.rules.iter().map(Reach::of).collect();
         let keyword_anchors = keyword_rules
             .iter()
-            .map(|rules| rules.iter().any(|&ri| anchored[ri]))
+            .map(|rules| rules.iter().any(|&ri| reach[ri].needs_occurrences()))
             .collect();
         Detector {
             keyword_len: keywords.iter().map(String::len).collect(),
@@ -131,7 +132,7 @@ impl Detector {
             keyword_rules,
             always,
             keyword_anchors,
-            anchored,
+            reach,
             ignore_allow_marker: false,
             max_decode_depth: decode::DEFAULT_MAX_DEPTH,
             dedup_decoded: true,
@@ -164,18 +165,27 @@ impl Detector {
     /// does, instead of searching only at keyword occurrences. The results
     /// are the same (the tests hold them to it); this is slower.
     pub fn without_anchoring(mut self) -> Detector {
-        self.anchored.iter_mut().for_each(|a| *a = false);
+        self.reach.iter_mut().for_each(|r| *r = Reach::Anywhere);
         self.keyword_anchors.iter_mut().for_each(|a| *a = false);
         self
     }
 
     /// Ids of the rules searched only at their keyword occurrences.
     pub fn anchored_rules(&self) -> Vec<&str> {
+        self.rules_reaching(|r| r == Reach::AtKeyword)
+    }
+
+    /// Ids of the rules searched only near their keyword occurrences.
+    pub fn near_keyword_rules(&self) -> Vec<&str> {
+        self.rules_reaching(|r| matches!(r, Reach::NearKeyword { .. }))
+    }
+
+    fn rules_reaching(&self, pick: impl Fn(Reach) -> bool) -> Vec<&str> {
         self.config
             .rules
             .iter()
-            .zip(&self.anchored)
-            .filter(|(_, a)| **a)
+            .zip(&self.reach)
+            .filter(|(_, r)| pick(**r))
             .map(|(r, _)| r.id.as_str())
             .collect()
     }
@@ -264,7 +274,7 @@ impl Detector {
     }
 
     /// Marks the rules whose keywords occur in `data`, and collects
-    /// `(keyword, start)` of every occurrence anchored rules need.
+    /// `(keyword, start)` of every occurrence the rules' searches need.
     fn activate(
         &self,
         dfa: &DFA,
@@ -273,7 +283,7 @@ impl Detector {
         anchors: &mut Vec<(usize, usize)>,
     ) {
         let mut seen = vec![false; self.keyword_rules.len()];
-        // Without anchored rules the scan may stop once every keyword has
+        // Without rules that need occurrences the scan may stop once every keyword has
         // been seen.
         let mut left = if self.keyword_anchors.iter().any(|&a| a) {
             usize::MAX
@@ -320,36 +330,22 @@ impl Detector {
     }
 
     /// The rule's matches in `data`, leftmost-first and non-overlapping
-    /// (what `find_iter` gives). For an anchored rule only the keyword
-    /// occurrences are tried, each with an anchored search: the same
-    /// matches without scanning the whole file again.
+    /// (what `find_iter` gives), searched only at or near the rule's
+    /// keyword occurrences where its regex allows ([`crate::anchor`]).
     fn matches(&self, ri: usize, re: &Regex, ctx: &FileCtx<'_>) -> Vec<Span> {
-        if !self.anchored[ri] {
-            return re.find_iter(ctx.text).map(|m| m.span()).collect();
+        let reach = self.reach[ri];
+        let mut starts = Vec::new();
+        if reach.needs_occurrences() {
+            starts = ctx
+                .anchors
+                .iter()
+                .filter(|(ki, _)| self.keyword_rules[*ki].contains(&ri))
+                .map(|&(_, start)| start)
+                .collect();
+            starts.sort_unstable();
+            starts.dedup();
         }
-        let mut starts: Vec<usize> = ctx
-            .anchors
-            .iter()
-            .filter(|(ki, _)| self.keyword_rules[*ki].contains(&ri))
-            .map(|&(_, start)| start)
-            .collect();
-        starts.sort_unstable();
-        starts.dedup();
-        let mut out = Vec::new();
-        let mut next = 0;
-        for start in starts {
-            if start < next {
-                continue;
-            }
-            let input = Input::new(ctx.text)
-                .span(start..ctx.text.len())
-                .anchored(regex_automata::Anchored::Yes);
-            if let Some(m) = re.search(&input) {
-                next = m.end().max(m.start() + 1);
-                out.push(m.span());
-            }
-        }
-        out
+        anchor::find(re, ctx.text, reach, &starts)
     }
 
     fn detect_rule(
@@ -473,62 +469,8 @@ struct FileCtx<'a> {
     text: &'a [u8],
     /// Where `text` came from, in a decoding pass.
     decoding: Option<&'a Decoding>,
-    /// `(keyword, start)` of keyword occurrences anchored rules need.
+    /// `(keyword, start)` of keyword occurrences the rules' searches need.
     anchors: &'a [(usize, usize)],
-}
-
-/// Whether every match of the rule's regex starts with one of its
-/// keywords (ASCII case-insensitively): then its matches can be found by
-/// anchored searches at the keyword occurrences the prefilter already
-/// located. Decided from the regex's prefix literals, case folded
-/// ([`crate::pattern::fold_ascii_case`]) and only as long as the longest
-/// keyword; a class of more than a few bytes where a keyword should be
-/// ends the proof (the rule is then searched everywhere: slower, never
-/// wrong). Unicode case variants of ASCII letters (the Kelvin sign for
-/// `k`, the long s for `s`) are not keyword occurrences, as for the
-/// prefilter itself. Gitleaks' 222 rules take 11 ms here natively (48 ms
-/// with every case variant spelled out).
-fn starts_with_keyword(rule: &Rule) -> bool {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let Some(re) = &rule.regex else { return false };
-    if rule.keywords.is_empty() {
-        return false;
-    }
-    let mut extractor = Extractor::new();
-    extractor
-        .kind(ExtractKind::Prefix)
-        .limit_class(8)
-        .limit_repeat(16)
-        // Only the first bytes are compared with the keywords.
-        .limit_literal_len(
-            rule.keywords
-                .iter()
-                .map(String::len)
-                .max()
-                .unwrap_or(0)
-                .max(1),
-        )
-        .limit_total(20_000);
-    let seq = extractor.extract(&crate::pattern::fold_ascii_case(&re.hir()));
-    let Some(literals) = seq.literals() else {
-        return false;
-    };
-    let mut ascii = 0;
-    for lit in literals {
-        let bytes = lit.as_bytes();
-        if !bytes.is_ascii() {
-            continue;
-        }
-        ascii += 1;
-        let starts = rule
-            .keywords
-            .iter()
-            .any(|k| bytes.len() >= k.len() && bytes[..k.len()].eq_ignore_ascii_case(k.as_bytes()));
-        if !starts {
-            return false;
-        }
-    }
-    ascii > 0
 }
 
 struct Candidate<'a> {

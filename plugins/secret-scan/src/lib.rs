@@ -4,6 +4,8 @@
 //! - [`config`]: gitleaks' config format (rules, allowlists, `[extend]`);
 //! - [`pattern`]: Go regular expressions on Rust's `regex`;
 //! - [`detect`]: detection in one file, with gitleaks' semantics;
+//! - [`anchor`]: where a rule's matches can start, so it is searched only
+//!   at or near its keyword occurrences;
 //! - [`decode`]: base64, hex and percent decoding between detection passes;
 //! - [`verify`]: asking GitHub, Slack or Stripe whether a token is live;
 //! - [`shards`]: one scan split across instances, and their merge;
@@ -15,6 +17,7 @@
 //! format); each rule's true- and false-positive examples are in
 //! `default-examples.toml` and run by the tests.
 
+pub mod anchor;
 pub mod config;
 pub mod decode;
 pub mod detect;

@@ -467,6 +467,70 @@ fn baseline_files_gitleaks_and_sarif() {
 }
 
 #[test]
+fn near_keyword_search_equals_a_full_scan() {
+    // gitleaks' shape: a bounded lead before the keyword, a bounded match;
+    // matches found in the windows around keyword occurrences only.
+    let rules = [
+        "[[rules]]\nid = 'near'\nregex = '''(?i)[\\w.-]{0,10}(?:key|token)[ \\t]{0,3}=[ \\t]{0,3}([a-z0-9]{6,12})(?:[;\\s]|$)'''\nkeywords = ['key', 'token']\n",
+        "[[rules]]\nid = 'near'\nregex = '''(?i)\\b[a-z]{1,4}_?(?:key)\\b.{0,8}?([0-9]{4,8})'''\nkeywords = ['key']\n",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pieces = [
+        "key",
+        "KEY",
+        "token",
+        "Tok",
+        "=",
+        " = ",
+        "\t",
+        "\n",
+        ";",
+        "_",
+        "-",
+        ".",
+        "a",
+        "zz",
+        "0",
+        "1234567",
+        "abc123def",
+        "x_key=",
+        "ke",
+        "y",
+        "api",
+        " ",
+    ];
+    for rule in rules {
+        let near = detector(rule);
+        assert_eq!(near.near_keyword_rules(), ["near"], "{rule}");
+        let full = detector(rule).without_anchoring();
+        let mut found = 0;
+        for _ in 0..5000 {
+            let n = 1 + (next() % 40) as usize;
+            let text: String = (0..n)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            let a = near.detect("f", text.as_bytes());
+            assert_eq!(a, full.detect("f", text.as_bytes()), "{rule}\n{text:?}");
+            found += a.len();
+        }
+        assert!(
+            found > 100,
+            "{found} matches: the texts must exercise the rule"
+        );
+    }
+    // Unbounded matches are searched everywhere.
+    let d =
+        detector("[[rules]]\nid = 'x'\nregex = '''[a-z]{0,5}key=[0-9]+'''\nkeywords = ['key']\n");
+    assert!(d.near_keyword_rules().is_empty() && d.anchored_rules().is_empty());
+}
+
+#[test]
 fn config_errors_name_the_field() {
     let bad = |json: serde_json::Value| -> String {
         let c = warden_plugin_sdk::parse_config::<SecretScan>(&json.to_string());
