@@ -58,6 +58,18 @@ impl Config {
         self.rules.iter().find(|r| r.id == id)
     }
 
+    /// The first rule whose pattern a search tried and could not compile
+    /// (so it matched nothing), naming the rule.
+    pub fn compile_failure(&self) -> Option<String> {
+        self.rules.iter().find_map(|r| {
+            [&r.regex, &r.path]
+                .into_iter()
+                .flatten()
+                .find_map(Pattern::failure)
+                .map(|e| format!("rule {:?}: {e}", r.id))
+        })
+    }
+
     /// Compiles every pattern now (loading only parses them); the error
     /// names the rule.
     pub fn compile_all(&self) -> Result<(), String> {

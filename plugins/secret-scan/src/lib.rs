@@ -470,6 +470,18 @@ pub fn run(ctx: &mut Context<Config>) -> Result<Report, Error> {
             &key,
             max_verifications,
         );
+        // Never silently blind: a rule that could not compile found
+        // nothing (only a config file's rules get here unvalidated).
+        if let Some(e) = detector.config().compile_failure() {
+            let source = match (&c.config_file, &c.rules_toml) {
+                (Some(f), _) => format!("config.config_file {f:?}"),
+                (None, Some(_)) => "config.rules_toml".to_string(),
+                (None, None) => "the shipped rules".to_string(),
+            };
+            return Err(Error::msg(format!(
+                "{source}: {e}; the scan cannot be trusted"
+            )));
+        }
         if let Some(shard) = &settings.shard {
             if incremental {
                 shards::keep_cache(ctx.state(), shard, &cache)?;

@@ -27,7 +27,8 @@ pub struct Pattern {
     source: String,
     translated: String,
     captures: usize,
-    compiled: OnceLock<Regex>,
+    /// The compiled regex, or why it did not compile.
+    compiled: OnceLock<Result<Regex, String>>,
 }
 
 impl std::fmt::Debug for Pattern {
@@ -89,26 +90,33 @@ impl Pattern {
         self.captures
     }
 
-    /// The compiled regex (compiled on first use).
+    /// The compiled regex (compiled on first use). The parse in `new`
+    /// accepted it, so only the size limit can fail here: such a pattern
+    /// matches nothing, and [`Pattern::failure`] says why
+    /// (`Config::compile_all` reports it when a config is validated; a run
+    /// reports it with `Config::compile_failure`).
     pub fn regex(&self) -> &Regex {
-        self.compiled.get_or_init(|| {
-            build(&self.translated)
-                // The parse in `new` accepted it; only the size limit can
-                // fail here (`Config::compile_all` reports it when the
-                // config is validated), and a pattern that cannot compile
-                // must not match anything.
-                .unwrap_or_else(|_| Regex::new_many::<&str>(&[]).expect("empty regex"))
-        })
+        static NOTHING: OnceLock<Regex> = OnceLock::new();
+        match self.compile() {
+            Ok(re) => re,
+            Err(_) => NOTHING.get_or_init(|| Regex::new_many::<&str>(&[]).expect("empty regex")),
+        }
     }
 
-    /// Compiles now; the error names the pattern and the limit.
+    /// Compiles now (once); the error names the pattern and the limit.
     pub fn compile(&self) -> Result<&Regex, String> {
-        if let Some(re) = self.compiled.get() {
-            return Ok(re);
-        }
-        let re = build(&self.translated)
-            .map_err(|e| format!("regex {:?} does not compile: {e}", self.source))?;
-        Ok(self.compiled.get_or_init(|| re))
+        self.compiled
+            .get_or_init(|| {
+                build(&self.translated)
+                    .map_err(|e| format!("regex {:?} does not compile: {e}", self.source))
+            })
+            .as_ref()
+            .map_err(String::clone)
+    }
+
+    /// Why the pattern did not compile, once something tried it.
+    pub fn failure(&self) -> Option<&str> {
+        self.compiled.get()?.as_ref().err().map(String::as_str)
     }
 
     /// The translated pattern's syntax tree.

@@ -578,6 +578,37 @@ fn config_errors_name_the_field() {
 }
 
 #[test]
+fn a_config_file_rule_that_cannot_compile_fails_the_run() {
+    // A config file is read at run time, so validation never compiled its
+    // rules: a pattern over the size limit would match nothing. The run
+    // says so instead of reporting "no secrets found".
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rules]]\nid = 'huge'\nregex = '''huge(?:\\w{1000}){1000}'''\nkeywords = ['huge']\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("app.py"), "huge = 1\n").unwrap();
+    let cfg = config(serde_json::json!({
+        "config_file": dir.path().join("rules.toml"),
+        "exclude": ["rules\\.toml$"],
+    }));
+    let mut ctx = TestContext::new(cfg.clone()).read_dir(dir.path()).build();
+    let e = SecretScan::run(&mut ctx).unwrap_err().to_string();
+    assert!(
+        e.contains("config.config_file")
+            && e.contains("rules.toml")
+            && e.contains("rule \"huge\"")
+            && e.contains("does not compile"),
+        "{e}"
+    );
+    // No file names the keyword: the rule never ran, nothing was missed.
+    std::fs::write(dir.path().join("app.py"), "x = 1\n").unwrap();
+    let mut ctx = TestContext::new(cfg).read_dir(dir.path()).build();
+    assert_eq!(SecretScan::run(&mut ctx).unwrap().status, Status::Ok);
+}
+
+#[test]
 fn custom_config_file_extends_the_shipped_rules() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
