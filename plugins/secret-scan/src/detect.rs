@@ -283,8 +283,8 @@ impl Detector {
         anchors: &mut Vec<(usize, usize)>,
     ) {
         let mut seen = vec![false; self.keyword_rules.len()];
-        // Without rules that need occurrences the scan may stop once every keyword has
-        // been seen.
+        // Without rules that need occurrences the scan may stop once
+        // every keyword has been seen.
         let mut left = if self.keyword_anchors.iter().any(|&a| a) {
             usize::MAX
         } else {
@@ -334,17 +334,14 @@ impl Detector {
     /// keyword occurrences where its regex allows ([`crate::anchor`]).
     fn matches(&self, ri: usize, re: &Regex, ctx: &FileCtx<'_>) -> Vec<Span> {
         let reach = self.reach[ri];
-        let mut starts = Vec::new();
-        if reach.needs_occurrences() {
-            starts = ctx
-                .anchors
-                .iter()
-                .filter(|(ki, _)| self.keyword_rules[*ki].contains(&ri))
-                .map(|&(_, start)| start)
-                .collect();
-            starts.sort_unstable();
-            starts.dedup();
-        }
+        let mut starts: Vec<usize> = ctx
+            .anchors
+            .iter()
+            .filter(|(ki, _)| reach.needs_occurrences() && self.keyword_rules[*ki].contains(&ri))
+            .map(|&(_, start)| start)
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
         anchor::find(re, ctx.text, reach, &starts)
     }
 

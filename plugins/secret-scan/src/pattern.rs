@@ -97,7 +97,7 @@ impl Pattern {
     /// reports it with `Config::compile_failure`).
     pub fn regex(&self) -> &Regex {
         static NOTHING: OnceLock<Regex> = OnceLock::new();
-        match self.compile() {
+        match self.compiled() {
             Ok(re) => re,
             Err(_) => NOTHING.get_or_init(|| Regex::new_many::<&str>(&[]).expect("empty regex")),
         }
@@ -105,13 +105,14 @@ impl Pattern {
 
     /// Compiles now (once); the error names the pattern and the limit.
     pub fn compile(&self) -> Result<&Regex, String> {
-        self.compiled
-            .get_or_init(|| {
-                build(&self.translated)
-                    .map_err(|e| format!("regex {:?} does not compile: {e}", self.source))
-            })
-            .as_ref()
-            .map_err(String::clone)
+        self.compiled().as_ref().map_err(String::clone)
+    }
+
+    fn compiled(&self) -> &Result<Regex, String> {
+        self.compiled.get_or_init(|| {
+            build(&self.translated)
+                .map_err(|e| format!("regex {:?} does not compile: {e}", self.source))
+        })
     }
 
     /// Why the pattern did not compile, once something tried it.

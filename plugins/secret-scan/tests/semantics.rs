@@ -524,6 +524,20 @@ fn near_keyword_search_equals_a_full_scan() {
             "{found} matches: the texts must exercise the rule"
         );
     }
+    // Lengths are those of the regex as written: a case-insensitive `k`
+    // may be the Kelvin sign (3 bytes), which folding writes as `k`.
+    let rule = "[[rules]]\nid = 'near'\nregex = '''(?i)x?key=([a-z]{2}kkkkkkkkkk)'''\nkeywords = ['key']\n";
+    let text = format!("key=ab{}\n", "\u{212A}".repeat(10));
+    let near = detector(rule);
+    assert_eq!(near.near_keyword_rules(), ["near"]);
+    let hits = near.detect("f", text.as_bytes());
+    assert_eq!(
+        hits,
+        detector(rule)
+            .without_anchoring()
+            .detect("f", text.as_bytes())
+    );
+    assert_eq!(hits.len(), 1, "{hits:#?}");
     // Unbounded matches are searched everywhere.
     let d =
         detector("[[rules]]\nid = 'x'\nregex = '''[a-z]{0,5}key=[0-9]+'''\nkeywords = ['key']\n");
