@@ -94,6 +94,7 @@ impl Agent {
             state_dir.runtime_options(Some(store.clone()), config.agent.ca_file.as_deref())?,
         )?);
         let executor = Arc::new(Executor::new().context("starting the plugin threads")?);
+        runtime.place_shards(Box::new(executor.shard_placer()));
         let registry = Registry::open(
             runtime.clone(),
             executor.clone(),

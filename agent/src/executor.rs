@@ -14,68 +14,155 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-/// The threads plugin runs execute on.
+/// The threads plugin runs execute on: one lane per core, each a
+/// single-threaded tokio runtime on its own thread, and a pool apart for
+/// compiling plugins.
+///
+/// A run stays on the lane it started on, with the tasks it spawns (the
+/// HTTP client's connection, its body); a new run goes to the lane with
+/// the fewest runs in flight. So a probe's steps wake only its own thread,
+/// where a work-stealing pool woke an idle worker for each spawned task
+/// and handed the response across threads (profile and figures in
+/// docs/BENCHMARKS.md, issue 15).
 pub struct Executor {
-    runtime: Option<tokio::runtime::Runtime>,
+    lanes: Arc<[Lane]>,
+    /// Where shards go: the lanes in turn.
+    next: Arc<AtomicUsize>,
+    loads: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+struct Lane {
     handle: tokio::runtime::Handle,
-    threads: u32,
+    /// Runs started here and not yet ended.
+    load: AtomicUsize,
+}
+
+/// Takes a run off its lane's count when it ends (or is dropped).
+struct Counted(Arc<[Lane]>, usize);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0[self.1].load.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Executor {
-    /// One worker thread per core (at least two), named `warden-plugin`.
+    /// One lane per core (at least two), named `warden-plugin`, and as
+    /// many compiling threads, named `warden-load`.
     pub fn new() -> std::io::Result<Executor> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-        // A spinning plugin's poll lasts one epoch tick (5 ms). Tokio looks
-        // at newly spawned and cross-thread-woken tasks, and at I/O and
-        // timers, only every 61 polls by default: 300 ms behind spinners,
-        // several times per run. Every other poll keeps a short run's
-        // waits to a few ticks.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut lanes = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            // A spinning plugin's poll lasts one epoch tick (5 ms). Tokio
+            // looks at tasks woken from other threads, and at I/O and
+            // timers, only every 31 and 61 polls by default: a
+            // short run would wait 150-300 ms behind spinners, several
+            // times per run. Every other poll keeps its waits to a few
+            // ticks.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .global_queue_interval(2)
+                .event_interval(2)
+                .enable_all()
+                .build()?;
+            let handle = runtime.handle().clone();
+            let mut stopped = stopped.clone();
+            std::thread::Builder::new()
+                .name("warden-plugin".into())
+                .spawn(move || {
+                    // Runs still in flight when the executor goes are
+                    // dropped with the runtime, here, outside any task.
+                    runtime.block_on(async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    });
+                })?;
+            lanes.push(Lane {
+                handle,
+                load: AtomicUsize::new(0),
+            });
+        }
+        let loads = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
-            .thread_name("warden-plugin")
-            .global_queue_interval(2)
-            .event_interval(2)
+            .thread_name("warden-load")
             .enable_all()
             .build()?;
         Ok(Executor {
-            handle: runtime.handle().clone(),
-            runtime: Some(runtime),
-            threads: threads as u32,
+            lanes: lanes.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+            loads: Some(loads),
+            stop: Some(stop),
         })
     }
 
-    /// How many worker threads it has (the default `shards` of a run).
+    /// How many lanes it has (the default `shards` of a run).
     pub fn threads(&self) -> u32 {
-        self.threads
+        self.lanes.len() as u32
     }
 
-    /// Starts `work` on the executor.
+    /// Starts `work` on the lane with the fewest runs in flight.
     pub fn spawn<T: Send + 'static>(
         &self,
         work: impl Future<Output = T> + Send + 'static,
     ) -> tokio::task::JoinHandle<T> {
-        self.handle.spawn(work)
+        let lane = (0..self.lanes.len())
+            .min_by_key(|&i| self.lanes[i].load.load(Ordering::Relaxed))
+            .unwrap_or(0);
+        self.lanes[lane].load.fetch_add(1, Ordering::Relaxed);
+        let counted = Counted(self.lanes.clone(), lane);
+        self.lanes[lane].handle.spawn(async move {
+            let _counted = counted;
+            work.await
+        })
     }
 
-    /// Runs `work` on the executor and waits for it. A panic in host code
-    /// comes back as an error (the agent's fault, not the plugin's).
+    /// Where the shards of a run go: each call the next lane, so the
+    /// shards of one run spread over the cores.
+    pub fn shard_placer(&self) -> impl Fn() -> tokio::runtime::Handle + Send + Sync + 'static {
+        let (lanes, next) = (self.lanes.clone(), self.next.clone());
+        move || {
+            lanes[next.fetch_add(1, Ordering::Relaxed) % lanes.len()]
+                .handle
+                .clone()
+        }
+    }
+
+    /// Runs `work` on a lane and waits for it. A panic in host code comes
+    /// back as an error (the agent's fault, not the plugin's).
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, String> {
-        self.handle.spawn(work).await.map_err(|e| {
-            if e.is_panic() {
-                panic_message(&*e.into_panic())
-            } else {
-                "the agent stopped the run".to_string()
-            }
-        })
+        joined(self.spawn(work).await)
     }
+
+    /// Runs `work` (loading a plugin: compiling takes a core for a while)
+    /// on the compiling threads, never on a lane, and waits for it.
+    pub async fn load<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, String> {
+        match &self.loads {
+            Some(loads) => joined(loads.spawn(work).await),
+            None => Err("the agent stopped the run".to_string()),
+        }
+    }
+}
+
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> Result<T, String> {
+    result.map_err(|e| {
+        if e.is_panic() {
+            panic_message(&*e.into_panic())
+        } else {
+            "the agent stopped the run".to_string()
+        }
+    })
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -103,11 +190,15 @@ pub async fn catch_panic<T>(work: impl Future<Output = T>) -> Result<T, String> 
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        // Dropping a runtime from async code (even one of its own tasks,
-        // which may hold the last reference to the agent) would panic, so a
-        // plain thread shuts it down; runs still in flight past the
-        // shutdown grace are abandoned.
-        if let Some(runtime) = self.runtime.take() {
+        // The lanes stop on their own threads. Dropping a runtime from
+        // async code (even one of its own tasks, which may hold the last
+        // reference to the agent) would panic, so a plain thread shuts
+        // the compiling pool down; runs still in flight past the shutdown
+        // grace are abandoned.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(runtime) = self.loads.take() {
             let _ = std::thread::Builder::new()
                 .name("warden-plugin-stop".into())
                 .spawn(move || runtime.shutdown_background());
@@ -564,6 +655,58 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), gate.clone().acquire("c"))
             .await
             .expect("the permit came back");
+    }
+
+    #[tokio::test]
+    async fn runs_spread_over_the_lanes_and_keep_their_tasks_on_their_own() {
+        let executor = Executor::new().unwrap();
+        assert!(executor.threads() >= 2);
+        // Two runs in flight at once go to two lanes; what each spawns
+        // runs on its own lane's thread.
+        let (release, held) = tokio::sync::watch::channel(false);
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let mut held = held.clone();
+                executor.spawn(async move {
+                    let me = std::thread::current().id();
+                    let child = tokio::spawn(async { std::thread::current().id() });
+                    let _ = held.wait_for(|go| *go).await;
+                    (me, child.await.unwrap())
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        release.send(true).unwrap();
+        let mut lanes = Vec::new();
+        for run in runs {
+            let (me, child) = run.await.unwrap();
+            assert_eq!(me, child, "a run's task left its lane");
+            lanes.push(me);
+        }
+        assert_ne!(lanes[0], lanes[1], "two runs at once shared a lane");
+        assert!(
+            executor
+                .lanes
+                .iter()
+                .all(|l| l.load.load(Ordering::Relaxed) == 0)
+        );
+        // Shards go to the lanes in turn.
+        let place = executor.shard_placer();
+        let a = place()
+            .spawn(async { std::thread::current().id() })
+            .await
+            .unwrap();
+        let b = place()
+            .spawn(async { std::thread::current().id() })
+            .await
+            .unwrap();
+        assert_ne!(a, b);
+        // Loading runs on neither lane.
+        let loaded = executor
+            .load(async { std::thread::current().id() })
+            .await
+            .unwrap();
+        assert!(!lanes.contains(&loaded));
     }
 
     #[tokio::test]

@@ -115,6 +115,11 @@ pub const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
 
 /// Most store jobs committed in one transaction.
 pub const STORE_BATCH: usize = 512;
+/// How long a scheduled run's record waits for others to share its
+/// commit (a manual run's, a state write or a flush does not wait): at a
+/// few hundred runs a second, one transaction per 20 ms instead of two per
+/// run (docs/BENCHMARKS.md, issue 15).
+pub const STORE_LINGER: Duration = Duration::from_millis(20);
 /// How long shutdown waits for the store writer to commit what it has.
 pub const STORE_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// While writes fail, how often the writer tries a write of its own to

@@ -416,6 +416,7 @@ async fn configured(args: CheckArgs) -> ExitCode {
         }
         let runtime = Arc::new(Runtime::new(options)?);
         let executor = Arc::new(crate::executor::Executor::new()?);
+        runtime.place_shards(Box::new(executor.shard_placer()));
         let registry = Registry::start(
             runtime.clone(),
             executor,

@@ -497,7 +497,7 @@ impl Registry {
         let (runtime, owned, from) = (self.runtime.clone(), bytes.to_vec(), origin.clone());
         let loaded = self
             .executor
-            .run(async move { runtime.load(&owned, from).await })
+            .load(async move { runtime.load(&owned, from).await })
             .await
             .unwrap_or_else(|e| Err(anyhow::anyhow!(e)));
         match loaded {

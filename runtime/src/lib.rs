@@ -71,7 +71,7 @@ pub use caps::{
 pub use report::{
     ActionRun, Finding, Metric, Output, PluginInfo, Report, RunOutcome, Severity, Status,
 };
-pub use runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions, sha256_hex};
+pub use runtime::{Origin, Plugin, RunRequest, Runtime, RuntimeOptions, ShardPlacer, sha256_hex};
 pub use shape::Shape;
 /// Redaction of secrets in URLs and text (shared with the plugin SDK).
 pub use warden_text::redact;

@@ -179,7 +179,13 @@ pub struct Runtime {
     large_bytes: usize,
     cache_dir: Option<PathBuf>,
     shared: Shared,
+    /// Where a sharded run's shards are spawned (see
+    /// [`Runtime::place_shards`]).
+    pub(crate) shard_placer: std::sync::OnceLock<ShardPlacer>,
 }
+
+/// Gives the tokio runtime each shard of a run is spawned on.
+pub type ShardPlacer = Box<dyn Fn() -> tokio::runtime::Handle + Send + Sync>;
 
 fn linker(engine: &WardenEngine) -> Result<Linker<Sandbox>> {
     let mut linker = Linker::new(engine.engine());
@@ -217,7 +223,16 @@ impl Runtime {
             large_bytes: limits::LARGE_COMPONENT_BYTES,
             cache_dir: options.cache_dir,
             shared: Shared::new(options.state, &options.extra_roots)?,
+            shard_placer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Spawns the shards of a sharded run where `placer` says (each call
+    /// one shard), not on the runtime the run was called on: an executor
+    /// of single-threaded lanes spreads them over its lanes this way. Set
+    /// once; later calls are ignored.
+    pub fn place_shards(&self, placer: ShardPlacer) {
+        let _ = self.shard_placer.set(placer);
     }
 
     /// The engine wrapper (allocation mode, for reports and benchmarks).

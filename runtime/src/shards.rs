@@ -33,7 +33,8 @@ type ShardResult = (Result<crate::bindings::wit::Report, String>, RunOutcome);
 
 impl Runtime {
     /// Runs `req` split into `count` shards running at once (on the
-    /// current tokio runtime's threads), then merges them. With `count`
+    /// current tokio runtime's threads, or where [`Runtime::place_shards`]
+    /// says), then merges them. With `count`
     /// below 2, or a plugin that cannot be split, it is [`Runtime::run`].
     /// Never fails: every failure is an `unknown` outcome with its reason.
     pub async fn run_sharded(
@@ -78,7 +79,10 @@ impl Runtime {
                     .map(|(_, raw)| raw.expect("a shard's report is kept as written"));
                 (index, (result, part))
             };
-            tasks.spawn(work.in_current_span());
+            match self.shard_placer.get() {
+                Some(place) => tasks.spawn_on(work.in_current_span(), &place()),
+                None => tasks.spawn(work.in_current_span()),
+            };
         }
         let mut reports: Vec<Option<crate::bindings::wit::Report>> = vec![None; count as usize];
         let mut failure: Option<String> = None;

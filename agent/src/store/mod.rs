@@ -168,6 +168,9 @@ pub struct CheckRecord {
 pub struct Store {
     read: Arc<Mutex<Connection>>,
     writer: mpsc::Sender<Job>,
+    /// The writer's thread, unparked for a job someone waits on (it may be
+    /// lingering for a group commit).
+    writer_thread: std::thread::Thread,
     health: Arc<WriteHealth>,
 }
 
@@ -235,13 +238,16 @@ impl Store {
         let (tx, rx) = mpsc::channel();
         let health = Arc::new(WriteHealth::default());
         let writer_health = health.clone();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("warden-store".into())
             .spawn(move || writer::writer_loop(writer_conn, rx, writer_health, rollups))
-            .context("starting the store writer")?;
+            .context("starting the store writer")?
+            .thread()
+            .clone();
         Ok(Store {
             read: Arc::new(Mutex::new(conn)),
             writer: tx,
+            writer_thread,
             health,
         })
     }
@@ -269,9 +275,14 @@ impl Store {
     }
 
     fn send(&self, job: Job) -> Result<()> {
+        let urgent = !job.may_wait();
         self.writer
             .send(job)
-            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))
+            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
+        if urgent {
+            self.writer_thread.unpark();
+        }
+        Ok(())
     }
 
     /// Remembers that `check`'s due time `due_ms` was dispatched.
@@ -318,6 +329,11 @@ impl Store {
     /// Writes that failed since start, for `/metrics`.
     pub fn write_failures(&self) -> u64 {
         self.health.failures()
+    }
+
+    /// Transactions the writer has committed since start.
+    pub fn commits(&self) -> u64 {
+        self.health.commits()
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

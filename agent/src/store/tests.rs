@@ -264,3 +264,30 @@ async fn retention_keeps_the_newest_runs_per_check() {
         vec!["run-9", "run-8", "run-7"]
     );
 }
+
+#[tokio::test]
+async fn scheduled_runs_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("w.db")).unwrap();
+    let before = store.commits();
+    // Ten scheduled runs, a millisecond apart, as a busy schedule sends
+    // them: they share commits (group commit), and every one is stored.
+    let mut pending = Vec::new();
+    for n in 1..=10 {
+        let store = store.clone();
+        pending.push(tokio::spawn(async move {
+            store.record(rec(outcome(n, Status::Ok, &[], &[]))).await
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
+    let grouped = store.commits() - before;
+    assert!(grouped <= 5, "10 scheduled runs took {grouped} commits");
+    let stored: i64 = store
+        .conn()
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 10);
+}
