@@ -32,10 +32,9 @@ use tokio::sync::oneshot;
 /// docs/BENCHMARKS.md, issue 15).
 pub struct Executor {
     lanes: Arc<[Lane]>,
-    /// Where shards go: the lanes in turn.
-    next: Arc<AtomicUsize>,
     loads: Option<tokio::runtime::Runtime>,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// Dropped with the executor, which ends every lane.
+    _stop: tokio::sync::watch::Sender<()>,
 }
 
 struct Lane {
@@ -58,7 +57,7 @@ impl Executor {
     /// many compiling threads, named `warden-load`.
     pub fn new() -> std::io::Result<Executor> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (stop, stopped) = tokio::sync::watch::channel(());
         let mut lanes = Vec::with_capacity(threads);
         for _ in 0..threads {
             // A spinning plugin's poll lasts one epoch tick (5 ms). Tokio
@@ -79,9 +78,7 @@ impl Executor {
                 .spawn(move || {
                     // Runs still in flight when the executor goes are
                     // dropped with the runtime, here, outside any task.
-                    runtime.block_on(async move {
-                        let _ = stopped.wait_for(|stop| *stop).await;
-                    });
+                    runtime.block_on(async move { while stopped.changed().await.is_ok() {} });
                 })?;
             lanes.push(Lane {
                 handle,
@@ -95,9 +92,8 @@ impl Executor {
             .build()?;
         Ok(Executor {
             lanes: lanes.into(),
-            next: Arc::new(AtomicUsize::new(0)),
             loads: Some(loads),
-            stop: Some(stop),
+            _stop: stop,
         })
     }
 
@@ -125,7 +121,7 @@ impl Executor {
     /// Where the shards of a run go: each call the next lane, so the
     /// shards of one run spread over the cores.
     pub fn shard_placer(&self) -> impl Fn() -> tokio::runtime::Handle + Send + Sync + 'static {
-        let (lanes, next) = (self.lanes.clone(), self.next.clone());
+        let (lanes, next) = (self.lanes.clone(), AtomicUsize::new(0));
         move || {
             lanes[next.fetch_add(1, Ordering::Relaxed) % lanes.len()]
                 .handle
@@ -190,14 +186,11 @@ pub async fn catch_panic<T>(work: impl Future<Output = T>) -> Result<T, String> 
 
 impl Drop for Executor {
     fn drop(&mut self) {
-        // The lanes stop on their own threads. Dropping a runtime from
-        // async code (even one of its own tasks, which may hold the last
-        // reference to the agent) would panic, so a plain thread shuts
-        // the compiling pool down; runs still in flight past the shutdown
-        // grace are abandoned.
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
+        // The lanes stop on their own threads (`_stop` goes with the
+        // executor). Dropping a runtime from async code (even one of its
+        // own tasks, which may hold the last reference to the agent) would
+        // panic, so a plain thread shuts the compiling pool down; runs
+        // still in flight past the shutdown grace are abandoned.
         if let Some(runtime) = self.loads.take() {
             let _ = std::thread::Builder::new()
                 .name("warden-plugin-stop".into())

@@ -201,9 +201,8 @@ pub(super) fn writer_loop(
         // transaction, and one wake of this thread, for the runs of
         // several ms instead of two per run. A job someone waits on ends
         // the wait (its sender unparks this thread).
-        let mut linger =
-            (health.ok() && deferred.is_empty() && first.as_ref().is_some_and(Job::may_wait))
-                .then(|| std::time::Instant::now() + limits::STORE_LINGER);
+        let mut linger = (health.ok() && deferred.is_empty())
+            .then(|| std::time::Instant::now() + limits::STORE_LINGER);
         let mut next = first;
         'gather: loop {
             while let Some(job) = next {
